@@ -1,0 +1,52 @@
+"""reconcile agents: list the fleet's agents, optionally filtered by a selector."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from reconciler.cli.common import Format, RepoOpt, fail, load_or_exit, out
+from reconciler.config.select import SelectorError, parse_selector, select
+
+
+def agents(
+    repo: RepoOpt = Path(),
+    selector: str = typer.Option(
+        "", "--selector", "-l", help="k=v[,k=v]: name, tier, shard, host or a label; globs allowed."
+    ),
+    format: Format = typer.Option(Format.text, "--format", help="text or json."),
+) -> None:
+    """List agents with their tier, shard and box.
+
+    Example:  reconcile agents --repo fleet-config-example --selector tier=fast,shard=eu-west
+    """
+    loaded = load_or_exit(repo)
+    try:
+        terms = parse_selector(selector)
+    except SelectorError as exc:
+        fail(str(exc))
+    chosen = select((ea.agent for ea in loaded.agents.values()), terms)
+    if format is Format.json:
+        rows = [
+            {
+                "name": a.name,
+                "tier": a.tier,
+                "shard": a.shard,
+                "host": a.host,
+                "port": a.port,
+                "user": a.user,
+                "config_path": a.config_path,
+                "labels": a.labels,
+            }
+            for a in chosen
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("agent", "tier", "shard", "box", "config_path", box=None, pad_edge=False)
+    for a in chosen:
+        table.add_row(a.name, a.tier, a.shard, f"{a.user}@{a.host}:{a.port}", a.config_path)
+    out.print(table)
+    out.print(f"{len(chosen)} of {len(loaded.agents)} agents", style="dim")

@@ -1,0 +1,87 @@
+"""Where config went wrong, and which rule it broke.
+
+Every problem found in a config repo is a `ConfigError` with a `SourceSpan`
+(file, 1-based line and column, as editors count) and a stable rule id from
+`RULES`. docs/rules.md is generated from `RULES`; a test fails when a rule
+has no bad-input case under tests/cases/config/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SourceSpan:
+    """A position in a file of the config repo."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+RULES: Final[dict[str, str]] = {
+    # Loading: what the YAML itself may contain.
+    "yaml.syntax": "the file is not well-formed YAML",
+    "yaml.encoding": "the file is not valid UTF-8",
+    "yaml.too-large": "the file is larger than the loader accepts",
+    "yaml.too-deep": "values nest deeper than the loader accepts",
+    "yaml.alias-budget": "aliases expand to more nodes than the loader accepts (alias bomb)",
+    "yaml.duplicate-key": "a mapping has the same key twice (also after unquoting)",
+    "yaml.tag": "a tag other than the YAML 1.2 core ones (!!str, !!int, ...)",
+    "yaml.key-type": "a mapping key that is not a string",
+    "yaml.merge-key": "'<<' merge keys are not supported; use the layers instead",
+    "yaml.multi-document": "a config file holds more than one YAML document",
+    # Shape: the JSON Schema of reconciler's own files (generated from the models).
+    "schema.unknown-key": "a key that the model does not define",
+    "schema.type": "a value of the wrong type",
+    "schema.required": "a required key is missing",
+    "schema.value": "a value outside what the field accepts",
+    # The agents' payload, checked against the repo's schemas/agent.schema.json.
+    "payload.schema": "an agent's config payload breaks the repo's payload schema",
+    "payload.schema-invalid": "the repo's payload schema is not a valid JSON Schema",
+    # Meaning: rules across files.
+    "repo.missing-file": "a file the repo must have is missing",
+    "fleet.empty": "the fleet has no agents",
+    "tier.unknown": "an agent names a tier that has no agents/tier-*.yaml file",
+    "shard.name-mismatch": "a shard file's `shard:` differs from its file name",
+    "agent.duplicate-name": "two agents have the same name",
+    "agent.duplicate-target": "two agents write the same (host, port, config_path)",
+    "agent.relative-path": "config_path or secrets_path is not an absolute path",
+    "wave.invalid": "a wave entry is neither a positive count nor a percentage in (0, 100]",
+    "wave.order": "wave entries do not increase",
+    "wave.last": "the last wave does not reach 100%",
+    "secret.undeclared": "a {secret: NAME} reference names no entry of secrets/",
+    "secret.duplicate": "the secrets index declares a name twice",
+}
+
+
+class ConfigError(Exception):
+    """Config that breaks a rule; `rule` is a stable id from `RULES`."""
+
+    def __init__(self, where: SourceSpan, rule: str, message: str) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown rule id {rule!r}")
+        super().__init__(f"{where}: error[{rule}]: {message}")
+        self.where = where
+        self.rule = rule
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[SourceSpan, str, str]]:
+        return (ConfigError, (self.where, self.rule, self.message))
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        """Errors print in file order, then by rule, so output is stable."""
+        return (self.where.file, self.where.line, self.where.column, self.rule)
+
+
+class ConfigErrors(Exception):
+    """Every error found in one pass; a repo is refused as a whole, never half-loaded."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = sorted(errors, key=ConfigError.sort_key)
+        super().__init__("\n".join(str(e) for e in self.errors))

@@ -1,0 +1,131 @@
+"""Shape checks of reconciler's own files: pydantic errors -> ConfigErrors with spans.
+
+The models are the JSON Schemas in schemas/ (generated from them), so editors
+and this check agree. Messages name type confusion precisely ("the string
+'25'") and suggest the nearest known key for a typo.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from reconciler.config.errors import ConfigError
+from reconciler.config.load import Doc
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "a boolean (true or false)",
+    "bool_parsing": "a boolean (true or false)",
+    "list_type": "a list",
+    "dict_type": "a map",
+    "model_type": "a map",
+    "model_attributes_type": "a map",
+}
+
+
+def describe(value: Any) -> str:
+    """A value as an error message should name it: its YAML type and its text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a map"
+    return repr(value)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through Optional, list, dict, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, dict):
+        for arg in typing.get_args(annotation):
+            found.extend(_models_in(arg))
+    return found
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the (sub)model that holds `loc`'s last key."""
+    current: list[type[BaseModel]] = [model]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for m in current:
+            field = m.model_fields.get(part)
+            if field is not None:
+                nxt.extend(_models_in(field.annotation))
+        if nxt:
+            current = nxt
+    return sorted({name for m in current for name in m.model_fields})
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigError:
+    # pydantic adds union-member names (e.g. 'int', 'str') into loc; keep only real keys.
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_union_tag(p))
+    span = doc.loc.find(tuple(loc))
+    kind = err["type"]
+    where = _dotted(loc) or "the file"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = _fields_at(model, loc)
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(known)}"
+        return ConfigError(span, "schema.unknown-key", f"unknown key {key!r}{hint}")
+    if kind == "missing":
+        return ConfigError(span, "schema.required", f"{where} is required")
+    if kind in _TYPE_NAMES:
+        got = describe(err.get("input"))
+        return ConfigError(span, "schema.type", f"{where}: expected {_TYPE_NAMES[kind]}, got {got}")
+    return ConfigError(
+        span, "schema.value", f"{where}: {err['msg']} (got {describe(err.get('input'))})"
+    )
+
+
+def _is_union_tag(part: str) -> bool:
+    # pydantic names union members in loc like 'int', 'str', 'function-after[...]', 'list[...]'.
+    return part in {"int", "str", "float", "bool"} or "[" in part or part.startswith("constrained-")
+
+
+def check_shape(model: type[M], doc: Doc) -> tuple[M | None, list[ConfigError]]:
+    """Validate a loaded file against its model; on failure, every error with its span."""
+    try:
+        return model.model_validate(doc.value if doc.value is not None else {}), []
+    except ValidationError as exc:
+        # One error per place: a union reports each member's failure, the first says enough.
+        errors: dict[tuple[str, int, int], ConfigError] = {}
+        for err in exc.errors():
+            ce = _to_error(model, doc, err)
+            errors.setdefault((ce.where.file, ce.where.line, ce.where.column), ce)
+        return None, list(errors.values())

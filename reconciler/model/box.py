@@ -1,0 +1,125 @@
+"""The box contract: the state stamp and the health answer (schemas in schemas/).
+
+Both are parsed at the edge from bytes fetched off a box, by pure functions;
+the core only ever sees these validated models. Paths of the reconciler's
+files on a box all derive from the agent's config_path, so that many agents
+can share a host (and even a directory) without touching each other's state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+STAMP_VERSION = 1
+
+Outcome = Literal["applied", "rolled-back"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Contract(BaseModel):
+    # Boxes may run newer agents that add fields: tolerate extras, keep them out of the model.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StampHistoryEntry(_Contract):
+    """One past revision applied to the box."""
+
+    revision: str
+    config_sha256: Sha256
+    outcome: Outcome
+    applied_at: str
+    rollout_id: str
+
+
+class Stamp(_Contract):
+    """The state stamp, written atomically beside the config after every apply or rollback."""
+
+    stamp_version: int = STAMP_VERSION
+    fleet_id: str
+    agent: str
+    revision: str = Field(description="git sha, or sha+dirty-<hash> from a dirty tree")
+    config_sha256: Sha256
+    renderer_version: str
+    applied_at: str = Field(description="RFC 3339 UTC time of the write")
+    rollout_id: str
+    outcome: Outcome
+    history: list[StampHistoryEntry] = Field(default_factory=list)
+    secrets_fingerprint: str | None = None
+    blocked_revision: str | None = Field(
+        default=None, description="A revision rolled back automatically; not retried at head."
+    )
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, UTF-8, trailing newline."""
+        return (json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n").encode()
+
+
+class Health(_Contract):
+    """The health answer of an agent (HTTP endpoint or health command)."""
+
+    alive: bool
+    heartbeat_age_s: Annotated[float, Field(ge=0)]
+    loaded_revision: str | None = None
+    loaded_sha256: str | None = None
+    agent_version: str | None = None
+    tasks_processed: Annotated[int, Field(ge=0)]
+    queue_depth: Annotated[int, Field(ge=0)]
+    uptime_s: Annotated[float, Field(ge=0)]
+
+
+class ContractError(ValueError):
+    """A box answered with bytes that break the contract."""
+
+
+def parse_stamp(data: bytes) -> Stamp:
+    """A stamp from the bytes of the stamp file; ContractError when it is not one."""
+    try:
+        return Stamp.model_validate_json(data)
+    except ValidationError as exc:
+        raise ContractError(f"invalid state stamp: {exc.errors()[0]['msg']}") from None
+
+
+def parse_health(data: bytes) -> Health:
+    """A health answer from its JSON bytes; ContractError when it is not one."""
+    try:
+        return Health.model_validate_json(data)
+    except ValidationError as exc:
+        raise ContractError(f"invalid health answer: {exc.errors()[0]['msg']}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class BoxPaths:
+    """Where reconciler keeps its files on a box, all beside the agent's config file."""
+
+    config: PurePosixPath
+    secrets: PurePosixPath
+
+    @classmethod
+    def of(cls, config_path: str, secrets_path: str | None = None) -> BoxPaths:
+        config = PurePosixPath(config_path)
+        secrets = (
+            PurePosixPath(secrets_path)
+            if secrets_path
+            else config.with_name(f"{config.stem}.secrets.json")
+        )
+        return cls(config, secrets)
+
+    @property
+    def stamp(self) -> PurePosixPath:
+        return self.config.with_name(f"{self.config.name}.stamp.json")
+
+    @property
+    def history_dir(self) -> PurePosixPath:
+        return self.config.with_name(f"{self.config.name}.history")
+
+    def history_file(self, sha256: str) -> PurePosixPath:
+        return self.history_dir / sha256
+
+    @property
+    def lease_dir(self) -> PurePosixPath:
+        return self.config.with_name(f"{self.config.name}.lease")

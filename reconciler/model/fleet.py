@@ -1,0 +1,147 @@
+"""fleet.yaml: fleet-wide settings (connection defaults, rollout policy, gates, metrics, review)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from reconciler.model.base import Closed
+
+FleetId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Percent = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?%$")]
+# Wave entries are checked one by one in config/validate.py (rules wave.*), so that a
+# "25" (a string) or 0 gets a precise message rather than a union-type error.
+WaveEntry = Annotated[int, Field(strict=True)] | str
+DEFAULT_WAVES: tuple[int | str, ...] = (1, 5, "25%", "100%")
+PERCENT_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
+
+
+class Connection(Closed):
+    """SSH defaults for every box; any agent layer may override user, port, key, known_hosts."""
+
+    user: str = "agent"
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    key: str | None = Field(default=None, description="Private key file (relative: to the repo).")
+    known_hosts: str | None = Field(
+        default=None, description="known_hosts file; host keys are never trusted on first use."
+    )
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    concurrency: Annotated[int, Field(ge=1)] = 256
+    connect_retries: Annotated[int, Field(ge=0)] = 2
+
+
+class Rollout(Closed):
+    """How a change moves through the fleet."""
+
+    waves: list[WaveEntry] = Field(
+        default_factory=lambda: list(DEFAULT_WAVES),
+        description="Counts, then cumulative percentages, of the changing agents.",
+    )
+    soak_s: Annotated[float, Field(ge=0)] = Field(
+        default=600, description="Seconds to watch each wave before its gates decide."
+    )
+    failure_budget: Annotated[int, Field(ge=0, strict=True)] | Percent = Field(
+        default=0, description="Boxes (or % of the changing agents) that may fail before rollback."
+    )
+    history_keep: Annotated[int, Field(ge=1, le=100)] = 5
+    verify_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    lease_ttl_s: Annotated[float, Field(gt=0)] = 900.0
+    on_resume: Literal["rollback", "finish"] = "rollback"
+
+
+MetricName = Literal[
+    "error_rate",
+    "latency_p95",
+    "cost_per_task",
+    "tokens_per_task",
+    "output_tokens_per_task",
+    "custom",
+]
+
+
+class Gate(Closed):
+    """A check of a wave's agents against a baseline and absolute limits."""
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    metric: MetricName
+    query: str | None = Field(default=None, description="PromQL template for metric: custom.")
+    max_ratio: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Fail when canary is significantly worse than baseline x ratio."
+    )
+    max: float | None = Field(default=None, description="Absolute upper limit.")
+    min_samples: Annotated[int, Field(ge=1)] = 100
+
+
+class Metrics(Closed):
+    """Where gate metrics come from."""
+
+    source: Literal["scrape", "prometheus"] = "scrape"
+    prometheus_url: str | None = None
+    scrape_interval_s: Annotated[float, Field(gt=0)] = 15.0
+
+
+class Review(Closed):
+    """Rules for pull-request review of the fleet diff."""
+
+    cost_impacting_approvers: list[str] = Field(
+        default_factory=list, description="Who must approve cost-impacting changes."
+    )
+
+
+class Secrets(Closed):
+    """Where secret values come from at apply time (never the repo's plaintext)."""
+
+    fleet_key_env: str = Field(
+        default="RECONCILER_FLEET_KEY", description="Env var holding the fingerprint HMAC key."
+    )
+    fleet_key_file: str | None = None
+    files: dict[str, str] = Field(
+        default_factory=dict, description="Secret name -> file holding its value."
+    )
+
+
+class FleetFile(Closed):
+    """The whole of fleet.yaml."""
+
+    fleet_id: FleetId
+    description: str | None = None
+    connection: Connection = Connection()
+    rollout: Rollout = Rollout()
+    gates: list[Gate] = Field(default_factory=list)
+    metrics: Metrics = Metrics()
+    review: Review = Review()
+    secrets: Secrets = Secrets()
+    state_dir: str | None = Field(
+        default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
+    )
+
+
+class SecretDecl(Closed):
+    """One declared secret name; values never live in the repo."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    description: str | None = None
+
+
+class SecretsIndex(Closed):
+    """secrets/index.yaml."""
+
+    secrets: list[SecretDecl] = Field(default_factory=list)
+
+
+class AlertRule(Closed):
+    """One alert rule, as data; compiled to Prometheus rules later."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    expr_template: str
+    for_: str = Field(default="5m", alias="for", pattern=r"^[0-9]+[smh]$")
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class AlertsFile(Closed):
+    """alerts/*.yaml."""
+
+    rules: list[AlertRule] = Field(default_factory=list)

@@ -1,0 +1,58 @@
+"""The state stamp the product writes after an apply or a rollback (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from reconciler.model.box import Outcome, Stamp, StampHistoryEntry
+from reconciler.render.canonical import RENDERER_VERSION
+
+
+def rfc3339(when: datetime) -> str:
+    """UTC time as the stamp writes it: 2026-11-23T01:02:03Z (naive times are taken as UTC)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_stamp(
+    *,
+    fleet_id: str,
+    agent: str,
+    revision: str,
+    config_sha256: str,
+    rollout_id: str,
+    outcome: Outcome,
+    now: datetime,
+    previous: Stamp | None = None,
+    keep: int = 5,
+    secrets_fingerprint: str | None = None,
+    blocked_revision: str | None = None,
+) -> Stamp:
+    """The stamp for a box that now runs `config_sha256` of `revision`.
+
+    The history keeps the last `keep` revisions (this one first), so that a revert
+    a few steps back can restore from the box's own history directory.
+    """
+    applied_at = rfc3339(now)
+    entry = StampHistoryEntry(
+        revision=revision,
+        config_sha256=config_sha256,
+        outcome=outcome,
+        applied_at=applied_at,
+        rollout_id=rollout_id,
+    )
+    history = [entry, *(previous.history if previous else [])][:keep]
+    return Stamp(
+        fleet_id=fleet_id,
+        agent=agent,
+        revision=revision,
+        config_sha256=config_sha256,
+        renderer_version=RENDERER_VERSION,
+        applied_at=applied_at,
+        rollout_id=rollout_id,
+        outcome=outcome,
+        history=history,
+        secrets_fingerprint=secrets_fingerprint,
+        blocked_revision=blocked_revision,
+    )

@@ -1,0 +1,1 @@
+"""The edge: SSH, HTTP, metrics and git. No exception of those libraries leaves this package."""
