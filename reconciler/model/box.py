@@ -123,3 +123,17 @@ class BoxPaths:
     @property
     def lease_dir(self) -> PurePosixPath:
         return self.config.with_name(f"{self.config.name}.lease")
+
+
+# The agent's Prometheus exposition (box contract). Counters carry the `_total` suffix;
+# the latency histogram has `_bucket{le=...}`, `_sum` and `_count`. Every series has an
+# `agent="<name>"` label.
+METRIC_TASKS = "tasks_total"
+METRIC_TASK_ERRORS = "task_errors_total"
+METRIC_TOKENS_IN = "tokens_in_total"
+METRIC_TOKENS_OUT = "tokens_out_total"
+METRIC_COST = "cost_usd_total"
+METRIC_LATENCY = "task_latency_seconds"
+METRIC_MEMORY = "memory_bytes"
+METRIC_QUEUE = "queue_depth"
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
