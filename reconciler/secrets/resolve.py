@@ -1,0 +1,79 @@
+"""Where secret values and the fleet key come from at apply time: environment or files.
+
+A value for secret NAME is `RECONCILER_SECRET_<NAME>` (upper-cased) in the
+environment, else the file fleet.yaml's `secrets.files` names for it (relative
+paths resolve against the repo root; `~` expands). Values are needed only to
+apply; a missing one stops the rollout before anything is written, naming the
+reference and where it was looked for, never showing any value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from reconciler.model.fleet import FleetFile
+from reconciler.secrets.values import SecretValues
+
+ENV_PREFIX = "RECONCILER_SECRET_"
+
+
+class MissingSecretError(Exception):
+    """One or more secret values could not be found."""
+
+    def __init__(self, missing: dict[str, str]) -> None:
+        self.missing = missing
+        lines = [f"secret {name!r}: {where}" for name, where in sorted(missing.items())]
+        super().__init__(
+            "missing secret value(s), nothing was written:\n  " + "\n  ".join(lines)
+        )
+
+
+def repo_path(root: Path, value: str) -> Path:
+    """A path from the repo's config: `~` expanded, relative paths against the repo root."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def env_name(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def resolve_values(
+    names: Iterable[str], fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None
+) -> SecretValues:
+    """The values of `names`; MissingSecretError lists every one that has none."""
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for name in sorted(set(names)):
+        if env_name(name) in env:
+            values[name] = env[env_name(name)]
+            continue
+        file = fleet.secrets.files.get(name)
+        if file is None:
+            missing[name] = f"set {env_name(name)} or name a file in fleet.yaml secrets.files"
+            continue
+        path = repo_path(root, file)
+        try:
+            values[name] = path.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            missing[name] = f"set {env_name(name)}, or fix {path}: {exc.strerror}"
+    if missing:
+        raise MissingSecretError(missing)
+    return SecretValues(values)
+
+
+def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The fingerprint key (env var, else key file), or None: secret drift is then not checked."""
+    env = os.environ if env is None else env
+    if fleet.secrets.fleet_key_env in env:
+        return env[fleet.secrets.fleet_key_env].encode()
+    if fleet.secrets.fleet_key_file:
+        path = repo_path(root, fleet.secrets.fleet_key_file)
+        try:
+            return path.read_bytes().strip()
+        except OSError:
+            return None
+    return None
