@@ -1,0 +1,363 @@
+"""Per-box operations of a rollout, over the transport's `BoxTransport`: each one idempotent.
+
+The driver runs these for the machine's `ApplyBox` and `RestoreBox` commands:
+
+    lease -> compare stamp (CAS) -> keep the old file in history -> write -> secrets
+          -> reload/restart -> verify loaded -> stamp -> release
+
+Every step can be run again after a crash without harm: the lease is ours when
+it names our rollout id, a file already holding the target bytes is not written
+again, a history file is written only when missing, and a stamp that already
+records the target for our rollout is accepted by the compare-and-swap. Every
+failure is a `BoxOpError` naming the box, the step and what to do; transport
+failures stay `TransportError`s (both name the box).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from reconciler.model.agent import Agent
+from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
+from reconciler.plan.model import Activation
+from reconciler.render.stamp import rfc3339
+from reconciler.rollout.events import ApplyStep
+from reconciler.transport.base import BoxTransport, TransportError
+
+LEASE_FILE = "lease.json"
+FetchHealth = Callable[[str], Awaitable[Health]]
+
+
+class Clock(Protocol):
+    """The time source of a rollout: `now()` and an awaitable `sleep()` (tests pass a fake)."""
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class BoxOpError(Exception):
+    """A box operation failed for a reason the box gave us; names the box and the step."""
+
+    def __init__(self, box: str, step: ApplyStep | str, message: str) -> None:
+        self.box = box
+        self.step = step
+        self.message = message
+        super().__init__(f"{box}: {step}: {message}")
+
+
+class LeaseHeld(BoxOpError):
+    """Another rollout holds the box's lease and it has not expired."""
+
+
+class StampMoved(BoxOpError):
+    """The box's stamp or file is no longer what the plan saw (compare-and-swap failed)."""
+
+
+class ActivationFailed(BoxOpError):
+    """reload or restart exited non-zero."""
+
+
+class NotLoaded(BoxOpError):
+    """The agent did not report the expected config sha within the verify timeout."""
+
+
+class RestoreRefused(BoxOpError):
+    """Nothing trustworthy to restore from: no history file, or its sha does not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What the lease directory on a box holds: who, for which rollout, until when."""
+
+    holder: str
+    rollout_id: str
+    expires_at: datetime
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "holder": self.holder,
+            "rollout_id": self.rollout_id,
+            "expires_at": rfc3339(self.expires_at),
+        }
+        return (json.dumps(doc, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Lease | None:
+        """The lease, or None when the bytes are not one (a torn write: treated as expired)."""
+        try:
+            doc = json.loads(data)
+            when = datetime.strptime(doc["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            return cls(str(doc["holder"]), str(doc["rollout_id"]), when)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class BoxHandle:
+    """One agent's box as the rollout sees it: settings, transport, paths, health source."""
+
+    agent: Agent
+    box: BoxTransport
+    fetch_health: FetchHealth
+    command_timeout: float = 30.0
+
+    @property
+    def name(self) -> str:
+        return self.agent.name
+
+    @property
+    def paths(self) -> BoxPaths:
+        return BoxPaths.of(self.agent.config_path, self.agent.secrets_path)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- lease ------------------------------------------------------------------------------
+
+
+async def take_lease(
+    h: BoxHandle, *, holder: str, rollout_id: str, ttl_s: float, now: datetime
+) -> None:
+    """Take the box's lease (an atomic mkdir); ours already, or expired and broken, is fine."""
+    lease_dir = h.paths.lease_dir
+    lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s))
+    for _ in range(2):
+        if await h.box.mkdir(lease_dir):
+            await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
+            return
+        data = await h.box.read_file(lease_dir / LEASE_FILE)
+        held = Lease.parse(data) if data is not None else None
+        if held is not None and held.rollout_id == rollout_id:
+            await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
+            return
+        if held is not None and held.expires_at > now:
+            raise LeaseHeld(
+                h.name,
+                ApplyStep.LEASE,
+                f"{lease_dir} is held by {held.holder} for rollout {held.rollout_id} until "
+                f"{rfc3339(held.expires_at)}; wait for it, or remove that directory if the "
+                "holder is certainly gone",
+            )
+        if held is None and data is None and await _fresh_dir(h, lease_dir, now):
+            # Another reconciler made the directory an instant ago and is writing its file.
+            raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} is being taken by another run")
+        await h.box.rmtree(lease_dir)  # expired (or torn): break it, then take it
+    raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} was retaken while we broke it")
+
+
+async def _fresh_dir(h: BoxHandle, path: PurePosixPath, now: datetime) -> bool:
+    st = await h.box.stat(path)
+    return st is not None and now.timestamp() - st.mtime < 10.0
+
+
+async def release_lease(h: BoxHandle, *, rollout_id: str) -> None:
+    """Remove the lease when it is ours; someone else's is left alone."""
+    data = await h.box.read_file(h.paths.lease_dir / LEASE_FILE)
+    held = Lease.parse(data) if data is not None else None
+    if held is not None and held.rollout_id != rollout_id:
+        return
+    await h.box.rmtree(h.paths.lease_dir)
+
+
+# -- compare-and-swap -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BoxNow:
+    """The box's stamp and file sha as read just now."""
+
+    stamp: Stamp | None
+    file_sha: str | None
+    file: bytes | None
+
+
+async def read_now(h: BoxHandle) -> BoxNow:
+    """The stamp (None when absent) and the config file of the box."""
+    raw = await h.box.read_file(h.paths.stamp)
+    stamp = None
+    if raw is not None:
+        try:
+            stamp = parse_stamp(raw)
+        except ContractError as exc:
+            raise StampMoved(h.name, ApplyStep.STAMP_CHECK, f"{h.paths.stamp}: {exc}") from None
+    data = await h.box.read_file(h.paths.config)
+    return BoxNow(stamp, sha256_hex(data) if data is not None else None, data)
+
+
+def check_unmoved(
+    h: BoxHandle,
+    now: BoxNow,
+    *,
+    stamp_sha: str | None,
+    stamp_revision: str | None,
+    pre_sha: str | None,
+    target_sha: str,
+    rollout_id: str,
+) -> bool:
+    """Compare-and-swap: the box is what the plan saw. True when it is already done (ours).
+
+    Raises:
+        StampMoved: the stamp or the file changed since the plan was made.
+    """
+    s = now.stamp
+    if s is not None and s.rollout_id == rollout_id and s.config_sha256 == target_sha:
+        return now.file_sha == target_sha
+    seen = (s.config_sha256 if s else None, s.revision if s else None)
+    if seen != (stamp_sha, stamp_revision) or now.file_sha not in (pre_sha, target_sha):
+        raise StampMoved(
+            h.name,
+            ApplyStep.STAMP_CHECK,
+            f"the box moved since the plan: stamp {_short(seen[0])} of {_short(seen[1])} "
+            f"(plan saw {_short(stamp_sha)} of {_short(stamp_revision)}), file "
+            f"{_short(now.file_sha)} (plan saw {_short(pre_sha)}); make a new plan",
+        )
+    return False
+
+
+def _short(text: str | None) -> str:
+    return "none" if text is None else text[:12]
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+async def keep_in_history(h: BoxHandle, data: bytes) -> None:
+    """Put `data` in the box's history directory under its sha, unless it is there already."""
+    path = h.paths.history_file(sha256_hex(data))
+    if await h.box.stat(path) is None:
+        await h.box.write_atomic(path, data, mode=0o600)
+
+
+async def prune_history(h: BoxHandle, keep_shas: Sequence[str]) -> None:
+    """Remove history files whose sha is not among `keep_shas` (the stamp's last N)."""
+    keep = set(keep_shas)
+    for name in await h.box.listdir(h.paths.history_dir):
+        if len(name) == 64 and name not in keep:
+            await h.box.remove(h.paths.history_dir / name)
+
+
+async def write_config(h: BoxHandle, data: bytes, current: bytes | None) -> bool:
+    """Write the config atomically, keeping both old and new in history; False: already there."""
+    if current is not None:
+        await keep_in_history(h, current)
+    await keep_in_history(h, data)
+    if current == data:
+        return False
+    await h.box.write_atomic(h.paths.config, data, mode=0o644)
+    return True
+
+
+async def write_secrets(h: BoxHandle, data: bytes) -> bool:
+    """Write the secrets file (mode 0600) when its bytes differ; False: already there."""
+    if await h.box.read_file(h.paths.secrets) == data:
+        return False
+    await h.box.write_atomic(h.paths.secrets, data, mode=0o600)
+    return True
+
+
+async def write_stamp(h: BoxHandle, stamp: Stamp) -> None:
+    await h.box.write_atomic(h.paths.stamp, stamp.to_bytes(), mode=0o644)
+
+
+# -- activation and verification --------------------------------------------------------
+
+
+def activation_argv(h: BoxHandle, how: Activation) -> list[str] | None:
+    """The configured reload (or restart) argv; restart falls back to nothing configured."""
+    c = h.agent.commands
+    return c.restart if how is Activation.RESTART else c.reload
+
+
+async def activate(h: BoxHandle, how: Activation) -> None:
+    """Run reload or restart; it must exit 0 within the command timeout."""
+    step = ApplyStep.RESTART if how is Activation.RESTART else ApplyStep.RELOAD
+    argv = activation_argv(h, how)
+    if argv is None:
+        raise ActivationFailed(
+            h.name, step, f"no `{how}` command configured; set commands.{how} for this agent"
+        )
+    done = await h.box.run(argv, timeout=h.command_timeout)
+    if not done.ok:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        raise ActivationFailed(
+            h.name, step, f"`{shlex.join(argv)}` exited {done.exit_status}: {tail[0][:200]}"
+        )
+
+
+async def read_health(h: BoxHandle) -> Health:
+    """The agent's health answer: its health URL, else its health command."""
+    url = h.agent.url(h.agent.health_url)
+    if url:
+        return await h.fetch_health(url)
+    argv = h.agent.commands.health
+    if argv:
+        done = await h.box.run(argv, timeout=h.command_timeout)
+        if not done.ok:
+            raise ContractError(f"health command {shlex.join(argv)} exited {done.exit_status}")
+        return parse_health(done.stdout.encode())
+    raise ContractError("no health_url and no health command configured")
+
+
+async def verify_loaded(h: BoxHandle, sha: str, *, timeout_s: float, clock: Clock) -> Health:
+    """Poll health until the agent reports `sha` loaded; NotLoaded after `timeout_s`."""
+    start = clock.now()
+    delay = 0.05
+    last = "no answer yet"
+    while True:
+        try:
+            health = await read_health(h)
+        except (TransportError, ContractError) as exc:
+            last = str(exc)
+        else:
+            if health.alive and health.loaded_sha256 == sha:
+                return health
+            last = (
+                f"alive={health.alive}, loaded {_short(health.loaded_sha256)}"
+                if health.alive
+                else "the agent is not alive"
+            )
+        if (clock.now() - start).total_seconds() >= timeout_s:
+            raise NotLoaded(
+                h.name,
+                ApplyStep.VERIFY,
+                f"config {sha[:12]} not loaded within {timeout_s:g}s ({last})",
+            )
+        await clock.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+# -- restore ----------------------------------------------------------------------------
+
+
+async def restore_file(h: BoxHandle, pre_sha: str) -> bool:
+    """Put the history file `pre_sha` back as the config; False when the box already has it.
+
+    Raises:
+        RestoreRefused: the history file is missing, or its bytes do not hash to `pre_sha`.
+    """
+    current = await h.box.read_file(h.paths.config)
+    if current is not None and sha256_hex(current) == pre_sha:
+        return False
+    kept = await h.box.read_file(h.paths.history_file(pre_sha))
+    if kept is None:
+        raise RestoreRefused(
+            h.name, "restore", f"{h.paths.history_file(pre_sha)} is missing; restore by hand"
+        )
+    if sha256_hex(kept) != pre_sha:
+        raise RestoreRefused(
+            h.name,
+            "restore",
+            f"{h.paths.history_file(pre_sha)} does not hash to its name; restore by hand",
+        )
+    await h.box.write_atomic(h.paths.config, kept, mode=0o644)
+    return True

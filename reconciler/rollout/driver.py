@@ -1,0 +1,633 @@
+"""The rollout driver: the I/O shell around the pure machine (httpcore around h11).
+
+It asks `machine.step()` for commands, runs them (box operations as tasks, at
+most the machine's `parallel` at once, each under a timeout), journals an
+intent before each command and step and its result after, feeds the results
+back as events, and tells a `Reporter` what happens. It holds no rollout logic
+of its own: which box next, when to watch, when to roll back is the machine's.
+
+Every step boundary has a name in `BOUNDARIES`; `Driver.on_boundary` is called
+at each one (the journal records it; the crash-resume tests of the next issue
+stop the process there). Box operations are idempotent and guarded by the
+stamp compare-and-swap (boxops.py), so running one again after a crash is safe.
+Time goes through a `Clock` (`now`, `sleep`), so tests soak for a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from reconciler.model.box import ContractError, Health, Stamp
+from reconciler.plan.model import Activation, Delivery, Plan
+from reconciler.render.stamp import make_stamp
+from reconciler.rollout import boxops
+from reconciler.rollout.boxops import BoxHandle, BoxOpError, Clock
+from reconciler.rollout.commands import (
+    ApplyBox,
+    CancelChecks,
+    Command,
+    Finish,
+    Preflight,
+    RestoreBox,
+    RunGates,
+    Soak,
+    Watch,
+    WriteIncident,
+)
+from reconciler.rollout.events import (
+    ApplyStep,
+    BoxApplied,
+    BoxFailed,
+    BoxRestored,
+    BoxRestoreFailed,
+    Event,
+    GateFigure,
+    GatesFailed,
+    GatesPassed,
+    Interrupted,
+    PreflightFailed,
+    PreflightPassed,
+    SoakOver,
+    Started,
+    WatchdogFailed,
+    WatchdogPassed,
+)
+from reconciler.rollout.machine import step
+from reconciler.rollout.phases import Outcome
+from reconciler.rollout.reporter import JsonValue, Reporter
+from reconciler.rollout.state import BoxStatus, Rollout
+from reconciler.rollout.watchdog import Judgement, Limits, Sample, Verdict, judge
+from reconciler.transport.base import TransportError
+
+# Every step boundary of a rollout, by name, in order. The journal records an intent
+# before and a result after each; crash-resume (next issue) stops and restarts at them.
+BOUNDARIES: Final = (
+    "rollout.begin",
+    "preflight",
+    "apply.lease",
+    "apply.stamp-check",
+    "apply.write",
+    "apply.secrets",
+    "apply.activate",
+    "apply.verify",
+    "apply.stamp",
+    "apply.release",
+    "watch",
+    "soak",
+    "gates",
+    "restore.lease",
+    "restore.write",
+    "restore.secrets",
+    "restore.activate",
+    "restore.verify",
+    "restore.stamp",
+    "restore.release",
+    "incident",
+    "rollout.finish",
+)
+
+
+class SystemClock:
+    """The real clock: wall time in UTC, asyncio's sleep."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class JournalPort(Protocol):
+    """What the driver needs of the journal: append a record to this rollout's entry."""
+
+    def record(self, kind: str, data: Mapping[str, Any]) -> None:
+        """Append one record (durable before it returns)."""
+        ...
+
+
+class NullJournal:
+    """A journal that records nothing (dry runs and some tests)."""
+
+    def record(self, kind: str, data: Mapping[str, Any]) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the rollout puts on one box: its config bytes and its secrets file (or None)."""
+
+    handle: BoxHandle
+    data: bytes
+    secrets: bytes | None = None
+    secrets_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How this rollout runs: identity, limits and timeouts."""
+
+    rollout_id: str
+    holder: str  # user@host pid N: written into every lease
+    revision: str  # what stamps record: sha, or sha+dirty-<hash>
+    fleet_id: str
+    parallel: int = 32
+    history_keep: int = 5
+    verify_timeout_s: float = 60.0
+    lease_ttl_s: float = 900.0
+    box_timeout_s: float = 180.0
+    watchdog: Limits = field(default_factory=Limits)
+    soak_interval_s: float = 1.0
+
+
+@dataclass
+class RunResult:
+    """How the rollout ended, for the CLI."""
+
+    outcome: Outcome
+    rollout_id: str
+    state: Rollout
+    incident: dict[str, str] = field(default_factory=dict)  # format -> path
+    left_behind: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code
+
+
+IncidentWriter = Callable[["Driver", WriteIncident], dict[str, str]]
+
+
+class Driver:
+    """Runs one plan against the boxes; `run()` returns how it ended."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        targets: Mapping[str, Target],
+        options: Options,
+        *,
+        clock: Clock,
+        reporter: Reporter,
+        journal: JournalPort | None = None,
+        preflight: Callable[[], Any] | None = None,
+        write_incident: IncidentWriter | None = None,
+        pre_shas: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.targets = targets
+        self.opts = options
+        self.clock = clock
+        self.reporter = reporter
+        self.journal = journal or NullJournal()
+        self._preflight = preflight
+        self._write_incident = write_incident
+        self.state = Rollout.start(plan, pre_shas)
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._checks: set[asyncio.Task[None]] = set()
+        self._interrupted = False
+        self._samples: dict[str, Sample] = {}
+        self._soak_problems: dict[str, Judgement] = {}
+        self._old_secrets: dict[str, bytes | None] = {}
+        self.timeline: list[tuple[datetime, str, dict[str, JsonValue]]] = []
+        self.started_at = clock.now()
+        self.wave_started_at: dict[int, datetime] = {}
+        self.detected_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.restored_shas: dict[str, str | None] = {}
+        self.on_boundary: Callable[[str, str | None], None] = lambda _name, _agent: None
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def note(self, kind: str, **fields: JsonValue) -> None:
+        """Tell the reporter, and keep it on the timeline."""
+        self.timeline.append((self.clock.now(), kind, dict(fields)))
+        self.reporter.note(kind, fields)
+
+    def _boundary(self, name: str, agent: str | None, phase: str, **data: Any) -> None:
+        self.journal.record(phase, {"boundary": name, "agent": agent, **data})
+        if phase == "intent":
+            self.on_boundary(name, agent)
+
+    def interrupt(self, reason: str = "interrupted by the operator (Ctrl-C)") -> None:
+        """Stop between boxes and roll back (safe to call from a signal handler's callback)."""
+        if not self._interrupted:
+            self._interrupted = True
+            self._events.put_nowait(Interrupted(reason))
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Drive the machine until Finish; every task it started is done when this returns."""
+        self.journal.record(
+            "begin",
+            {
+                "rollout_id": self.opts.rollout_id,
+                "plan": self.plan.model_dump(mode="json"),
+                "pre_shas": dict(self.state.spec.pre_shas),
+                "holder": self.opts.holder,
+                "revision": self.opts.revision,
+            },
+        )
+        self.note(
+            "rollout.started",
+            rollout_id=self.opts.rollout_id,
+            plan_id=self.plan.plan_id,
+            revision=self.opts.revision,
+            waves=[list(w.agents) for w in self.plan.waves],
+            boxes=len(self.plan.boxes),
+        )
+        result: RunResult | None = None
+        async with asyncio.TaskGroup() as tg:
+            pending: list[Command] = self._feed(Started(self.opts.parallel))
+            while result is None:
+                for cmd in pending:
+                    result = self._dispatch(tg, cmd) or result
+                if result is not None:
+                    break
+                pending = self._feed(await self._events.get())
+        for task in list(self._checks):
+            task.cancel()
+        return result
+
+    def _feed(self, ev: Event) -> list[Command]:
+        self.journal.record("event", {"type": type(ev).__name__, **_fields(ev)})
+        before = self.state.phase
+        self.state, cmds = step(self.state, ev)
+        if self.state.phase.value == "rolling-back" and before.value != "rolling-back":
+            self.detected_at = self.clock.now()
+            self.note("rollback.started", trigger=self.state.trigger or "")
+        if self.state.phase.value == "applying":
+            wave = self.state.current_wave
+            if wave is not None and wave.index not in self.wave_started_at:
+                self.wave_started_at[wave.index] = self.clock.now()
+                self.note("wave.started", wave=wave.index + 1, agents=list(wave.agents))
+        return cmds
+
+    def _dispatch(self, tg: asyncio.TaskGroup, cmd: Command) -> RunResult | None:
+        self.journal.record("command", {"type": type(cmd).__name__, **_fields(cmd)})
+        if isinstance(cmd, Finish):
+            return self._finish(cmd)
+        if isinstance(cmd, CancelChecks):
+            for task in list(self._checks):
+                task.cancel()
+            return None
+        if isinstance(cmd, WriteIncident):
+            self._incident(cmd)
+            return None
+        runner = {
+            Preflight: self._run_preflight,
+            ApplyBox: self._run_apply,
+            RestoreBox: self._run_restore,
+            Watch: self._run_watch,
+            Soak: self._run_soak,
+            RunGates: self._run_gates,
+        }[type(cmd)]
+        task = tg.create_task(self._guard(runner, cmd))
+        if isinstance(cmd, Watch | Soak | RunGates):
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+        return None
+
+    async def _guard(self, runner: Callable[[Any], Any], cmd: Command) -> None:
+        """Run one command and queue its event; a cancelled check sends nothing."""
+        try:
+            ev = await runner(cmd)
+        except asyncio.CancelledError:
+            if isinstance(cmd, Watch | Soak | RunGates):
+                return
+            raise
+        if ev is not None:
+            self._events.put_nowait(ev)
+
+    # -- preflight ----------------------------------------------------------------------
+
+    async def _run_preflight(self, _cmd: Preflight) -> Event:
+        self._boundary("preflight", None, "intent")
+        problem = None
+        if self._preflight is not None:
+            try:
+                problem = await self._preflight()
+            except (TransportError, BoxOpError, ContractError) as exc:
+                problem = str(exc)
+        self._boundary("preflight", None, "result", problem=problem)
+        if problem:
+            self.note("preflight.failed", reason=problem)
+            return PreflightFailed(problem)
+        self.note("preflight.passed")
+        return PreflightPassed()
+
+    # -- apply one box ------------------------------------------------------------------
+
+    async def _run_apply(self, cmd: ApplyBox) -> Event:
+        at = ApplyStep.CONNECT
+        t = self.targets[cmd.agent]
+        h = t.handle
+        try:
+            async with asyncio.timeout(self.opts.box_timeout_s):
+                at = await self._apply_steps(cmd, t, h)
+        except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+            reason = _reason(exc, self.opts.box_timeout_s)
+            failed_at = exc.step if isinstance(exc, BoxOpError) else at
+            step_ = failed_at if isinstance(failed_at, ApplyStep) else at
+            self._boundary(f"apply.{at}", cmd.agent, "result", ok=False, reason=reason)
+            with contextlib.suppress(TransportError, TimeoutError):
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    await boxops.release_lease(h, rollout_id=self.opts.rollout_id)
+            self.note("box.failed", agent=cmd.agent, wave=cmd.wave + 1, step=str(step_),
+                      reason=reason)  # fmt: skip
+            return BoxFailed(cmd.agent, step_, reason)
+        self.note("box.applied", agent=cmd.agent, wave=cmd.wave + 1)
+        return BoxApplied(cmd.agent)
+
+    async def _apply_steps(self, cmd: ApplyBox, t: Target, h: BoxHandle) -> ApplyStep:
+        o, agent = self.opts, cmd.agent
+        plan_step = self.plan.box(agent)
+
+        async def boundary(name: str, coro: Any) -> Any:
+            self._boundary(name, agent, "intent")
+            out = await coro
+            self._boundary(name, agent, "result", ok=True)
+            return out
+
+        await boundary("apply.lease", boxops.take_lease(
+            h, holder=o.holder, rollout_id=o.rollout_id, ttl_s=o.lease_ttl_s,
+            now=self.clock.now()))  # fmt: skip
+        now = await boundary("apply.stamp-check", boxops.read_now(h))
+        done = boxops.check_unmoved(
+            h, now, stamp_sha=plan_step.stamp_sha, stamp_revision=plan_step.stamp_revision,
+            pre_sha=cmd.pre_sha, target_sha=cmd.target_sha, rollout_id=o.rollout_id,
+        )  # fmt: skip
+        if not done:
+            await boundary("apply.write", self._deliver(cmd, t, h, now.file))
+            if t.secrets is not None:
+                if agent not in self._old_secrets:
+                    self._old_secrets[agent] = await h.box.read_file(h.paths.secrets)
+                await boundary("apply.secrets", boxops.write_secrets(h, t.secrets))
+            step_ = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
+            try:
+                await boundary("apply.activate", boxops.activate(h, cmd.activation))
+            except BoxOpError as exc:
+                exc.step = step_
+                raise
+        await boundary("apply.verify", boxops.verify_loaded(
+            h, cmd.target_sha, timeout_s=o.verify_timeout_s, clock=self.clock))  # fmt: skip
+        if not done:
+            stamp = self._stamp(h, now.stamp, cmd.target_sha, o.revision, "applied", t)
+            await boundary("apply.stamp", boxops.write_stamp(h, stamp))
+            keep = [e.config_sha256 for e in stamp.history]
+            if cmd.pre_sha:
+                keep.append(cmd.pre_sha)
+            await boxops.prune_history(h, keep)
+        await boundary("apply.release", boxops.release_lease(h, rollout_id=o.rollout_id))
+        return ApplyStep.STAMP
+
+    async def _deliver(self, cmd: ApplyBox, t: Target, h: BoxHandle, current: bytes | None) -> None:
+        if cmd.delivery is Delivery.RESTORE:
+            with contextlib.suppress(boxops.RestoreRefused):
+                await boxops.keep_in_history(h, current) if current is not None else None
+                await boxops.restore_file(h, cmd.target_sha)
+                return
+        await boxops.write_config(h, t.data, current)
+
+    def _stamp(
+        self,
+        h: BoxHandle,
+        previous: Stamp | None,
+        sha: str,
+        revision: str,
+        outcome: str,
+        t: Target | None,
+        blocked: str | None = None,
+    ) -> Stamp:
+        carried = previous.blocked_revision if previous else None
+        if outcome == "applied" and carried == revision:
+            carried = None  # applied on purpose (--force) and it held
+        return make_stamp(
+            fleet_id=self.opts.fleet_id,
+            agent=h.name,
+            revision=revision,
+            config_sha256=sha,
+            rollout_id=self.opts.rollout_id,
+            outcome="applied" if outcome == "applied" else "rolled-back",
+            now=self.clock.now(),
+            previous=previous,
+            keep=self.opts.history_keep,
+            secrets_fingerprint=(t.secrets_fingerprint if t else None)
+            or (previous.secrets_fingerprint if previous else None),
+            blocked_revision=blocked or carried,
+        )
+
+    # -- restore one box ----------------------------------------------------------------
+
+    async def _run_restore(self, cmd: RestoreBox) -> Event:
+        h = self.targets[cmd.agent].handle
+        try:
+            async with asyncio.timeout(self.opts.box_timeout_s):
+                await self._restore_steps(cmd, h)
+        except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+            reason = _reason(exc, self.opts.box_timeout_s)
+            self._boundary("restore", cmd.agent, "result", ok=False, reason=reason)
+            self.note("box.restore_failed", agent=cmd.agent, reason=reason)
+            return BoxRestoreFailed(cmd.agent, reason)
+        self.restored_shas[cmd.agent] = cmd.pre_sha
+        self.note("box.restored", agent=cmd.agent)
+        return BoxRestored(cmd.agent)
+
+    async def _restore_steps(self, cmd: RestoreBox, h: BoxHandle) -> None:
+        o, agent = self.opts, cmd.agent
+
+        async def boundary(name: str, coro: Any) -> Any:
+            self._boundary(name, agent, "intent")
+            out = await coro
+            self._boundary(name, agent, "result", ok=True)
+            return out
+
+        if cmd.pre_sha is None:
+            raise boxops.RestoreRefused(
+                agent, "restore", "the box had no config file before this rollout; there is "
+                "nothing to restore: decide by hand whether to keep or remove the new one",
+            )  # fmt: skip
+        await boundary("restore.lease", boxops.take_lease(
+            h, holder=o.holder, rollout_id=o.rollout_id, ttl_s=o.lease_ttl_s,
+            now=self.clock.now()))  # fmt: skip
+        now = await boxops.read_now(h)
+        await boundary("restore.write", boxops.restore_file(h, cmd.pre_sha))
+        if agent in self._old_secrets:
+            old = self._old_secrets[agent]
+            if old is not None:
+                await boundary("restore.secrets", boxops.write_secrets(h, old))
+        await boundary("restore.activate", self._reactivate(h, cmd.activation))
+        await boundary("restore.verify", boxops.verify_loaded(
+            h, cmd.pre_sha, timeout_s=o.verify_timeout_s, clock=self.clock))  # fmt: skip
+        plan_step = self.plan.box(agent)
+        stamp = self._stamp(
+            h, now.stamp, cmd.pre_sha, plan_step.stamp_revision or "unmanaged", "rolled-back",
+            None, blocked=o.revision,
+        )  # fmt: skip
+        await boundary("restore.stamp", boxops.write_stamp(h, stamp))
+        await boundary("restore.release", boxops.release_lease(h, rollout_id=o.rollout_id))
+
+    async def _reactivate(self, h: BoxHandle, how: Activation) -> None:
+        """Reload (or restart); a crashed agent that refuses a reload is restarted."""
+        try:
+            await boxops.activate(h, how)
+        except BoxOpError:
+            if how is Activation.RESTART or h.agent.commands.restart is None:
+                raise
+            await boxops.activate(h, Activation.RESTART)
+
+    # -- checks -------------------------------------------------------------------------
+
+    async def _sample(self, agent: str) -> tuple[Health | None, str | None]:
+        h = self.targets[agent].handle
+        try:
+            return await boxops.read_health(h), None
+        except (TransportError, ContractError) as exc:
+            return None, str(exc)
+
+    async def _judge(self, agent: str) -> Judgement:
+        health, error = await self._sample(agent)
+        now = self.clock.now()
+        verdict = judge(
+            health,
+            expected_sha=self.plan.box(agent).target_sha,
+            now=now,
+            previous=self._samples.get(agent),
+            limits=self.opts.watchdog,
+            error=error,
+        )
+        if health is not None and (agent not in self._samples or verdict.reason.startswith(
+            ("processing", "idle"))):  # fmt: skip
+            self._samples[agent] = Sample(health, now)
+        return verdict
+
+    async def _run_watch(self, cmd: Watch) -> Event | None:
+        self._boundary("watch", None, "intent", wave=cmd.wave, agents=list(cmd.agents))
+        verdicts = await asyncio.gather(*(self._judge(a) for a in cmd.agents))
+        for agent, j in zip(cmd.agents, verdicts, strict=True):
+            if j.ok:
+                self.note("watchdog.passed", agent=agent)
+                self._events.put_nowait(WatchdogPassed(agent))
+            else:
+                self.note("watchdog.failed", agent=agent, verdict=str(j.verdict), reason=j.reason)
+                self._events.put_nowait(WatchdogFailed(agent, j.verdict, j.reason))
+        self._boundary("watch", None, "result")
+        return None
+
+    def _watched(self) -> list[str]:
+        return list(self.state.agents_in(BoxStatus.HEALTHY))
+
+    async def _run_soak(self, cmd: Soak) -> Event:
+        """Wait the soak out, sampling every healthy box; a problem ends it early."""
+        self._boundary("soak", None, "intent", wave=cmd.wave, seconds=cmd.seconds)
+        start = self.clock.now()
+        while True:
+            left = cmd.seconds - (self.clock.now() - start).total_seconds()
+            if left <= 0:
+                break
+            self.note("soak.tick", wave=cmd.wave + 1, remaining_s=round(left, 1))
+            await self.clock.sleep(min(self.opts.soak_interval_s, left))
+            agents = self._watched()
+            verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
+            bad = {a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok}
+            for agent, j in bad.items():
+                self.note("soak.problem", agent=agent, verdict=str(j.verdict), reason=j.reason)
+            self._soak_problems.update(bad)
+            if bad:
+                break
+        self._boundary("soak", None, "result")
+        return SoakOver(cmd.wave)
+
+    async def _run_gates(self, cmd: RunGates) -> Event:
+        """Until the gates of their own issue land, the watchdog is the gate."""
+        self._boundary("gates", None, "intent", wave=cmd.wave)
+        agents = self._watched()
+        verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
+        problems = dict(self._soak_problems)
+        problems.update({a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok})
+        self._soak_problems.clear()
+        if problems:
+            detail = "; ".join(f"{a}: {j.reason}" for a, j in sorted(problems.items()))
+            figures: tuple[GateFigure, ...] = (GateFigure("watchdog", False, detail),)
+        else:
+            figures = (GateFigure("watchdog", True, f"{len(agents)} boxes alive, fresh, loaded"),)
+        if cmd.gates:
+            self.note(
+                "warning",
+                message=f"gates {', '.join(cmd.gates)} are not evaluated yet; the watchdog "
+                "is the gate",
+            )
+        self._boundary("gates", None, "result", ok=not problems)
+        as_json: JsonValue = [{"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures]
+        if problems:
+            self.note("gates.failed", wave=cmd.wave + 1, figures=as_json)
+            return GatesFailed(cmd.wave, figures)
+        self.note("gates.passed", wave=cmd.wave + 1, figures=as_json)
+        return GatesPassed(cmd.wave, figures)
+
+    # -- the end ------------------------------------------------------------------------
+
+    def _incident(self, cmd: WriteIncident) -> None:
+        self._boundary("incident", None, "intent")
+        self.finished_at = self.clock.now()
+        self._pending_incident = cmd
+
+    def _finish(self, cmd: Finish) -> RunResult:
+        self.finished_at = self.finished_at or self.clock.now()
+        paths: dict[str, str] = {}
+        pending: WriteIncident | None = getattr(self, "_pending_incident", None)
+        if pending is not None and self._write_incident is not None:
+            paths = self._write_incident(self, pending)
+            self._boundary("incident", None, "result", paths=paths)
+            self.note("incident.written", **paths)
+        self.journal.record("finish", {"outcome": str(cmd.outcome),
+                                       "left_behind": list(cmd.left_behind)})  # fmt: skip
+        self.note(
+            "rollout.finished",
+            outcome=str(cmd.outcome),
+            exit_code=cmd.outcome.exit_code,
+            left_behind=list(cmd.left_behind),
+        )
+        return RunResult(cmd.outcome, self.opts.rollout_id, self.state, paths, cmd.left_behind)
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    names = getattr(obj, "__dataclass_fields__", {})
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, tuple):
+            value = [str(v) if not isinstance(v, str | int | float | bool) else v for v in value]
+        elif not isinstance(value, str | int | float | bool | type(None)):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the box operation did not finish within {timeout:g}s"
+    if isinstance(exc, BoxOpError):
+        return exc.message
+    return str(exc)
+
+
+__all__ = [
+    "BOUNDARIES",
+    "Driver",
+    "JournalPort",
+    "NullJournal",
+    "Options",
+    "RunResult",
+    "SystemClock",
+    "Target",
+    "Verdict",
+]

@@ -1,0 +1,288 @@
+"""One `reconcile apply`, put together: source, live state, plan, secrets, targets, driver.
+
+The CLI stays thin: it parses options, asks `prepare()` for a `Prepared`
+(nothing written anywhere: no lease, no lock, no journal), shows the plan,
+asks, and then calls `execute()`. Tests call the same two functions in
+process against a demo fleet. Every refusal before a write is an
+`ApplyRefused` whose message names the box or file and says what to do
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from reconciler.config.errors import ConfigErrors
+from reconciler.config.repo import Repo, load_repo
+from reconciler.config.source import read_dir
+from reconciler.model.agent import Agent
+from reconciler.model.box import Health
+from reconciler.model.live import BoxState, LiveBox
+from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
+from reconciler.rollout.boxops import BoxHandle, Clock
+from reconciler.rollout.driver import Driver, JournalPort, Options, RunResult, Target
+from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
+from reconciler.rollout.reporter import Reporter
+from reconciler.rollout.watchdog import Limits
+from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
+from reconciler.secrets.values import fingerprint, render_secrets
+from reconciler.transport.git import GitError, read_revision, work_tree
+from reconciler.transport.http import HttpProbe
+from reconciler.transport.live import Orphan, find_orphans, read_fleet
+from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
+
+
+class ApplyRefused(Exception):
+    """Apply stops before anything was written; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the operator asked for."""
+
+    repo: Path
+    allow_dirty: bool = False
+    allow_unreachable: bool = False
+    force: bool = False
+    plan_file: Path | None = None
+    soak_s: float | None = None  # overrides the policy's soak (demo and tests)
+    env: Mapping[str, str] | None = None
+    parallel: int = 32
+    watchdog: Limits = field(default_factory=Limits)
+    soak_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The repo as apply renders it: from HEAD, or from a dirty work tree when allowed."""
+
+    repo: Repo
+    revision: str
+    dirty: bool
+
+
+def holder_id() -> str:
+    """user@host pid N: who holds a lease or the lock."""
+    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+
+
+def read_source(req: Request) -> Source:
+    """Load the repo from its HEAD commit; a dirty work tree is refused unless allowed."""
+    try:
+        wt = work_tree(req.repo)
+        if wt.dirty and not req.allow_dirty:
+            raise ApplyRefused(
+                f"{req.repo}: the work tree has uncommitted config changes; apply renders from "
+                "the commit: commit them, or pass --allow-dirty (stamps then say "
+                f"{wt.head[:12]}+dirty-<hash>)"
+            )
+        files = read_dir(req.repo) if wt.dirty else read_revision(req.repo, "HEAD").files
+    except GitError as exc:
+        raise ApplyRefused(f"{exc}; apply needs the fleet repo under git") from None
+    try:
+        repo = load_repo(files)
+    except ConfigErrors as exc:
+        first = "\n  ".join(str(e) for e in exc.errors[:10])
+        raise ApplyRefused(f"the repo does not validate:\n  {first}\nrun `reconcile validate`")
+    return Source(repo, wt.revision, wt.dirty)
+
+
+class Link:
+    """The connections of one command: an SSH pool and an HTTP probe."""
+
+    def __init__(self, source: Source, root: Path) -> None:
+        conn = source.repo.fleet.connection
+        self.timeout = conn.command_timeout_s
+        self.root = root
+        self.pool = SshPool(SshOptions.from_connection(conn))
+        self.probe = HttpProbe(max_connections=min(conn.concurrency, 256))
+        self.concurrency = conn.concurrency
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.probe.close()
+
+    def box(self, agent: Agent) -> BoxHandle:
+        """The rollout's handle on one agent's box (nothing connects yet)."""
+
+        def fetch(url: str) -> Awaitable[Health]:
+            return self.probe.fetch_health(url, timeout=self.timeout, box=agent.name)
+
+        target = SshTarget.of(agent, self.root)
+        return BoxHandle(agent, self.pool.box(target), fetch, command_timeout=self.timeout)
+
+    async def connect(self, agent: Agent) -> BoxHandle:
+        return self.box(agent)
+
+    async def read(self, agents: list[Agent], fleet_id: str) -> dict[str, LiveBox]:
+        async def connect(a: Agent):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            return self.box(a).box
+
+        async def fetch(url: str) -> Health:
+            return await self.probe.fetch_health(url, timeout=self.timeout)
+
+        return await read_fleet(
+            agents, connect, fetch, fleet_id=fleet_id, fleet_key=None,
+            timeout=self.timeout, concurrency=self.concurrency,
+        )  # fmt: skip
+
+    async def orphans(self, agents: list[Agent], fleet_id: str) -> list[Orphan]:
+        async def connect(a: Agent):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            return self.box(a).box
+
+        return await find_orphans(agents, connect, fleet_id=fleet_id)
+
+
+@dataclass
+class Prepared:
+    """Everything apply knows before touching anything: the plan and how to carry it out."""
+
+    source: Source
+    plan: Plan
+    survey: Survey
+    desired: dict[str, Desired]
+    left_out: dict[str, str]  # unreachable boxes left out with --allow-unreachable
+    orphans: list[Orphan]
+    link: Link
+    request: Request
+
+
+async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = None) -> Prepared:
+    """Read the repo and every box, and make (or check) the plan; writes nothing."""
+    source = read_source(req)
+    fleet = source.repo.fleet
+    link = (link_factory or (lambda s: Link(s, req.repo)))(source)
+    try:
+        agents = [ea.agent for ea in source.repo.agents.values()]
+        live = await link.read(agents, fleet.fleet_id)
+        desired = desired_of(source.repo)
+        found = survey(source.repo, desired, live, target_revision=source.revision)
+        if found.refused and not req.allow_unreachable:
+            lines = "\n  ".join(f"{a}: {r}" for a, r in sorted(found.refused.items()))
+            raise ApplyRefused(
+                f"{len(found.refused)} box(es) cannot be reached or are refused; nothing was "
+                f"touched:\n  {lines}\nfix them, or pass --allow-unreachable to leave them out"
+            )
+        if found.blocked and not req.force:
+            names = ", ".join(found.blocked[:10])
+            raise ApplyRefused(
+                f"revision {source.revision[:12]} was rolled back automatically (recorded on "
+                f"{names}); it is not retried while it is the repo's head: push a fix, or "
+                "pass --force to try it again"
+            )
+        orphans = await link.orphans(agents, fleet.fleet_id)
+        policy = fleet.rollout
+        if req.soak_s is not None:
+            policy = policy.model_copy(update={"soak_s": req.soak_s})
+        try:
+            plan = make_plan(
+                found.changes, fleet_id=fleet.fleet_id, target_revision=source.revision,
+                policy=policy, gates=fleet.gates, orphans=[o.agent for o in orphans],
+            )  # fmt: skip
+            if req.plan_file is not None:
+                saved = load_plan(req.plan_file.read_text(encoding="utf-8"), fleet.gates)
+                verify_plan(saved, found.changes)
+                plan = saved
+        except PlanError as exc:
+            raise ApplyRefused(exc.message) from None
+        except OSError as exc:
+            raise ApplyRefused(f"cannot read the plan file {req.plan_file}: {exc.strerror}")
+    except BaseException:
+        await link.close()
+        raise
+    return Prepared(source, plan, found, desired, dict(found.refused), orphans, link, req)
+
+
+def targets_of(p: Prepared) -> dict[str, Target]:
+    """Each plan box's bytes and secrets file; MissingSecretError (ApplyRefused) names the gap."""
+    repo = p.source.repo
+    names: set[str] = set()
+    for agent in p.plan.agents:
+        names |= p.desired[agent].secrets
+    try:
+        values = resolve_values(names, repo.fleet, p.request.repo, p.request.env)
+    except MissingSecretError as exc:
+        raise ApplyRefused(str(exc)) from None
+    key = fleet_key(repo.fleet, p.request.repo, p.request.env)
+    out: dict[str, Target] = {}
+    for agent in p.plan.agents:
+        want = p.desired[agent]
+        secrets = render_secrets(values.subset(set(want.secrets))) if want.secrets else None
+        fp = fingerprint(secrets, key) if secrets is not None and key else None
+        out[agent] = Target(p.link.box(repo.agents[agent].agent), want.data, secrets, fp)
+    return out
+
+
+def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
+    """The Preflight command: every plan box reachable, healthy enough to answer, unmoved."""
+
+    async def check() -> str | None:
+        repo = p.source.repo
+        agents = [repo.agents[a].agent for a in p.plan.agents]
+        live = await p.link.read(agents, repo.fleet.fleet_id)
+        bad = {
+            a: (b.reason or str(b.state))
+            for a, b in live.items()
+            if b.state in (BoxState.UNKNOWN, BoxState.FOREIGN)
+        }
+        bad.update(
+            {a: f"no health answer: {b.health_error}" for a, b in live.items()
+             if a not in bad and b.health is None}
+        )  # fmt: skip
+        if bad:
+            return "; ".join(f"{a}: {r}" for a, r in sorted(bad.items()))
+        sub = replace(repo, agents={a: repo.agents[a] for a in p.plan.agents})
+        found = survey(sub, p.desired, live, target_revision=p.plan.target_revision)
+        try:
+            verify_plan(p.plan, found.changes)
+        except PlanError as exc:
+            return exc.message
+        return None
+
+    return check
+
+
+def new_rollout_id(clock: Clock) -> str:
+    """A sortable, unique rollout id: UTC time then random."""
+    return f"{clock.now().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+async def execute(
+    p: Prepared,
+    *,
+    clock: Clock,
+    reporter: Reporter,
+    journal: JournalPort | None = None,
+    rollout_id: str | None = None,
+    write_incident: Callable[[Driver, object], dict[str, str]] | None = None,
+    on_driver: Callable[[Driver], None] | None = None,
+) -> RunResult:
+    """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
+    targets = targets_of(p)
+    fleet = p.source.repo.fleet
+    opts = Options(
+        rollout_id=rollout_id or new_rollout_id(clock),
+        holder=holder_id(),
+        revision=p.source.revision,
+        fleet_id=fleet.fleet_id,
+        parallel=p.request.parallel,
+        history_keep=fleet.rollout.history_keep,
+        verify_timeout_s=fleet.rollout.verify_timeout_s,
+        lease_ttl_s=fleet.rollout.lease_ttl_s,
+        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
+        watchdog=p.request.watchdog,
+        soak_interval_s=p.request.soak_interval_s,
+    )
+    driver = Driver(
+        p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
+        preflight=preflight_check(p), write_incident=write_incident,  # type: ignore[arg-type]
+    )  # fmt: skip
+    if on_driver is not None:
+        on_driver(driver)
+    return await driver.run()
