@@ -22,25 +22,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Protocol
 
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
 from reconciler.plan.model import Activation
 from reconciler.render.stamp import rfc3339
+from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
 from reconciler.transport.base import BoxTransport, TransportError
 
 LEASE_FILE = "lease.json"
 FetchHealth = Callable[[str], Awaitable[Health]]
-
-
-class Clock(Protocol):
-    """The time source of a rollout: `now()` and an awaitable `sleep()` (tests pass a fake)."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
 
 
 class BoxOpError(Exception):

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final
 
+from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health, Stamp
 from reconciler.plan.model import Activation, Delivery, Plan
 from reconciler.render.stamp import make_stamp
 from reconciler.rollout import boxops
-from reconciler.rollout.boxops import BoxHandle, BoxOpError, Clock
+from reconciler.rollout.boxops import BoxHandle, BoxOpError
+from reconciler.rollout.clock import Clock, SystemClock
 from reconciler.rollout.commands import (
     ApplyBox,
     CancelChecks,
@@ -92,34 +94,6 @@ BOUNDARIES: Final = (
 )
 
 
-class SystemClock:
-    """The real clock: wall time in UTC, asyncio's sleep."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class JournalPort(Protocol):
-    """What the driver needs of the journal: append a record to this rollout's entry."""
-
-    def record(self, kind: str, data: Mapping[str, Any]) -> None:
-        """Append one record (durable before it returns)."""
-        ...
-
-
-class NullJournal:
-    """A journal that records nothing (dry runs and some tests)."""
-
-    def record(self, kind: str, data: Mapping[str, Any]) -> None:
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """What the rollout puts on one box: its config bytes and its secrets file (or None)."""
@@ -134,7 +108,7 @@ class Target:
 class Options:
     """How this rollout runs: identity, limits and timeouts."""
 
-    rollout_id: str
+    rollout_id: str  # replaced by the journal's id when a journal is given
     holder: str  # user@host pid N: written into every lease
     revision: str  # what stamps record: sha, or sha+dirty-<hash>
     fleet_id: str
@@ -176,18 +150,20 @@ class Driver:
         *,
         clock: Clock,
         reporter: Reporter,
-        journal: JournalPort | None = None,
+        journal: Journal | None = None,
         preflight: Callable[[], Any] | None = None,
         write_incident: IncidentWriter | None = None,
         pre_shas: Mapping[str, str | None] | None = None,
+        on_rollout_id: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
         self.targets = targets
         self.opts = options
         self.clock = clock
         self.reporter = reporter
-        self.journal = journal or NullJournal()
+        self.journal = journal
         self._preflight = preflight
+        self.on_rollout_id = on_rollout_id
         self._write_incident = write_incident
         self.state = Rollout.start(plan, pre_shas)
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -203,6 +179,7 @@ class Driver:
         self.finished_at: datetime | None = None
         self.restored_shas: dict[str, str | None] = {}
         self.on_boundary: Callable[[str, str | None], None] = lambda _name, _agent: None
+        self._intents: dict[tuple[str, str | None], int] = {}
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -211,10 +188,27 @@ class Driver:
         self.timeline.append((self.clock.now(), kind, dict(fields)))
         self.reporter.note(kind, fields)
 
-    def _boundary(self, name: str, agent: str | None, phase: str, **data: Any) -> None:
-        self.journal.record(phase, {"boundary": name, "agent": agent, **data})
+    def _boundary(
+        self, name: str, agent: str | None, phase: str, cmd: Command | None = None, **data: Any
+    ) -> None:
+        """Journal an intent (before) or a result (after) at the step boundary `name`."""
+        key = (name, agent)
+        if self.journal is not None and cmd is not None:
+            body = {"boundary": name, **_plain(data)}
+            rid = self.opts.rollout_id
+            if phase == "intent":
+                self._intents[key] = self.journal.record_intent(rid, agent, cmd, body)
+            elif key in self._intents:
+                ok = bool(data.get("ok", True))
+                self.journal.record_result(rid, self._intents.pop(key), ok=ok, data=body)
         if phase == "intent":
             self.on_boundary(name, agent)
+
+    def _fail_open(self, cmd: Command, reason: str) -> None:
+        """Close the agent's open intents as failed (the step that raised)."""
+        agent = getattr(cmd, "agent", None)
+        for name, who in [k for k in self._intents if k[1] == agent]:
+            self._boundary(name, who, "result", cmd, ok=False, reason=reason)
 
     def interrupt(self, reason: str = "interrupted by the operator (Ctrl-C)") -> None:
         """Stop between boxes and roll back (safe to call from a signal handler's callback)."""
@@ -226,16 +220,13 @@ class Driver:
 
     async def run(self) -> RunResult:
         """Drive the machine until Finish; every task it started is done when this returns."""
-        self.journal.record(
-            "begin",
-            {
-                "rollout_id": self.opts.rollout_id,
-                "plan": self.plan.model_dump(mode="json"),
-                "pre_shas": dict(self.state.spec.pre_shas),
-                "holder": self.opts.holder,
-                "revision": self.opts.revision,
-            },
-        )
+        if self.journal is not None:
+            rid = self.journal.begin_rollout(
+                self.plan, dict(self.state.spec.pre_shas), Holder.here()
+            )
+            self.opts = replace(self.opts, rollout_id=rid)
+            if self.on_rollout_id is not None:
+                self.on_rollout_id(rid)
         self.note(
             "rollout.started",
             rollout_id=self.opts.rollout_id,
@@ -258,7 +249,8 @@ class Driver:
         return result
 
     def _feed(self, ev: Event) -> list[Command]:
-        self.journal.record("event", {"type": type(ev).__name__, **_fields(ev)})
+        if self.journal is not None:
+            self.journal.record_event(self.opts.rollout_id, ev)
         before = self.state.phase
         self.state, cmds = step(self.state, ev)
         if self.state.phase.value == "rolling-back" and before.value != "rolling-back":
@@ -272,7 +264,6 @@ class Driver:
         return cmds
 
     def _dispatch(self, tg: asyncio.TaskGroup, cmd: Command) -> RunResult | None:
-        self.journal.record("command", {"type": type(cmd).__name__, **_fields(cmd)})
         if isinstance(cmd, Finish):
             return self._finish(cmd)
         if isinstance(cmd, CancelChecks):
@@ -296,7 +287,7 @@ class Driver:
             task.add_done_callback(self._checks.discard)
         return None
 
-    async def _guard(self, runner: Callable[[Any], Any], cmd: Command) -> None:
+    async def _guard(self, runner: Any, cmd: Command) -> None:
         """Run one command and queue its event; a cancelled check sends nothing."""
         try:
             ev = await runner(cmd)
@@ -310,14 +301,14 @@ class Driver:
     # -- preflight ----------------------------------------------------------------------
 
     async def _run_preflight(self, _cmd: Preflight) -> Event:
-        self._boundary("preflight", None, "intent")
+        self._boundary("preflight", None, "intent", _cmd)
         problem = None
         if self._preflight is not None:
             try:
                 problem = await self._preflight()
             except (TransportError, BoxOpError, ContractError) as exc:
                 problem = str(exc)
-        self._boundary("preflight", None, "result", problem=problem)
+        self._boundary("preflight", None, "result", _cmd, ok=not problem, problem=problem)
         if problem:
             self.note("preflight.failed", reason=problem)
             return PreflightFailed(problem)
@@ -337,7 +328,7 @@ class Driver:
             reason = _reason(exc, self.opts.box_timeout_s)
             failed_at = exc.step if isinstance(exc, BoxOpError) else at
             step_ = failed_at if isinstance(failed_at, ApplyStep) else at
-            self._boundary(f"apply.{at}", cmd.agent, "result", ok=False, reason=reason)
+            self._fail_open(cmd, reason)
             with contextlib.suppress(TransportError, TimeoutError):
                 async with asyncio.timeout(self.opts.box_timeout_s):
                     await boxops.release_lease(h, rollout_id=self.opts.rollout_id)
@@ -352,9 +343,9 @@ class Driver:
         plan_step = self.plan.box(agent)
 
         async def boundary(name: str, coro: Any) -> Any:
-            self._boundary(name, agent, "intent")
+            self._boundary(name, agent, "intent", cmd)
             out = await coro
-            self._boundary(name, agent, "result", ok=True)
+            self._boundary(name, agent, "result", cmd, ok=True)
             return out
 
         await boundary("apply.lease", boxops.take_lease(
@@ -434,7 +425,7 @@ class Driver:
                 await self._restore_steps(cmd, h)
         except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
             reason = _reason(exc, self.opts.box_timeout_s)
-            self._boundary("restore", cmd.agent, "result", ok=False, reason=reason)
+            self._fail_open(cmd, reason)
             self.note("box.restore_failed", agent=cmd.agent, reason=reason)
             return BoxRestoreFailed(cmd.agent, reason)
         self.restored_shas[cmd.agent] = cmd.pre_sha
@@ -445,9 +436,9 @@ class Driver:
         o, agent = self.opts, cmd.agent
 
         async def boundary(name: str, coro: Any) -> Any:
-            self._boundary(name, agent, "intent")
+            self._boundary(name, agent, "intent", cmd)
             out = await coro
-            self._boundary(name, agent, "result", ok=True)
+            self._boundary(name, agent, "result", cmd, ok=True)
             return out
 
         if cmd.pre_sha is None:
@@ -510,7 +501,7 @@ class Driver:
         return verdict
 
     async def _run_watch(self, cmd: Watch) -> Event | None:
-        self._boundary("watch", None, "intent", wave=cmd.wave, agents=list(cmd.agents))
+        self._boundary("watch", None, "intent", cmd, wave=cmd.wave, agents=list(cmd.agents))
         verdicts = await asyncio.gather(*(self._judge(a) for a in cmd.agents))
         for agent, j in zip(cmd.agents, verdicts, strict=True):
             if j.ok:
@@ -519,7 +510,7 @@ class Driver:
             else:
                 self.note("watchdog.failed", agent=agent, verdict=str(j.verdict), reason=j.reason)
                 self._events.put_nowait(WatchdogFailed(agent, j.verdict, j.reason))
-        self._boundary("watch", None, "result")
+        self._boundary("watch", None, "result", cmd)
         return None
 
     def _watched(self) -> list[str]:
@@ -527,7 +518,7 @@ class Driver:
 
     async def _run_soak(self, cmd: Soak) -> Event:
         """Wait the soak out, sampling every healthy box; a problem ends it early."""
-        self._boundary("soak", None, "intent", wave=cmd.wave, seconds=cmd.seconds)
+        self._boundary("soak", None, "intent", cmd, wave=cmd.wave, seconds=cmd.seconds)
         start = self.clock.now()
         while True:
             left = cmd.seconds - (self.clock.now() - start).total_seconds()
@@ -543,12 +534,12 @@ class Driver:
             self._soak_problems.update(bad)
             if bad:
                 break
-        self._boundary("soak", None, "result")
+        self._boundary("soak", None, "result", cmd)
         return SoakOver(cmd.wave)
 
     async def _run_gates(self, cmd: RunGates) -> Event:
         """Until the gates of their own issue land, the watchdog is the gate."""
-        self._boundary("gates", None, "intent", wave=cmd.wave)
+        self._boundary("gates", None, "intent", cmd, wave=cmd.wave)
         agents = self._watched()
         verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
         problems = dict(self._soak_problems)
@@ -565,7 +556,7 @@ class Driver:
                 message=f"gates {', '.join(cmd.gates)} are not evaluated yet; the watchdog "
                 "is the gate",
             )
-        self._boundary("gates", None, "result", ok=not problems)
+        self._boundary("gates", None, "result", cmd, ok=not problems)
         as_json: JsonValue = [{"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures]
         if problems:
             self.note("gates.failed", wave=cmd.wave + 1, figures=as_json)
@@ -576,7 +567,7 @@ class Driver:
     # -- the end ------------------------------------------------------------------------
 
     def _incident(self, cmd: WriteIncident) -> None:
-        self._boundary("incident", None, "intent")
+        self._boundary("incident", None, "intent", cmd)
         self.finished_at = self.clock.now()
         self._pending_incident = cmd
 
@@ -586,10 +577,16 @@ class Driver:
         pending: WriteIncident | None = getattr(self, "_pending_incident", None)
         if pending is not None and self._write_incident is not None:
             paths = self._write_incident(self, pending)
-            self._boundary("incident", None, "result", paths=paths)
+            self._boundary("incident", None, "result", pending, paths=paths)
             self.note("incident.written", **paths)
-        self.journal.record("finish", {"outcome": str(cmd.outcome),
-                                       "left_behind": list(cmd.left_behind)})  # fmt: skip
+        if self.journal is not None:
+            summary = {
+                "revision": self.opts.revision,
+                "left_behind": list(cmd.left_behind),
+                "trigger": self.state.trigger,
+                "incident": paths or None,
+            }
+            self.journal.finish(self.opts.rollout_id, cmd.outcome, summary)  # type: ignore[arg-type]
         self.note(
             "rollout.finished",
             outcome=str(cmd.outcome),
@@ -599,16 +596,18 @@ class Driver:
         return RunResult(cmd.outcome, self.opts.rollout_id, self.state, paths, cmd.left_behind)
 
 
-def _fields(obj: object) -> dict[str, Any]:
-    names = getattr(obj, "__dataclass_fields__", {})
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Journal-safe values: str, numbers, bools, None, lists and dicts of those."""
     out: dict[str, Any] = {}
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, tuple):
-            value = [str(v) if not isinstance(v, str | int | float | bool) else v for v in value]
-        elif not isinstance(value, str | int | float | bool | type(None)):
-            value = str(value)
-        out[name] = value
+    for key, value in data.items():
+        if isinstance(value, list | tuple):
+            out[key] = [v if isinstance(v, str | int | float | bool) else str(v) for v in value]
+        elif isinstance(value, dict):
+            out[key] = {str(k): str(v) for k, v in value.items()}
+        elif isinstance(value, str | int | float | bool | None):
+            out[key] = value
+        else:
+            out[key] = str(value)
     return out
 
 
@@ -623,8 +622,6 @@ def _reason(exc: BaseException, timeout: float) -> str:
 __all__ = [
     "BOUNDARIES",
     "Driver",
-    "JournalPort",
-    "NullJournal",
     "Options",
     "RunResult",
     "SystemClock",

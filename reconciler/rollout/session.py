@@ -21,12 +21,14 @@ from pathlib import Path
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.config.source import read_dir
+from reconciler.journal.base import Journal
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
-from reconciler.rollout.boxops import BoxHandle, Clock
-from reconciler.rollout.driver import Driver, JournalPort, Options, RunResult, Target
+from reconciler.rollout.boxops import BoxHandle
+from reconciler.rollout.clock import Clock
+from reconciler.rollout.driver import Driver, IncidentWriter, Options, RunResult, Target
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
@@ -89,7 +91,9 @@ def read_source(req: Request) -> Source:
         repo = load_repo(files)
     except ConfigErrors as exc:
         first = "\n  ".join(str(e) for e in exc.errors[:10])
-        raise ApplyRefused(f"the repo does not validate:\n  {first}\nrun `reconcile validate`")
+        raise ApplyRefused(
+            f"the repo does not validate:\n  {first}\nrun `reconcile validate`"
+        ) from None
     return Source(repo, wt.revision, wt.dirty)
 
 
@@ -153,6 +157,23 @@ class Prepared:
     request: Request
 
 
+def _refuse_unfit(found: Survey, req: Request, source: Source) -> None:
+    """Refuse unreachable or foreign boxes (unless left out), a blocked revision (unless forced)."""
+    if found.refused and not req.allow_unreachable:
+        lines = "\n  ".join(f"{a}: {r}" for a, r in sorted(found.refused.items()))
+        raise ApplyRefused(
+            f"{len(found.refused)} box(es) cannot be reached or are refused; nothing was "
+            f"touched:\n  {lines}\nfix them, or pass --allow-unreachable to leave them out"
+        )
+    if found.blocked and not req.force:
+        names = ", ".join(found.blocked[:10])
+        raise ApplyRefused(
+            f"revision {source.revision[:12]} was rolled back automatically (recorded on "
+            f"{names}); it is not retried while it is the repo's head: push a fix, or "
+            "pass --force to try it again"
+        )
+
+
 async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = None) -> Prepared:
     """Read the repo and every box, and make (or check) the plan; writes nothing."""
     source = read_source(req)
@@ -163,19 +184,7 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         live = await link.read(agents, fleet.fleet_id)
         desired = desired_of(source.repo)
         found = survey(source.repo, desired, live, target_revision=source.revision)
-        if found.refused and not req.allow_unreachable:
-            lines = "\n  ".join(f"{a}: {r}" for a, r in sorted(found.refused.items()))
-            raise ApplyRefused(
-                f"{len(found.refused)} box(es) cannot be reached or are refused; nothing was "
-                f"touched:\n  {lines}\nfix them, or pass --allow-unreachable to leave them out"
-            )
-        if found.blocked and not req.force:
-            names = ", ".join(found.blocked[:10])
-            raise ApplyRefused(
-                f"revision {source.revision[:12]} was rolled back automatically (recorded on "
-                f"{names}); it is not retried while it is the repo's head: push a fix, or "
-                "pass --force to try it again"
-            )
+        _refuse_unfit(found, req, source)
         orphans = await link.orphans(agents, fleet.fleet_id)
         policy = fleet.rollout
         if req.soak_s is not None:
@@ -192,7 +201,9 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         except PlanError as exc:
             raise ApplyRefused(exc.message) from None
         except OSError as exc:
-            raise ApplyRefused(f"cannot read the plan file {req.plan_file}: {exc.strerror}")
+            raise ApplyRefused(
+                f"cannot read the plan file {req.plan_file}: {exc.strerror}"
+            ) from None
     except BaseException:
         await link.close()
         raise
@@ -258,10 +269,11 @@ async def execute(
     *,
     clock: Clock,
     reporter: Reporter,
-    journal: JournalPort | None = None,
+    journal: Journal | None = None,
     rollout_id: str | None = None,
-    write_incident: Callable[[Driver, object], dict[str, str]] | None = None,
+    write_incident: IncidentWriter | None = None,
     on_driver: Callable[[Driver], None] | None = None,
+    on_rollout_id: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
     targets = targets_of(p)
@@ -281,7 +293,8 @@ async def execute(
     )
     driver = Driver(
         p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
-        preflight=preflight_check(p), write_incident=write_incident,  # type: ignore[arg-type]
+        preflight=preflight_check(p), write_incident=write_incident,
+        on_rollout_id=on_rollout_id,
     )  # fmt: skip
     if on_driver is not None:
         on_driver(driver)

@@ -51,7 +51,7 @@ async def test_second_apply_makes_no_write_and_no_reload(fleet: DemoFleet) -> No
 async def test_crash_on_reload_in_wave_two_rolls_back_waves_one_and_two_only(
     fleet: DemoFleet,
 ) -> None:
-    """A crash on reload in wave 2 restores waves 1-2 (verified, stamped) and leaves wave 3 alone."""
+    """A crash on reload in wave 2 restores waves 1-2 (verified, stamped); wave 3 is untouched."""
     head = three_waves(fleet.repo)
     p = await prepare(request(fleet))
     assert len(p.plan.waves) == 3
