@@ -6,6 +6,7 @@ import typer
 
 from reconciler import __version__
 from reconciler.cli.agents import agents
+from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.render import render
 from reconciler.cli.validate import validate
@@ -26,6 +27,7 @@ app.command()(validate)
 app.command()(render)
 app.command()(explain)
 app.command()(agents)
+app.command()(diff)
 
 
 def _version(value: bool) -> None:

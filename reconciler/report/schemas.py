@@ -6,4 +6,8 @@ from typing import Final
 
 from pydantic import BaseModel
 
-OUTPUT_SCHEMAS: Final[dict[str, type[BaseModel]]] = {}
+from reconciler.report.diff_json import DiffReport
+
+OUTPUT_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
+    "diff.schema.json": DiffReport,
+}

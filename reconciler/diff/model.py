@@ -1,0 +1,169 @@
+"""The fleet diff as data: what changes, per agent and field, and why each change matters.
+
+A `FleetDiff` is built by the pure core (diff/fleet.py) from two loaded repos
+(pull-request mode) or from a repo and the live boxes (live mode); reports
+(report/diff_*.py) only read it. The same models are the `--format json`
+output, so their JSON Schema is schemas/diff.schema.json.
+
+Values are JSON values as parsed from YAML. Secret values never enter these
+models: a secret in config is a `{secret: NAME}` reference (its name is shown),
+and the secrets file shows up only as a short keyed fingerprint.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from reconciler.model.live import SecretsCheck
+
+FieldPath = tuple[str, ...]
+REDACTED = "<redacted>"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChangeKind(enum.StrEnum):
+    """How one field changed."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+    TYPE_CHANGED = "type-changed"
+
+
+class AgentStatus(enum.StrEnum):
+    """How one agent stands between the two sides."""
+
+    ADDED = "added"  # new in the repo, or an unmanaged box (the first apply adopts it)
+    REMOVED = "removed"  # gone from the repo (PR), or an orphan box stamped for this fleet
+    CHANGED = "changed"  # its payload changes
+    DRIFTED = "drifted"  # the file on the box differs from its stamp: a hand edit
+    UNKNOWN = "unknown"  # could not be read; `reason` says why
+    FOREIGN = "foreign"  # stamped for another fleet or agent: refused
+    UNCHANGED = "unchanged"  # no payload change (settings may still change)
+
+
+ROLLOUT_STATUSES = frozenset(
+    {AgentStatus.ADDED, AgentStatus.REMOVED, AgentStatus.CHANGED, AgentStatus.DRIFTED}
+)
+PROBLEM_STATUSES = frozenset({AgentStatus.UNKNOWN, AgentStatus.FOREIGN})
+
+
+class FieldChange(_Frozen):
+    """One field of one agent: old -> new, where the new value was set, and its flags."""
+
+    path: FieldPath = Field(description="Field path; payload paths omit the leading 'config'.")
+    kind: ChangeKind
+    old: JsonValue = Field(default=None, description="Absent (null) when kind is 'added'.")
+    new: JsonValue = Field(default=None, description="Absent (null) when kind is 'removed'.")
+    source: str | None = Field(
+        default=None, description="file:line that set the new value (or removed it)."
+    )
+    old_source: str | None = Field(default=None, description="file:line of the old value.")
+    cost_impacting: bool = False
+    restart_required: bool = False
+    secret: bool = Field(
+        default=False, description="A secret reference: only its name is shown, never a value."
+    )
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+class SecretsChange(_Frozen):
+    """The box's secrets file, by fingerprint only: 'changed' and two short HMACs."""
+
+    check: SecretsCheck
+    old: str | None = Field(default=None, description="Fingerprint now (never a value).")
+    new: str | None = Field(default=None, description="Fingerprint wanted (never a value).")
+
+    @property
+    def changed(self) -> bool:
+        return self.check in (SecretsCheck.CHANGED, SecretsCheck.MISSING)
+
+
+class CostEstimate(_Frozen):
+    """What a change set may do to cost; None figures mean no honest estimate is possible."""
+
+    ratio: float | None = Field(default=None, description="New/old price per token, if known.")
+    now_per_day: float | None = Field(default=None, description="USD per day now, if measured.")
+    delta_per_day: float | None = Field(default=None, description="Estimated USD/day change.")
+    note: str = Field(description="How the figure was made, or why there is none.")
+
+
+class AgentDiff(_Frozen):
+    """One agent's difference: its state, payload changes, settings changes, secrets, cost."""
+
+    agent: str
+    status: AgentStatus
+    tier: str | None = None
+    shard: str | None = None
+    reason: str | None = Field(default=None, description="Why unknown/foreign/adopted/drifted.")
+    format_only: bool = Field(
+        default=False, description="The bytes differ but every field is equal (key order, style)."
+    )
+    changes: tuple[FieldChange, ...] = Field(default=(), description="Payload changes.")
+    settings: tuple[FieldChange, ...] = Field(
+        default=(), description="reconciler's own fields (host, user, ...): no rollout."
+    )
+    secrets: SecretsChange | None = None
+    cost: CostEstimate | None = None
+
+    @property
+    def cost_impacting(self) -> bool:
+        return any(c.cost_impacting for c in self.changes)
+
+    @property
+    def restart_required(self) -> bool:
+        """A running agent must restart (a new agent starts, a removed one stops: neither)."""
+        if self.status is AgentStatus.REMOVED:
+            return False
+        if self.status is AgentStatus.ADDED and self.reason is None:
+            return False
+        return any(c.restart_required for c in self.changes)
+
+    @property
+    def rollout(self) -> bool:
+        """Whether applying the head touches this agent's box."""
+        return (
+            self.status in ROLLOUT_STATUSES
+            or self.format_only
+            or (self.secrets is not None and self.secrets.changed)
+        )
+
+    @property
+    def changed(self) -> bool:
+        """Anything to show: a rollout or a settings change."""
+        return self.rollout or bool(self.settings)
+
+
+class FleetDiff(_Frozen):
+    """The whole diff: every agent that differs (sorted by name), plus fleet-wide changes."""
+
+    mode: Literal["pr", "live"]
+    fleet_id: str
+    base: str = Field(description="What the diff starts from: a revision, or 'live'.")
+    head: str = Field(description="What the diff goes to: a revision or the work tree.")
+    approvers: tuple[str, ...] = Field(
+        default=(), description="fleet.review.cost_impacting_approvers of the head."
+    )
+    agents: tuple[AgentDiff, ...] = Field(default=(), description="Agents that differ, by name.")
+    unchanged: int = Field(default=0, description="How many agents do not differ at all.")
+    fleet_settings: tuple[FieldChange, ...] = Field(
+        default=(), description="fleet.yaml changes (policy, gates, ...)."
+    )
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether anything differs (what `--exit-code` reports as 2)."""
+        return bool(self.fleet_settings) or any(a.changed for a in self.agents)
+
+    @property
+    def problems(self) -> tuple[AgentDiff, ...]:
+        return tuple(a for a in self.agents if a.status in PROBLEM_STATUSES)

@@ -1,0 +1,61 @@
+"""The headline numbers of a fleet diff: how many agents change, and how."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.diff.model import AgentStatus, FleetDiff
+
+
+class Summary(BaseModel):
+    """Counts over the agents of a FleetDiff (each agent counted once per line)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rollout: int = Field(description="Agents whose box a rollout would touch.")
+    changed: int
+    added: int
+    removed: int
+    drifted: int
+    settings_only: int = Field(description="Agents with settings changes only: no rollout.")
+    secrets_changed: int
+    unknown: int
+    foreign: int
+    unchanged: int
+    cost_impacting: int = Field(description="Agents with a cost-impacting change.")
+    restart_required: int = Field(description="Agents that need a restart, not a reload.")
+    cost_delta_per_day: float | None = Field(
+        description="Sum of the estimates; null when any cost-impacting agent has none."
+    )
+    fleet_settings: int = Field(description="fleet.yaml fields that change.")
+    has_changes: bool
+
+
+def summarise(diff: FleetDiff) -> Summary:
+    """Count a diff's agents by status and flag."""
+    by = dict.fromkeys(AgentStatus, 0)
+    for a in diff.agents:
+        by[a.status] += 1
+    costly = [a for a in diff.agents if a.cost_impacting or (a.cost and a.cost.delta_per_day)]
+    deltas = [a.cost.delta_per_day if a.cost else None for a in costly]
+    return Summary(
+        rollout=sum(a.rollout for a in diff.agents),
+        changed=by[AgentStatus.CHANGED],
+        added=by[AgentStatus.ADDED],
+        removed=by[AgentStatus.REMOVED],
+        drifted=by[AgentStatus.DRIFTED],
+        settings_only=sum(bool(a.settings) and not a.rollout for a in diff.agents),
+        secrets_changed=sum(a.secrets is not None and a.secrets.changed for a in diff.agents),
+        unknown=by[AgentStatus.UNKNOWN],
+        foreign=by[AgentStatus.FOREIGN],
+        unchanged=diff.unchanged,
+        cost_impacting=sum(a.cost_impacting for a in diff.agents),
+        restart_required=sum(a.restart_required for a in diff.agents),
+        cost_delta_per_day=(
+            sum(d for d in deltas if d is not None)
+            if deltas and all(d is not None for d in deltas)
+            else None
+        ),
+        fleet_settings=len(diff.fleet_settings),
+        has_changes=diff.has_changes,
+    )

@@ -1,0 +1,119 @@
+"""The fleet diff for a terminal: headline, then one block per group of agents.
+
+Plain text (no markup), grouped: agents that make the same change show once,
+named by what they share ("140 agents in tier fast"). Rollout changes first
+(cost-impacting before the rest), then settings that roll nothing out, fleet
+settings, and boxes that could not be read or were refused.
+"""
+
+from __future__ import annotations
+
+from reconciler.diff.group import Group, group_agents
+from reconciler.diff.model import PROBLEM_STATUSES, AgentStatus, FieldChange, FleetDiff
+from reconciler.diff.summary import Summary, summarise
+from reconciler.report.diff_values import (
+    change_text,
+    flags,
+    group_cost,
+    money,
+    plural,
+    secrets_text,
+    status_word,
+)
+
+
+def headline(diff: FleetDiff, s: Summary) -> list[str]:
+    """The first lines: what is compared, and the counts."""
+    lines = [f"Fleet diff {diff.fleet_id}: {diff.base} → {diff.head}"]
+    if not s.has_changes and not s.unknown and not s.foreign:
+        lines.append(f"No changes ({s.unchanged} agents unchanged).")
+        return lines
+    parts = [
+        f"{n} {word}"
+        for n, word in (
+            (s.changed, "changed"),
+            (s.added, "added"),
+            (s.removed, "removed"),
+            (s.drifted, "drifted"),
+        )
+        if n
+    ]
+    line = f"{plural(s.rollout, 'agent')} to roll out" + (f" ({', '.join(parts)})" if parts else "")
+    if s.settings_only:
+        line += f"; {s.settings_only} with settings changes only (no rollout)"
+    lines.append(line + f"; {s.unchanged} unchanged.")
+    if s.cost_impacting:
+        who = ", ".join(diff.approvers) or "nobody configured (fleet.review)"
+        lines.append(
+            f"Cost-impacting: {plural(s.cost_impacting, 'agent')} (estimated cost change:"
+            f" {money(s.cost_delta_per_day)}); review by {who}."
+        )
+    if s.restart_required:
+        lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
+    if s.unknown or s.foreign:
+        lines.append(f"Not compared: {s.unknown} unreachable, {s.foreign} refused (foreign).")
+    return lines
+
+
+def _change_line(c: FieldChange, source: str | None) -> str:
+    tags = flags(c)
+    where = f"  ({source})" if source else ""
+    return f"    {change_text(c, 70)}{where}" + (f"  [{', '.join(tags)}]" if tags else "")
+
+
+def _names(g: Group, limit: int) -> str:
+    names = g.names
+    more = f", … and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _group(g: Group, names_limit: int) -> list[str]:
+    a = g.first
+    word = status_word(g)
+    status = "" if word == AgentStatus.CHANGED else f" [{word}]"
+    tags = [t for t, on in (("cost", g.cost_impacting), ("restart", g.restart_required)) if on]
+    lines = [f"  {g.scope()}{status}" + (f"  [{', '.join(tags)}]" if tags else "")]
+    for i, c in enumerate(a.changes):
+        sources = g.sources(i)
+        lines.append(_change_line(c, ", ".join(sources) if len(sources) <= 3 else "several"))
+    for c in a.settings:
+        lines.append(_change_line(c, c.source) + "  (setting, no rollout)")
+    if a.secrets is not None:
+        lines.append(f"    {secrets_text(a.secrets)}  [secret]")
+    if a.format_only:
+        lines.append("    the file's bytes differ (key order or style) but every field is equal")
+    cost = group_cost(g)
+    if cost:
+        lines.append(f"    cost: {cost}")
+    if a.reason and g.size == 1:
+        lines.append(f"    {a.reason}")
+    if a.status in PROBLEM_STATUSES:
+        lines.extend(f"    {m.agent}: {m.reason or 'no reason given'}" for m in g.agents)
+    elif g.size > 1:
+        lines.append(f"    agents: {_names(g, names_limit)}")
+    return lines
+
+
+def render_text(diff: FleetDiff, *, names_limit: int = 12) -> str:
+    """The whole text report."""
+    s = summarise(diff)
+    lines = headline(diff, s)
+    groups = group_agents(diff.agents)
+    sections: list[tuple[str, list[Group]]] = [
+        ("Changes", [g for g in groups if g.first.rollout]),
+        (
+            "Settings, no rollout",
+            [g for g in groups if not g.first.rollout and g.status not in PROBLEM_STATUSES],
+        ),
+        ("Not compared", [g for g in groups if g.status in PROBLEM_STATUSES]),
+    ]
+    for title, members in sections:
+        if not members:
+            continue
+        lines += ["", f"{title}:"]
+        for g in members:
+            lines += _group(g, names_limit)
+    if diff.fleet_settings:
+        lines += ["", "Fleet settings (fleet.yaml, no rollout):"]
+        lines += [_change_line(c, None) for c in diff.fleet_settings]
+    return "\n".join(lines) + "\n"

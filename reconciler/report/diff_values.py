@@ -1,0 +1,142 @@
+"""How diff values read in reports: short, one line, secrets as references only.
+
+Shared by the text and markdown reports. A `{secret: NAME}` reads as
+`{secret: NAME}`; a multi-line string (a prompt) as its first line and a line
+count; anything long is cut with an ellipsis. Values reach here already
+redacted by the core (diff/agent.py); nothing here can reveal more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pydantic import JsonValue
+
+from reconciler.diff.group import Group
+from reconciler.diff.model import AgentDiff, AgentStatus, ChangeKind, FieldChange, SecretsChange
+
+ARROW = "→"
+
+
+def show(value: JsonValue, limit: int = 60) -> str:
+    """One line for a value, at most `limit` characters."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secret"), str):
+        text = f"{{secret: {value['secret']}}}"
+    elif isinstance(value, str):
+        lines = value.split("\n")
+        if value.endswith("\n"):
+            lines = lines[:-1]
+        if len(lines) == 1 and value.endswith("\n"):  # one line of text: the newline is noise
+            value = lines[0]
+        text = value if value and value.strip() == value else json.dumps(value)
+        if len(lines) > 1:
+            text = f"{lines[0].strip()}… ({len(lines)} lines)"
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def change_text(c: FieldChange, limit: int = 60) -> str:
+    """`model claude-haiku-4-5 → claude-sonnet-4-5`, `+ tags [...]`, `- debug (removed)`."""
+    if c.kind is ChangeKind.ADDED:
+        return f"{c.dotted} added: {show(c.new, limit)}"
+    if c.kind is ChangeKind.REMOVED:
+        return f"{c.dotted} removed (was {show(c.old, limit)})"
+    return f"{c.dotted} {show(c.old, limit)} {ARROW} {show(c.new, limit)}"
+
+
+def changes_line(changes: Sequence[FieldChange], most: int = 2, limit: int = 40) -> str:
+    """The first few changes of a set on one line, and how many more there are."""
+    parts = [change_text(c, limit) for c in changes[:most]]
+    if len(changes) > most:
+        parts.append(f"+{len(changes) - most} more")
+    return "; ".join(parts)
+
+
+def flags(c: FieldChange) -> list[str]:
+    """The flag words of a change: cost, restart, secret."""
+    out = []
+    if c.cost_impacting:
+        out.append("cost")
+    if c.restart_required:
+        out.append("restart")
+    if c.secret:
+        out.append("secret")
+    return out
+
+
+def short_fingerprint(fp: str | None) -> str:
+    """A fingerprint cut to 8 hex digits (it is a keyed HMAC: safe, and enough to compare)."""
+    if fp is None:
+        return "none"
+    scheme, _, digest = fp.partition(":")
+    return f"{scheme}:{digest[:8]}" if digest else fp[:8]
+
+
+def secrets_text(s: SecretsChange) -> str:
+    """'secrets file changed (hmac:1a2b3c4d → hmac:5e6f7a8b)'; never a value."""
+    if s.check == "missing":
+        return f"secrets file new (wanted {short_fingerprint(s.new)})"
+    return f"secrets file {s.check} ({short_fingerprint(s.old)} {ARROW} {short_fingerprint(s.new)})"
+
+
+def money(x: float | None) -> str:
+    """'+$12.30/day', '-$4.00/day', or 'no estimate'."""
+    if x is None:
+        return "no estimate"
+    return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}/day"
+
+
+def status_word(g: Group) -> str:
+    """A group's status as the reports name it ('settings' for settings-only changes)."""
+    a = g.first
+    return "settings" if a.status == "unchanged" and not a.rollout else str(a.status)
+
+
+def group_cost(g: Group) -> str:
+    """A group's cost estimate in words: the figure, and how it was made or why there is none."""
+    costs = [a.cost for a in g.agents if a.cost is not None]
+    if not costs:
+        return ""
+    known = [c.delta_per_day for c in costs if c.delta_per_day is not None]
+    if len(known) == len(g.agents):
+        how = costs[0].note if g.size == 1 else f"summed over {g.size} agents"
+        return f"{money(sum(known))} ({how})"
+    if known:
+        return (
+            f"{money(sum(known))} for the {len(known)} agents with a cost figure; "
+            f"{g.size - len(known)} have none ({costs[0].note if g.size == 1 else 'not measured'})"
+        )
+    notes = sorted({c.note for c in costs if c.delta_per_day is None})
+    return f"no estimate ({'; '.join(notes)})"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 agent', '2 agents'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def what_line(a: AgentDiff) -> str:
+    """One line saying what changes for an agent (or a group, by its first agent)."""
+    if a.status in (AgentStatus.ADDED, AgentStatus.REMOVED) and a.reason is None:
+        who = "new agent" if a.status is AgentStatus.ADDED else "agent removed"
+        return f"{who}: {plural(len(a.changes), 'field')}"
+    text = changes_line(a.changes) or changes_line(a.settings)
+    if not text and a.secrets is not None:
+        text = secrets_text(a.secrets)
+    if not text and a.format_only:
+        text = "bytes only (key order or style)"
+    return text or a.reason or str(a.status)
+
+
+def cost_cell(g: Group) -> str:
+    """A group's cost in a few words: '+$12.00/day', 'x3.00 per token', 'no estimate'."""
+    costs = [a.cost for a in g.agents if a.cost is not None]
+    if not costs:
+        return ""
+    total = g.cost_delta_per_day
+    if total is not None:
+        return money(total)
+    ratio = costs[0].ratio
+    return f"x{ratio:.2f} per token" if ratio is not None else "no estimate"
