@@ -6,6 +6,7 @@ import typer
 
 from reconciler import __version__
 from reconciler.cli.agents import agents
+from reconciler.cli.apply import apply, unlock
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.render import render
@@ -27,6 +28,8 @@ app.command()(validate)
 app.command()(render)
 app.command()(explain)
 app.command()(agents)
+app.command()(apply)
+app.command()(unlock)
 app.command()(diff)
 
 

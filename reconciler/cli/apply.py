@@ -1,0 +1,279 @@
+"""`reconcile apply` and `reconcile unlock`: thin shells over rollout/session.py and the journal.
+
+apply: prepare (read repo and boxes, plan; nothing written) -> show the plan ->
+ask (or --yes) -> lock -> journal -> drive -> exit 0/1/3/4. --dry-run stops
+after showing the plan: no lease, no lock, no journal. Progress goes to stderr
+(rich), or as JSON lines to stdout with --format json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, out
+from reconciler.journal.base import Holder, LockError, LockHeld
+from reconciler.journal.db import default_state_dir
+from reconciler.journal.lock import SqliteLock
+from reconciler.journal.sqlite import SqliteJournal
+from reconciler.plan.model import Plan
+from reconciler.report.incident import (
+    incident_doc,
+    render_incident_json,
+    render_incident_markdown,
+)
+from reconciler.rollout.clock import SystemClock
+from reconciler.rollout.commands import WriteIncident
+from reconciler.rollout.driver import Driver, RunResult
+from reconciler.rollout.reporter import JsonValue
+from reconciler.rollout.session import ApplyRefused, Prepared, Request, execute, prepare
+from reconciler.rollout.state import BoxStatus
+
+
+class TextReporter:
+    """Progress on stderr, one line per step, coloured."""
+
+    _STYLE: Mapping[str, str] = {
+        "box.failed": "bold red",
+        "watchdog.failed": "bold red",
+        "soak.problem": "bold red",
+        "gates.failed": "bold red",
+        "box.restore_failed": "bold red reverse",
+        "rollback.started": "bold yellow",
+        "box.applied": "green",
+        "box.restored": "yellow",
+        "warning": "yellow",
+    }
+
+    def note(self, kind: str, fields: Mapping[str, JsonValue]) -> None:
+        if kind == "soak.tick":
+            err.print(f"  wave {fields['wave']}: soaking, {fields['remaining_s']}s left")
+            return
+        style = self._STYLE.get(kind, "")
+        detail = "  ".join(f"{k}={v}" for k, v in fields.items())
+        text = f"{kind:18} {detail}"
+        err.print(f"[{style}]{text}[/]" if style else text, markup=bool(style), highlight=False)
+
+
+class JsonReporter:
+    """One JSON object per line on stdout, for CI logs."""
+
+    def note(self, kind: str, fields: Mapping[str, JsonValue]) -> None:
+        sys.stdout.write(json.dumps({"event": kind, **fields}) + "\n")
+        sys.stdout.flush()
+
+
+def show_plan(p: Prepared, fmt: Format) -> None:
+    """The exact plan: waves, agents in each, their changes, gates; orphans and left-out boxes."""
+    plan: Plan = p.plan
+    if fmt is Format.json:
+        out.print(plan.to_json(), end="", markup=False, highlight=False)
+        return
+    out.print(
+        f"plan {plan.plan_id[:12]}  fleet {plan.fleet_id}  revision {plan.target_revision}",
+        markup=False,
+    )
+    if plan.empty:
+        out.print("nothing to change: every box runs this revision", markup=False)
+    budget = plan.failure_budget
+    out.print(f"{len(plan.boxes)} box(es) change; failure budget {budget}", markup=False)
+    for wave in plan.waves:
+        gates = ", ".join(wave.gates) or "watchdog only"
+        out.print(
+            f"wave {wave.index + 1}: {len(wave.agents)} agent(s), soak {wave.soak_s:g}s, "
+            f"gates: watchdog, {gates}",
+            markup=False,
+        )
+        for agent in wave.agents:
+            step = plan.box(agent)
+            fields = ", ".join(
+                p.dotted + (" [restart]" if p.restart_required else "")
+                + (" [cost]" if p.cost_impacting else "")
+                for p in step.paths
+            ) or "(bytes only)"  # fmt: skip
+            adopt = " (adopt: no stamp)" if step.adopt else ""
+            out.print(f"  {agent}: {step.label}{adopt}: {fields}", markup=False)
+    for name, why in sorted(p.left_out.items()):
+        out.print(f"left out (--allow-unreachable): {name}: {why}", markup=False)
+    for o in p.orphans:
+        out.print(
+            f"orphan (left alone): {o.agent} on {o.host}:{o.port} ({o.stamp_path})", markup=False
+        )
+
+
+def _incident_writer(state_dir: Path) -> Any:
+    def write(driver: Driver, cmd: WriteIncident) -> dict[str, str]:
+        doc = incident_doc(driver, cmd)
+        folder = state_dir / "incidents"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / driver.opts.rollout_id
+        md, js = base.with_suffix(".md"), base.with_suffix(".json")
+        md.write_text(render_incident_markdown(doc), encoding="utf-8")
+        js.write_text(render_incident_json(doc), encoding="utf-8")
+        return {"markdown": str(md), "json": str(js)}
+
+    return write
+
+
+def _confirm(yes: bool, plan: Plan) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for confirmation; review the plan and pass --yes to apply it")
+    if not typer.confirm(f"apply plan {plan.plan_id[:12]} to {len(plan.boxes)} box(es)?", err=True):
+        fail("not applied: the operator said no")
+
+
+async def _run(req: Request, opts: dict[str, Any]) -> int:
+    try:
+        p = await prepare(req)
+    except ApplyRefused as exc:
+        fail(str(exc))
+    try:
+        fmt: Format = opts["fmt"]
+        show_plan(p, Format.json if fmt is Format.json and opts["dry_run"] else Format.text)
+        if opts["dry_run"] or p.plan.empty:
+            return 0
+        _confirm(opts["yes"], p.plan)
+        state_dir = Path(
+            opts["state_dir"] or p.source.repo.fleet.state_dir or default_state_dir()
+        ).expanduser()
+        return await _locked(p, req, state_dir, opts)
+    finally:
+        await p.link.close()
+
+
+async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, Any]) -> int:
+    fleet = p.source.repo.fleet
+    lock = SqliteLock(state_dir)
+    ttl = fleet.rollout.lease_ttl_s
+    try:
+        if opts["wait_lock"] is not None:
+            lease = await asyncio.to_thread(
+                lock.wait, fleet.fleet_id, Holder.here(), ttl_s=ttl, timeout_s=opts["wait_lock"]
+            )
+        else:
+            lease = lock.acquire(fleet.fleet_id, Holder.here(), ttl_s=ttl)
+    except LockHeld as exc:
+        fail(str(exc))
+    journal = SqliteJournal(state_dir)
+    current = {"lease": lease}
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            with contextlib.suppress(LockError):
+                current["lease"] = lock.renew(current["lease"], ttl_s=ttl)
+
+    def bind(rid: str) -> None:
+        current["lease"] = lock.bind(current["lease"], rid)
+
+    def on_driver(d: Driver) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, d.interrupt)
+
+    reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
+    renewer = asyncio.create_task(renew())
+    try:
+        result: RunResult = await execute(
+            p, clock=SystemClock(), reporter=reporter, journal=journal,
+            write_incident=_incident_writer(state_dir), on_driver=on_driver, on_rollout_id=bind,
+        )  # fmt: skip
+    except ApplyRefused as exc:
+        fail(str(exc))
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(LockError):
+            lock.release(current["lease"])
+        journal.close()
+        lock.close()
+    _summary(result)
+    return result.exit_code
+
+
+def _summary(result: RunResult) -> None:
+    for kind, path in result.incident.items():
+        err.print(f"incident report ({kind}): {path}", markup=False)
+    restore_failed = result.state.agents_in(BoxStatus.RESTORE_FAILED)
+    if restore_failed:
+        err.print(
+            f"[bold red reverse]ROLLBACK FAILED on {', '.join(restore_failed)}: "
+            "these boxes need a human now[/]"
+        )
+    err.print(f"rollout {result.rollout_id}: {result.outcome}", markup=False)
+
+
+def apply(
+    repo: RepoOpt = Path(),
+    yes: Annotated[bool, typer.Option("--yes", help="Apply without asking.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the exact plan; touch nothing.")
+    ] = False,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Apply this saved plan (refused if stale).")
+    ] = None,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Apply the uncommitted work tree.")
+    ] = False,
+    allow_unreachable: Annotated[
+        bool, typer.Option("--allow-unreachable", help="Leave unreachable boxes out.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retry a revision that was rolled back.")
+    ] = False,
+    wait_lock: Annotated[
+        float | None,
+        typer.Option("--wait-lock", help="Wait up to SECONDS for the fleet lock."),
+    ] = None,
+    soak: Annotated[
+        float | None, typer.Option("--soak", help="Override the policy's soak seconds.")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
+        Format.text
+    ),
+) -> None:
+    """Roll the repo's HEAD out to the fleet in waves, with watchdog and auto-rollback."""
+    req = Request(
+        repo=repo, allow_dirty=allow_dirty, allow_unreachable=allow_unreachable, force=force,
+        plan_file=plan_file, soak_s=soak,
+    )  # fmt: skip
+    opts = {
+        "yes": yes, "dry_run": dry_run, "wait_lock": wait_lock, "state_dir": state_dir,
+        "fmt": fmt,
+    }  # fmt: skip
+    code = asyncio.run(_run(req, opts))
+    raise typer.Exit(code)
+
+
+def unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock id a refused apply named.")],
+    force: Annotated[bool, typer.Option("--force", help="Required: break the lock.")] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
+    ] = None,
+) -> None:
+    """Break a fleet lock whose holder is dead (needs --force and the lock id)."""
+    if not force:
+        fail("unlock breaks another run's lock: pass --force with the lock id")
+    lock = SqliteLock((state_dir or default_state_dir()).expanduser())
+    try:
+        broken = lock.force_release(lock_id)
+    finally:
+        lock.close()
+    if broken is None:
+        fail(f"no lock {lock_id}; nothing released", Exit.ERROR)
+    err.print(f"released lock {lock_id}: was held by {broken.describe()}", markup=False)

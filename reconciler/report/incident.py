@@ -1,0 +1,98 @@
+"""The incident report of a rolled-back rollout: one JSON document, rendered to markdown too.
+
+Built from what the driver saw (its timeline of notes, the machine's final
+state, the machine's WriteIncident command): the trigger, the failing wave and
+boxes, the check that failed with its figures, what was restored and what was
+not, and two headline durations: time to detect (the failing wave's start to
+the rollback's start) and time to roll back (the rollback's start to the end).
+Only names, shas, verdicts and messages: never a secret value.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from reconciler.render.stamp import rfc3339
+from reconciler.rollout.commands import WriteIncident
+from reconciler.rollout.driver import Driver
+
+_CHECK_KINDS = ("box.failed", "watchdog.failed", "soak.problem", "gates.failed")
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
+def incident_doc(driver: Driver, cmd: WriteIncident) -> dict[str, Any]:
+    """The incident as a JSON-able document."""
+    state = driver.state
+    wave = min(state.wave, len(state.spec.waves) - 1) if state.spec.waves else 0
+    wave_start = driver.wave_started_at.get(wave)
+    checks = [
+        {"at": rfc3339(at), "kind": kind, **fields}
+        for at, kind, fields in driver.timeline
+        if kind in _CHECK_KINDS
+    ]
+    return {
+        "incident_version": 1,
+        "rollout_id": driver.opts.rollout_id,
+        "fleet_id": driver.opts.fleet_id,
+        "plan_id": driver.plan.plan_id,
+        "revision": driver.opts.revision,
+        "outcome": str(state.phase),
+        "trigger": cmd.trigger,
+        "failing_wave": wave + 1,
+        "failing_wave_agents": list(state.spec.waves[wave].agents) if state.spec.waves else [],
+        "failed": [{"agent": f.agent, "what": f.what} for f in state.budget.spent],
+        "failed_checks": checks,
+        "restored": [{"agent": a, "to_sha": driver.restored_shas.get(a)} for a in cmd.restored],
+        "restore_failed": list(cmd.restore_failed),
+        "time_to_detect_s": _seconds(wave_start, driver.detected_at),
+        "time_to_roll_back_s": _seconds(driver.detected_at, driver.finished_at),
+        "started_at": rfc3339(driver.started_at),
+        "timeline": [
+            {"at": rfc3339(at), "kind": kind, **fields}
+            for at, kind, fields in driver.timeline
+            if kind != "soak.tick"
+        ],
+    }
+
+
+def render_incident_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def _fields(entry: dict[str, Any]) -> str:
+    rest = {k: v for k, v in entry.items() if k not in ("at", "kind")}
+    return ", ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def render_incident_markdown(doc: dict[str, Any]) -> str:
+    """The incident for humans: headline, what failed, what was restored, the timeline."""
+    lines = [
+        f"# Incident: rollout {doc['rollout_id']} {doc['outcome']}",
+        "",
+        f"- fleet: `{doc['fleet_id']}`, revision `{doc['revision']}`, plan `{doc['plan_id'][:12]}`",
+        f"- trigger: {doc['trigger']}",
+        f"- failing wave: {doc['failing_wave']} ({', '.join(doc['failing_wave_agents'])})",
+        f"- time to detect: {doc['time_to_detect_s']} s; "
+        f"time to roll back: {doc['time_to_roll_back_s']} s",
+        "",
+        "## Failed boxes",
+        "",
+    ]
+    lines += [f"- **{f['agent']}**: {f['what']}" for f in doc["failed"]] or ["- none"]
+    lines += ["", "## Checks that failed", ""]
+    lines += [f"- {c['at']} `{c['kind']}` {_fields(c)}" for c in doc["failed_checks"]] or ["- none"]
+    lines += ["", "## Restored", ""]
+    lines += [f"- {r['agent']} -> `{(r['to_sha'] or 'none')[:12]}`" for r in doc["restored"]] or [
+        "- none"
+    ]
+    if doc["restore_failed"]:
+        lines += ["", "## ROLLBACK FAILED: these boxes need a human now", ""]
+        lines += [f"- **{a}**" for a in doc["restore_failed"]]
+    lines += ["", "## Timeline", "", "| at | what | details |", "|---|---|---|"]
+    lines += [f"| {e['at']} | {e['kind']} | {_fields(e)} |" for e in doc["timeline"]]
+    return "\n".join(lines) + "\n"
