@@ -7,6 +7,7 @@ import typer
 from reconciler import __version__
 from reconciler.cli.agents import agents
 from reconciler.cli.apply import apply, unlock
+from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.render import render
@@ -30,6 +31,7 @@ app.command()(explain)
 app.command()(agents)
 app.command()(apply)
 app.command()(unlock)
+app.add_typer(demo_app, name="demo")
 app.command()(diff)
 
 

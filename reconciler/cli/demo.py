@@ -1,0 +1,262 @@
+"""reconcile demo: a local fleet of simulated agent boxes on loopback, and a walkthrough.
+
+`reconcile demo` alone runs the walkthrough (a list of steps, so that new
+capabilities add a step); `up`, `down` and `fault` manage the fleet in DIR.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from reconciler.cli.common import Exit, err, fail, out
+from reconciler.config.errors import ConfigErrors
+from reconciler.config.repo import load_repo
+from reconciler.config.source import read_dir
+from reconciler.demo import control, runner
+from reconciler.demo.faults import FaultError, FaultKind, parse_kind
+from reconciler.demo.fleetrepo import HEAD_MESSAGE, DemoSetupError
+
+DEFAULT_DIR = Path("demo-fleet")
+DEFAULT_AGENTS = 20
+
+DirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dir",
+        help="The demo fleet's directory (keys, secrets, boxes, DIR/fleet).",
+        file_okay=False,
+    ),
+]
+
+demo_app = typer.Typer(
+    help=(
+        "A local fleet of simulated agent boxes on loopback (real SSH, real HTTP) to try "
+        "every command against.\n\nExample:  reconcile demo up --agents 50 --dir demo-fleet"
+    ),
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+
+
+def _fleet_summary(info: runner.FleetInfo, seconds: float | None = None) -> None:
+    d, agents = info.dir, info.agents
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    ports = sorted(a["ssh_port"] for a in agents.values())
+    err.print(
+        f"demo fleet: {len(agents)} boxes on 127.0.0.1 (SSH ports {ports[0]}..{ports[-1]}), "
+        f"{len(info.pids)} worker process(es){took}",
+        markup=False,
+    )
+    err.print(f"  config repo:  {d.repo}  (head: {HEAD_MESSAGE})", markup=False)
+    err.print(f"  SSH key:      {d.key}  known_hosts: {d.known_hosts}", markup=False)
+    err.print(f"  secrets:      {d.secrets}/ (outside the repo)", markup=False)
+    name = next(iter(agents))
+    err.print(
+        f"  try:          ssh -i {d.key} -o UserKnownHostsFile={d.known_hosts} "
+        f"-p {agents[name]['ssh_port']} {info.doc.get('user', 'agent')}@127.0.0.1 agentctl health",
+        markup=False,
+    )
+
+
+def _start(dir: Path, agents: int, workers: int | None, rate: float, seed: int) -> runner.UpResult:
+    try:
+        return runner.up(dir, agents, workers=workers, rate=rate, seed=seed)
+    except DemoSetupError as exc:
+        fail(str(exc))
+
+
+@demo_app.command()
+def up(
+    agents: int = typer.Option(DEFAULT_AGENTS, "--agents", "-n", help="How many boxes."),
+    dir: DirOpt = DEFAULT_DIR,
+    foreground: bool = typer.Option(
+        False, "--foreground", help="Stay attached; Ctrl-C stops the fleet."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="Worker processes (default: one per 250 boxes, at most one per core).",
+    ),
+    rate: float = typer.Option(2.0, "--rate", help="Tasks per second per agent."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the agents' random numbers."),
+) -> None:
+    """Start N boxes and write DIR/fleet, a git config repo whose agents are those boxes.
+
+    The boxes run the repo's first commit; its head commit carries one change to roll out.
+
+    Example:  reconcile demo up --agents 50 --dir demo-fleet
+    """
+    result = _start(dir, agents, workers, rate, seed)
+    _fleet_summary(result.info, result.seconds)
+    out.print(f"reconcile diff --repo {result.info.dir.repo}", markup=False)
+    if not foreground:
+        err.print(f"stop it with: reconcile demo down --dir {dir}", markup=False)
+        return
+    _wait_then_down(dir)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_then_down(dir: Path) -> None:
+    err.print("running in the foreground; Ctrl-C stops the fleet", markup=False)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while runner.running_pids(dir):
+            time.sleep(1)
+        err.print("the demo workers exited", markup=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _down(dir)
+
+
+def _down(dir: Path) -> None:
+    try:
+        result = runner.down(dir)
+    except DemoSetupError as exc:
+        fail(str(exc))
+    if result.open_ports:
+        fail(
+            f"ports still open after stopping the workers: {result.open_ports[:10]}; "
+            "another process may hold them"
+        )
+    killed = f" ({len(result.killed)} killed after the timeout)" if result.killed else ""
+    err.print(
+        f"demo fleet in {dir} stopped: {len(result.stopped)} worker(s){killed}, ports closed",
+        markup=False,
+    )
+
+
+@demo_app.command()
+def down(dir: DirOpt = DEFAULT_DIR) -> None:
+    """Stop every process `demo up` started for DIR and check that their ports closed.
+
+    Example:  reconcile demo down --dir demo-fleet
+    """
+    _down(dir)
+
+
+_KINDS = "; ".join(f"{k.value}: {k.help}" for k in FaultKind)
+
+
+@demo_app.command()
+def fault(
+    agent: str = typer.Argument(..., help="The agent whose box misbehaves."),
+    kind: str | None = typer.Argument(None, help=f"The fault. {_KINDS}."),
+    value: float | None = typer.Argument(None, help="The fault's VALUE, where it takes one."),
+    dir: DirOpt = DEFAULT_DIR,
+    clear: bool = typer.Option(False, "--clear", help="Remove the fault (or, without KIND, all)."),
+) -> None:
+    """Inject a fault into one box of a running demo fleet (`--clear` removes it).
+
+    Example:  reconcile demo fault --dir demo-fleet us-east-fast-001 error-rate 0.3
+    """
+    try:
+        parsed: FaultKind | None = parse_kind(kind) if kind is not None else None
+        if clear:
+            active = control.clear(dir, agent, parsed)
+        elif parsed is None:
+            fail("name a fault KIND, or pass --clear to remove all of the box's faults")
+        else:
+            active = control.inject(dir, agent, parsed, value)
+    except (DemoSetupError, FaultError) as exc:
+        fail(str(exc))
+    shown = ", ".join(k if v is None else f"{k}={v:g}" for k, v in active.items()) or "none"
+    err.print(f"{agent}: active faults: {shown}", markup=False)
+
+
+# -- the walkthrough -----------------------------------------------------------------------
+
+
+@dataclass
+class Walk:
+    """What the walkthrough's steps share."""
+
+    dir: Path
+    agents: int
+    info: runner.FleetInfo | None = None
+
+    @property
+    def repo(self) -> Path:
+        return self.dir / "fleet"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of `reconcile demo`: a title and what it does (exits on failure)."""
+
+    title: str
+    run: Callable[[Walk], None]
+
+
+def _step_up(w: Walk) -> None:
+    live = runner.running_pids(w.dir)
+    info = runner.read_info(w.dir)
+    if live and info is not None:
+        err.print(f"a demo fleet already runs in {w.dir}: using it", markup=False)
+        w.info = info
+        _fleet_summary(info)
+        return
+    result = _start(w.dir, w.agents, None, 2.0, 0)
+    w.info = result.info
+    _fleet_summary(result.info, result.seconds)
+
+
+def _step_validate(w: Walk) -> None:
+    try:
+        repo = load_repo(read_dir(w.repo))
+    except ConfigErrors as exc:
+        for e in exc.errors:
+            err.print(str(e), markup=False)
+        fail(f"the demo's config repo {w.repo} is invalid; `reconcile demo down --dir {w.dir}`")
+    err.print(
+        f"ok: {len(repo.agents)} agents in {len(repo.shards)} shards and {len(repo.tiers)} tiers",
+        markup=False,
+    )
+
+
+def _step_next(w: Walk) -> None:
+    for command in (
+        f"reconcile diff --repo {w.repo}",
+        f"reconcile apply --repo {w.repo}",
+        f"reconcile status --repo {w.repo}",
+        f"reconcile demo down --dir {w.dir}",
+    ):
+        out.print(command, markup=False)
+
+
+WALKTHROUGH: list[Step] = [
+    Step("start the demo fleet", _step_up),
+    Step("validate its config repo (reconcile validate --repo DIR/fleet)", _step_validate),
+    Step("what to run next", _step_next),
+]
+
+
+@demo_app.callback(invoke_without_command=True)
+def demo(
+    ctx: typer.Context,
+    dir: DirOpt = DEFAULT_DIR,
+    agents: int = typer.Option(DEFAULT_AGENTS, "--agents", "-n", help="How many boxes."),
+) -> None:
+    """Try reconciler on a local fleet: start it, validate it, and what to run next.
+
+    Example:  reconcile demo
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    w = Walk(dir, agents)
+    for i, step in enumerate(WALKTHROUGH, 1):
+        err.print(f"\n[bold]{i}. {step.title}[/]", markup=True)
+        step.run(w)
+    raise typer.Exit(Exit.OK)

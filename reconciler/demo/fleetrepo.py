@@ -1,0 +1,194 @@
+"""The demo's config repo: fleet-config-example pointed at the demo boxes, in git.
+
+The repo keeps the example's tiers, base, shard defaults, alerts, secrets index
+and payload schema; only the shards' agent lists, fleet.yaml's connection and
+secrets settings, the soak time and _base.yaml's commands are rewritten (YAML
+round-trip, so comments stay). Two commits: the first is what the boxes run
+(tier fast on claude-haiku-4); the head carries one realistic change (tier
+fast upgraded to claude-haiku-4-5), so the first diff shows exactly that.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+import reconciler
+from reconciler.demo.layout import SECRET_NAMES, DemoDir
+
+SHARDS: Final = ("us-east", "eu-west", "ap-south")
+TIERS: Final = ("fast", "smart", "batch")
+FIRST_FAST_MODEL: Final = "claude-haiku-4"
+HEAD_FAST_MODEL: Final = "claude-haiku-4-5"
+CANARY: Final = f"{SHARDS[0]}-{TIERS[0]}-001"  # labelled canary, as in the example
+HEAD_MESSAGE: Final = f"tier fast: upgrade model to {HEAD_FAST_MODEL}"
+DEMO_SOAK_S: Final = 5
+COMMANDS: Final = {
+    "reload": ["agentctl", "reload"],
+    "restart": ["agentctl", "restart"],
+    "health": ["agentctl", "health"],
+}
+
+
+class DemoSetupError(Exception):
+    """The demo fleet could not be set up (missing example, git failing, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAgent:
+    """One agent of the demo fleet and the ports of its box."""
+
+    name: str
+    shard: str
+    tier: str
+    ssh_port: int
+    http_port: int
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/healthz"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/metrics"
+
+
+def agent_names(n: int) -> list[tuple[str, str, str]]:
+    """N (name, shard, tier), spread round-robin over the shards and the tiers."""
+    counts: dict[tuple[str, str], int] = {}
+    out = []
+    for i in range(n):
+        shard, tier = SHARDS[i % len(SHARDS)], TIERS[(i // len(SHARDS)) % len(TIERS)]
+        counts[shard, tier] = counts.get((shard, tier), 0) + 1
+        out.append((f"{shard}-{tier}-{counts[shard, tier]:03d}", shard, tier))
+    return out
+
+
+def example_dir() -> Path:
+    """fleet-config-example/ of this checkout (or a copy shipped in reconciler/data/)."""
+    package = Path(reconciler.__file__).resolve().parent
+    for candidate in (package.parent / "fleet-config-example", package / "data" / "example"):
+        if (candidate / "fleet.yaml").is_file():
+            return candidate
+    raise DemoSetupError(
+        f"fleet-config-example/ not found beside {package}; run the demo from a source checkout"
+    )
+
+
+def _yaml() -> YAML:
+    y = YAML()  # round-trip: keeps comments and key order
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def _edit(path: Path, change: Any) -> None:
+    y = _yaml()
+    doc = y.load(path.read_text(encoding="utf-8"))
+    change(doc)
+    buf = io.StringIO()
+    y.dump(doc, buf)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _flow(items: Sequence[Any]) -> CommentedSeq:
+    seq = CommentedSeq(items)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _fleet_yaml(d: DemoDir, user: str) -> Any:
+    def change(doc: CommentedMap) -> None:
+        conn = doc["connection"]
+        conn["user"] = user
+        conn["key"] = str(d.key)
+        conn["known_hosts"] = str(d.known_hosts)
+        rollout = doc["rollout"]
+        rollout["soak_s"] = DEMO_SOAK_S
+        rollout.ca.items.pop("soak_s", None)
+        secrets = doc["secrets"]
+        secrets["fleet_key_file"] = str(d.fleet_key)
+        secrets["files"] = CommentedMap((n, str(d.secret_file(n))) for n in SECRET_NAMES)
+
+    return change
+
+
+def _base_yaml(doc: CommentedMap) -> None:
+    commands = doc["commands"]
+    for action, argv in COMMANDS.items():
+        commands[action] = _flow(argv)
+
+
+def _fast_model(model: str) -> Any:
+    def change(doc: CommentedMap) -> None:
+        doc["config"]["model"] = model
+
+    return change
+
+
+def _shard_yaml(agents: list[DemoAgent]) -> Any:
+    def change(doc: CommentedMap) -> None:
+        entries = CommentedSeq()
+        for a in agents:
+            entry = CommentedMap()
+            entry["name"] = a.name
+            entry["tier"] = a.tier
+            entry["host"] = "127.0.0.1"
+            entry["port"] = a.ssh_port
+            entry["health_url"] = a.health_url
+            entry["metrics_url"] = a.metrics_url
+            if a.name == CANARY:
+                labels = CommentedMap(canary="true")
+                labels.fa.set_flow_style()
+                entry["labels"] = labels
+            entries.append(entry)
+        doc["agents"] = entries if entries else _flow([])
+
+    return change
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed identity; DemoSetupError with its stderr on failure."""
+    cmd = [
+        "git",
+        "-c", "user.name=reconcile demo",
+        "-c", "user.email=demo@localhost",
+        "-c", "commit.gpgsign=false",
+        "-c", "init.defaultBranch=main",
+        *args,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise DemoSetupError("git is not installed; the demo's config repo needs it") from None
+    if done.returncode:
+        raise DemoSetupError(f"git {args[0]} in {repo} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def write_repo(d: DemoDir, agents: list[DemoAgent], *, user: str) -> tuple[str, str]:
+    """Write and commit DIR/fleet; returns (first commit, head commit)."""
+    src = example_dir()
+    shutil.copytree(src, d.repo, ignore=shutil.ignore_patterns("__pycache__", ".git"))
+    _edit(d.repo / "fleet.yaml", _fleet_yaml(d, user))
+    _edit(d.repo / "agents/_base.yaml", _base_yaml)
+    _edit(d.repo / "agents/tier-fast.yaml", _fast_model(FIRST_FAST_MODEL))
+    for shard in SHARDS:
+        mine = [a for a in agents if a.shard == shard]
+        _edit(d.repo / "shards" / f"{shard}.yaml", _shard_yaml(mine))
+    git(d.repo, "init", "-q")
+    git(d.repo, "add", "-A")
+    git(d.repo, "commit", "-q", "-m", f"demo fleet: {len(agents)} agent(s) on loopback")
+    first = git(d.repo, "rev-parse", "HEAD")
+    _edit(d.repo / "agents/tier-fast.yaml", _fast_model(HEAD_FAST_MODEL))
+    git(d.repo, "commit", "-q", "-am", HEAD_MESSAGE)
+    return first, git(d.repo, "rev-parse", "HEAD")

@@ -1,0 +1,188 @@
+"""The SSH side of a demo box: a real asyncssh server on the box's own port.
+
+The endpoint owns its listening socket and hands each accepted connection to
+`asyncssh.run_server`, so that it can also misbehave on purpose: hang (accept,
+then never answer), refuse (the port closed), or present another host key.
+Only public-key auth for the demo user; exec runs only the box's configured
+command lines (anything else exits 127); SFTP is chrooted to the box's root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from reconciler.demo.faults import FaultKind
+from reconciler.demo.sftp import ChrootSFTPServer
+
+if TYPE_CHECKING:
+    from reconciler.demo.box import DemoBox
+
+log = logging.getLogger(__name__)
+
+
+class _BoxServer(asyncssh.SSHServer):
+    """Authentication and connection bookkeeping for one connection."""
+
+    def __init__(self, endpoint: SshEndpoint) -> None:
+        self._endpoint = endpoint
+        self._conn: Any = None
+
+    def connection_made(self, conn: Any) -> None:
+        self._conn = conn
+        self._endpoint.conns.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._endpoint.conns.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        box = self._endpoint.box
+        return bool(username == box.spec.user and key.public_data == box.client_key.public_data)
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A non-blocking TCP socket listening on 127.0.0.1:`port` (0: any free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class SshEndpoint:
+    """A box's SSH listener and its connections."""
+
+    def __init__(self, box: DemoBox, sock: socket.socket) -> None:
+        self.box = box
+        self.port: int = sock.getsockname()[1]
+        self.conns: set[Any] = set()
+        self._sock: socket.socket | None = sock
+        self._accepting: asyncio.Task[None] | None = None
+        self._hung: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._options = self._make_options(box.host_key)
+        self._alt_options: asyncssh.SSHServerConnectionOptions | None = None
+
+    def _make_options(self, host_key: asyncssh.SSHKey) -> asyncssh.SSHServerConnectionOptions:
+        return asyncssh.SSHServerConnectionOptions(
+            server_factory=lambda: _BoxServer(self),
+            server_host_keys=[host_key],
+            process_factory=self._process,
+            sftp_factory=lambda chan: ChrootSFTPServer(chan, self.box),
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            keepalive_interval=0,
+            login_timeout=30,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._sock is not None and self._accepting is None:
+            self._accepting = asyncio.create_task(self._accept_loop(self._sock))
+
+    async def stop(self) -> None:
+        self._close_listener()
+        self._release_hung()
+        for conn in list(self.conns):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _close_listener(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            self._accepting = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _release_hung(self) -> None:
+        for sock in self._hung:
+            sock.close()
+        self._hung.clear()
+
+    def faults_changed(self) -> None:
+        """Follow the box's faults: close or reopen the port, release hung connections."""
+        faults = self.box.faults
+        if faults.has(FaultKind.SSH_REFUSED):
+            self._close_listener()
+        elif self._sock is None:
+            for _ in range(50):  # the port was ours a moment ago; retry briefly if TIME_WAIT
+                try:
+                    self._sock = listening_socket(self.port)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise
+            self.start()
+        if not faults.has(FaultKind.SSH_HANG):
+            self._release_hung()
+
+    # -- connections -----------------------------------------------------------------
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    await asyncio.sleep(0.1)
+                    continue
+                raise
+            self.box.counters.ssh_connections += 1
+            if self.box.faults.has(FaultKind.SSH_HANG):
+                self._hung.append(conn)
+                continue
+            task = asyncio.create_task(self._serve(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        options = self._options
+        if self.box.faults.has(FaultKind.HOST_KEY_CHANGED):
+            if self._alt_options is None:
+                self._alt_options = self._make_options(asyncssh.generate_private_key("ssh-ed25519"))
+            options = self._alt_options
+        try:
+            await asyncssh.run_server(conn, options=options)
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
+            log.debug("%s: SSH handshake failed: %s", self.box.name, exc)
+            conn.close()
+
+    async def _process(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        """Exec: run one of the box's configured command lines; anything else exits 127."""
+        command = process.command
+        if command is None:
+            process.stderr.write("this box has no interactive shell\n")
+            process.exit(1)
+            return
+        result = self.box.run_command(command)
+        if result.stdout:
+            process.stdout.write(result.stdout)
+        if result.stderr:
+            process.stderr.write(result.stderr)
+        process.exit(result.code)
