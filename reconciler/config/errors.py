@@ -66,6 +66,8 @@ class ConfigError(Exception):
     def __init__(self, where: SourceSpan, rule: str, message: str) -> None:
         if rule not in RULES:
             raise ValueError(f"unknown rule id {rule!r}")
+        # One error, one line: `path:line:col: error[RULE]: message`, so tools can parse it.
+        message = " ".join(part.strip() for part in message.splitlines())
         super().__init__(f"{where}: error[{rule}]: {message}")
         self.where = where
         self.rule = rule

@@ -1,11 +1,14 @@
 """Layering: fleet connection < base < tier < shard < agent, with provenance.
 
 Maps merge deeply, lists (and scalars) replace, and an explicit null removes
-the key. We always fold left from the lowest layer: pre-merging upper layers
-would differ, since a null in one upper layer must also delete what a lower
-layer set. Every path of the effective value maps to the chain of `Setting`s
-that wrote it, lowest first, so the last one is the winner and the rest are
-what it overrode. Pure: no I/O, inputs are never mutated.
+the key (also inside a map that no lower layer had: the effective value never
+holds a null from a layer's map). We always fold left from the lowest layer:
+pre-merging upper layers would differ, since a null in one upper layer must
+also delete what a lower layer set. Every path ever written maps to the chain
+of `Setting`s that wrote it, lowest first, so the last one is the winner and
+the rest are what it overrode; a path that a null (or a list or scalar
+replacing its map) removed ends with a `deleted` setting. Pure: no I/O,
+inputs are never mutated.
 """
 
 from __future__ import annotations
@@ -51,19 +54,18 @@ def _kid(loc: Loc | None, key: str) -> Loc | None:
     return loc.kids.get(key)
 
 
-def _record(prov: Provenance, path: FieldPath, value: Any, loc: Loc | None, layer: str) -> None:
-    prov[path] = (*prov.get(path, ()), Setting(loc.span if loc else None, layer))
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            _record(prov, (*path, key), sub, _kid(loc, key), layer)
+def _set(prov: Provenance, path: FieldPath, setting: Setting) -> None:
+    prov[path] = (*prov.get(path, ()), setting)
 
 
-def _delete(prov: Provenance, path: FieldPath, setting: Setting) -> None:
+def _delete(prov: Provenance, path: FieldPath, setting: Setting, *, below_only: bool) -> None:
+    """Mark `path` (unless `below_only`) and every live path under it as removed by `setting`."""
     depth = len(path)
-    for known in [p for p in prov if p[:depth] == path]:
-        prov[known] = (*prov[known], setting)
-    if path not in prov:
-        prov[path] = (setting,)
+    for known in [p for p in prov if len(p) > depth and p[:depth] == path]:
+        if not prov[known][-1].deleted:
+            prov[known] = (*prov[known], setting)
+    if not below_only:
+        _set(prov, path, setting)
 
 
 def _merge(
@@ -78,15 +80,21 @@ def _merge(
     for key, value in up.items():
         sub = (*path, key)
         kid = _kid(loc, key)
+        span = kid.span if kid else None
+        old = out.get(key)
         if value is None:
             out.pop(key, None)
-            _delete(prov, sub, Setting(kid.span if kid else None, layer, deleted=True))
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            prov[sub] = (*prov.get(sub, ()), Setting(kid.span if kid else None, layer))
-            out[key] = _merge(out[key], value, kid, sub, prov, layer)
+            _delete(prov, sub, Setting(span, layer, deleted=True), below_only=False)
+        elif isinstance(value, dict):
+            # Merged onto the lower map, or onto {} when there is none, so that a null
+            # inside a new map also removes its key rather than leaving a null value.
+            _set(prov, sub, Setting(span, layer))
+            out[key] = _merge(old if isinstance(old, dict) else {}, value, kid, sub, prov, layer)
         else:
+            if isinstance(old, dict):  # a list or scalar replacing a map removes its keys
+                _delete(prov, sub, Setting(span, layer, deleted=True), below_only=True)
             out[key] = value
-            _record(prov, sub, value, kid, layer)
+            _set(prov, sub, Setting(span, layer))
     return out
 
 

@@ -9,9 +9,15 @@ ruamel version is installed:
   `1_000` and `2024-01-01` are strings; `~`, `null` and an empty value are null.
 - Refused, each with file:line:column and a rule id, never a crash, hang or
   memory blow-up: invalid UTF-8, files over `MAX_FILE_BYTES`, nesting deeper
-  than `MAX_DEPTH`, aliases expanding past `MAX_NODES`, duplicate keys (also
-  `a` vs `"a"`), any tag but the core ones, non-string keys, `<<` merge keys,
-  and more than one document per file.
+  than `MAX_DEPTH`, aliases adding more than `MAX_ALIAS_NODES` nodes (an alias
+  bomb is sized without being expanded), duplicate keys (also `a` vs `"a"`),
+  any tag but the core ones, non-string keys, `<<` merge keys, and more than
+  one document per file.
+
+Nesting is checked before the C composer runs, since it recurses in C and
+crashes on pathological depth (100,000 levels): a cheap scan of the text flags
+files that may be deep, and only those are checked exactly from the parser's
+events (iterative, so safe at any depth), which stop at the first node too deep.
 
 The result is a `Doc`: plain Python values (dict, list, str, int, float, bool,
 None) and a parallel tree of `Loc` spans, so later stages can say exactly which
@@ -27,7 +33,9 @@ from typing import Any, Final
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import BaseResolver
 from ruamel.yaml.tag import Tag
 
@@ -35,9 +43,11 @@ from reconciler.config.errors import ConfigError, SourceSpan
 
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 MAX_DEPTH: Final = 32
-MAX_NODES: Final = 2_000_000
-# Guards the C composer (which recurses in C and would crash on pathological
-# nesting) before it runs; the exact depth check happens in the constructor.
+MAX_ALIAS_NODES: Final = 100_000
+# A file whose text might nest deeper than this (open brackets, or a line's leading run of
+# indentation and dashes) is checked exactly from parser events before the C composer
+# sees it. The composer crashes somewhere past 20,000 levels; text under this mark cannot
+# nest past a few hundred, and real files stay far below it, so they pay no extra parse.
 _PRESCAN_DEPTH: Final = 200
 
 _CORE = "tag:yaml.org,2002:"
@@ -142,8 +152,14 @@ class _Builder:
     def error(self, node: Node, rule: str, message: str) -> ConfigError:
         return ConfigError(self.span(node), rule, message)
 
-    def count(self, root: Node) -> int:
-        """Nodes after alias expansion, computed without expanding (memoized by identity)."""
+    def check_aliases(self, root: Node) -> None:
+        """Refuse aliases that add over MAX_ALIAS_NODES nodes, sized without expanding them.
+
+        Each distinct node is sized once (memoized by identity), so a bomb of 10^100
+        nodes costs a walk of its few written nodes. The nodes aliases add are the
+        expanded size less the distinct nodes; a subtree whose size passes the
+        distinct nodes seen so far plus the budget is already over it, and is named.
+        """
         sizes: dict[int, int] = {}
         stack: list[tuple[Node, bool]] = [(root, False)]
         active: set[int] = set()
@@ -154,8 +170,8 @@ class _Builder:
                 active.discard(key)
                 kids = _children(node)
                 sizes[key] = 1 + sum(sizes[id(k)] for k in kids)
-                if sizes[key] > MAX_NODES:
-                    return sizes[key]
+                if sizes[key] > len(sizes) + MAX_ALIAS_NODES:
+                    raise self.alias_bomb(node, sizes[key])
                 continue
             if key in sizes:
                 continue
@@ -164,16 +180,37 @@ class _Builder:
             active.add(key)
             stack.append((node, True))
             stack.extend((k, False) for k in _children(node) if id(k) not in sizes)
-        return sizes[id(root)]
+        if sizes[id(root)] > len(sizes) + MAX_ALIAS_NODES:
+            raise self.alias_bomb(root, sizes[id(root)])
+
+    def bad_tag(self, node: Node, tag: str) -> ConfigError:
+        return self.error(
+            node,
+            "yaml.tag",
+            f"tag {_short_tag(tag)} is not allowed; only the YAML 1.2 core tags are (!!str,"
+            " !!int, !!float, !!bool, !!null, !!map, !!seq): remove it",
+        )
+
+    def alias_bomb(self, node: Node, size: int) -> ConfigError:
+        return self.error(
+            node,
+            "yaml.alias-budget",
+            f"aliases expand this value to {_count(size)} nodes, over the budget of "
+            f"{MAX_ALIAS_NODES:,} nodes added by aliases (an alias bomb?); write values out",
+        )
 
     def build(self, node: Node, depth: int) -> tuple[Any, Loc]:
         if depth > MAX_DEPTH:
-            raise self.error(node, "yaml.too-deep", f"values nest deeper than {MAX_DEPTH} levels")
+            raise self.error(
+                node,
+                "yaml.too-deep",
+                f"values nest deeper than {MAX_DEPTH} levels; flatten this value",
+            )
         if isinstance(node, ScalarNode):
             return self.scalar(node), Loc(self.span(node))
         if isinstance(node, SequenceNode):
             if _tag(node) != _SEQ:
-                raise self.error(node, "yaml.tag", f"tag {_tag(node)!r} is not allowed")
+                raise self.bad_tag(node, _tag(node))
             items: list[Any] = []
             kids: dict[str | int, Loc] = {}
             for i, item in enumerate(node.value):
@@ -187,7 +224,7 @@ class _Builder:
 
     def mapping(self, node: MappingNode, depth: int) -> tuple[dict[str, Any], Loc]:
         if _tag(node) != _MAP:
-            raise self.error(node, "yaml.tag", f"tag {_tag(node)!r} is not allowed")
+            raise self.bad_tag(node, _tag(node))
         out: dict[str, Any] = {}
         kids: dict[str | int, Loc] = {}
         for key_node, value_node in node.value:
@@ -225,10 +262,12 @@ class _Builder:
         if tag == _STR:
             return text
         if tag not in _SCALAR_TAGS:
-            raise self.error(node, "yaml.tag", f"tag {tag!r} is not allowed (core tags only)")
+            raise self.bad_tag(node, tag)
         value = plain_value(text)
         if type(value) is not _EXPECT[tag]:
-            raise self.error(node, "yaml.tag", f"{text!r} is not a valid {tag.rsplit(':', 1)[1]}")
+            raise self.error(
+                node, "yaml.tag", f"{text!r} is not a valid {_short_tag(tag)}; remove the tag"
+            )
         return value
 
 
@@ -248,28 +287,59 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
+def _short_tag(tag: str) -> str:
+    """`tag:yaml.org,2002:binary` as the file likely spelled it: `!!binary`."""
+    return f"!!{tag.removeprefix(_CORE)}" if tag.startswith(_CORE) else tag
+
+
+def _codepoint(char: int | str) -> int:
+    return char if isinstance(char, int) else ord(char[:1] or "\0")
+
+
+def _count(n: int) -> str:
+    """A node count for a message; a bomb's can have hundreds of digits."""
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
 def _yaml_type(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "an integer", float: "a number"}.get(type(value), "a value")
 
 
-def _prescan(file: str, text: str) -> None:
-    """Refuse nesting that could crash the C composer, before it runs."""
+def _maybe_deep(text: str) -> bool:
+    """Cheap and conservative: can this text nest deeper than MAX_DEPTH at all?"""
     depth = 0
     for m in _BRACKETS_RE.finditer(text):
         depth += 1 if m.group() in "[{" else -1
         if depth > _PRESCAN_DEPTH:
-            line = text.count("\n", 0, m.start()) + 1
-            raise ConfigError(
-                SourceSpan(file, line, 1), "yaml.too-deep", "flow collections nest too deeply"
-            )
-    deep = _DEEP_LINE_RE.search(text)
-    if deep:
-        line = text.count("\n", 0, deep.start()) + 1
-        raise ConfigError(
-            SourceSpan(file, line, 1), "yaml.too-deep", "block values nest too deeply"
-        )
+            return True
+    return _DEEP_LINE_RE.search(text) is not None
+
+
+def _check_depth(file: str, text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH from the parser's events, before composing.
+
+    The event parser keeps its stack on the heap, so any depth is safe here;
+    the scan stops at the first collection too deep. A syntax error is left to
+    the composer, which reports it (it never gets deeper than the scan did).
+    """
+    depth = 0
+    try:
+        for event in YAML(typ="safe", pure=False).parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    mark = event.start_mark
+                    raise ConfigError(
+                        SourceSpan(file, mark.line + 1, mark.column + 1),
+                        "yaml.too-deep",
+                        f"values nest deeper than {MAX_DEPTH} levels; flatten this value",
+                    )
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return
 
 
 def decode(file: str, data: bytes) -> str:
@@ -296,7 +366,8 @@ def decode(file: str, data: bytes) -> str:
 def load_yaml(file: str, data: bytes) -> Doc:
     """Load one YAML file safely; raise `ConfigError` with its location on any refusal."""
     text = decode(file, data)
-    _prescan(file, text)
+    if _maybe_deep(text):
+        _check_depth(file, text)
     yaml = YAML(typ="safe", pure=False)
     yaml.Resolver = _CoreResolver
     try:
@@ -310,6 +381,15 @@ def load_yaml(file: str, data: bytes) -> Doc:
         if multi:
             problem = "a config file holds exactly one YAML document; remove the '---'"
         raise ConfigError(SourceSpan(file, line, col), rule, problem) from None
+    except ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(
+            SourceSpan(file, line, column),
+            "yaml.syntax",
+            f"character U+{_codepoint(exc.character):04X}: {exc.reason}; remove it, or write"
+            " it as an escape in a double-quoted string",
+        ) from None
     except YAMLError as exc:
         raise ConfigError(SourceSpan(file, 1, 1), "yaml.syntax", str(exc)) from None
     except RecursionError:
@@ -319,12 +399,8 @@ def load_yaml(file: str, data: bytes) -> Doc:
     if root is None:
         return Doc(file, None, Loc(SourceSpan(file, 1, 1)))
     builder = _Builder(file)
-    # Only a document with an alias can expand; counting costs a walk, so skip it otherwise.
-    if "*" in text and builder.count(root) > MAX_NODES:
-        raise builder.error(
-            root,
-            "yaml.alias-budget",
-            f"aliases expand to over {MAX_NODES:,} nodes (an alias bomb?)",
-        )
+    # Only a document with an alias can expand; sizing costs a walk, so skip it otherwise.
+    if "*" in text:
+        builder.check_aliases(root)
     value, loc = builder.build(root, 0)
     return Doc(file, value, loc)

@@ -7,13 +7,15 @@ enough) and `x-cost-impacting: true` (flagged in diffs, needs review).
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from reconciler.config.errors import ConfigError, SourceSpan
 
@@ -36,11 +38,58 @@ class PayloadSchema:
         return any(path[: len(p)] == p for p in self.cost_impacting)
 
     def errors(self, payload: dict[str, Any]) -> Iterator[tuple[FieldPath, str]]:
-        """Each schema violation of a payload: the path of the bad value and a message."""
-        for err in sorted(self.validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
+        """Each schema violation of a payload: the path of the bad value and a message.
+
+        An unknown key is reported at the key itself (not at the map holding it),
+        with the nearest known key as a suggestion.
+        """
+        for err in sorted(
+            self.validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]
+        ):
             path = tuple(str(p) for p in err.absolute_path)
+            extras = _unknown_keys(err)
+            if extras:
+                known = sorted(err.schema.get("properties") or {})
+                for key in extras:
+                    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                    hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
+                    where = ".".join(("config", *path, key))
+                    yield (*path, key), f"{where}: unknown field {key!r}; {hint}"
+                continue
+            missing = _missing_key(err)
+            if missing is not None:
+                # At the key's path, so the line that deleted it (a null) is named if any.
+                where = ".".join(("config", *path, missing))
+                yield (*path, missing), f"{where}: required, but no layer sets it"
+                continue
             where = ".".join(("config", *path))
             yield path, f"{where}: {err.message}"
+
+
+def _missing_key(err: ValidationError) -> str | None:
+    """The property a `required` error is about (None for other errors)."""
+    if err.validator != "required" or not isinstance(err.instance, dict):
+        return None
+    names = err.validator_value if isinstance(err.validator_value, list) else []
+    for name in names:
+        if isinstance(name, str) and name not in err.instance and repr(name) in err.message:
+            return name
+    return None
+
+
+def _unknown_keys(err: ValidationError) -> list[str]:
+    """The keys an `additionalProperties: false` error is about (none for other errors)."""
+    if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+        return []
+    if not isinstance(err.schema, dict) or err.schema.get("additionalProperties") is not False:
+        return []
+    props = err.schema.get("properties") or {}
+    patterns = list(err.schema.get("patternProperties") or {})
+    return [
+        str(k)
+        for k in err.instance
+        if k not in props and not any(re.search(p, str(k)) for p in patterns)
+    ]
 
 
 def _annotated(schema: dict[str, Any], key: str, path: FieldPath = ()) -> Iterator[FieldPath]:

@@ -23,7 +23,7 @@ from reconciler.config.load import Doc, Loc, load_yaml
 from reconciler.config.payload import PayloadSchema, load_payload_schema
 from reconciler.config.shape import check_shape
 from reconciler.model.agent import Agent, BaseFile, ShardFile, TierFile
-from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex
+from reconciler.model.fleet import AlertsFile, Connection, FleetFile, SecretsIndex
 
 FLEET_FILE = "fleet.yaml"
 BASE_FILE = "agents/_base.yaml"
@@ -95,6 +95,7 @@ def _shard_name(rel: str) -> str:
 
 
 def _settings_layer(name: str, doc: Doc, skip: frozenset[str] = frozenset()) -> Layer:
+    """A layer file's settings; only called once the file has passed its shape check."""
     value = {k: v for k, v in (doc.value or {}).items() if k not in skip}
     return Layer(name, value, doc.loc)
 
@@ -139,26 +140,31 @@ def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:  # noqa: PL
             if index is not None:
                 secrets = {s.name for s in index.secrets}
 
+    # A layer file that does not load or has the wrong shape is reported once; the agents
+    # that depend on it are not layered, since their errors would only echo it.
+    broken: set[str] = set()
     base_layer: Layer | None = None
     if BASE_FILE in files:
         base_doc = c.doc(BASE_FILE)
-        if base_doc is not None:
-            _, errs = check_shape(BaseFile, base_doc)
-            c.errors.extend(errs)
+        base = check_shape(BaseFile, base_doc) if base_doc is not None else (None, [])
+        c.errors.extend(base[1])
+        if base_doc is not None and base[0] is not None:
             base_layer = _settings_layer("base", base_doc, _FILE_ONLY)
+        else:
+            broken.add(BASE_FILE)
 
     tiers: dict[str, TierFile] = {}
     tier_layers: dict[str, Layer] = {}
     for rel in sorted(f for f in files if f.startswith("agents/tier-") and f.endswith(".yaml")):
-        doc = c.doc(rel)
-        if doc is None:
-            continue
-        tier, errs = check_shape(TierFile, doc)
-        c.errors.extend(errs)
         name = _tier_name(rel)
-        tier_layers[name] = _settings_layer(f"tier {name}", doc, _FILE_ONLY)
-        if tier is not None:
+        doc = c.doc(rel)
+        tier, errs = check_shape(TierFile, doc) if doc is not None else (None, [])
+        c.errors.extend(errs)
+        if doc is not None and tier is not None:
+            tier_layers[name] = _settings_layer(f"tier {name}", doc, _FILE_ONLY)
             tiers[name] = tier
+        else:
+            broken.add(name)
 
     shards: dict[str, ShardFile] = {}
     shard_docs: dict[str, Doc] = {}
@@ -181,7 +187,11 @@ def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:  # noqa: PL
             if rules is not None:
                 alerts[rel] = rules
 
-    agents = _layer_agents(c, fleet, fleet_doc, base_layer, tier_layers, shard_docs, shards)
+    agents = (
+        {}
+        if BASE_FILE in broken
+        else _layer_agents(c, fleet, fleet_doc, base_layer, tier_layers, shard_docs, shards, broken)
+    )
 
     if c.errors or fleet is None or payload_schema is None or fleet_doc is None:
         raise ConfigErrors(c.errors)
@@ -192,10 +202,22 @@ def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:  # noqa: PL
     return repo
 
 
-def _connection_layer(fleet: FleetFile | None, loc: Loc | None) -> Layer:
-    if fleet is None:
-        return Layer("fleet", {})
-    conn = fleet.connection
+def _connection_layer(fleet: FleetFile | None, fleet_doc: Doc | None, loc: Loc | None) -> Layer:
+    """The fleet's SSH defaults as the lowest layer.
+
+    When fleet.yaml itself is broken (its errors are already reported), its
+    `connection:` is used if that part is valid, else the defaults, so that the
+    agents are still checked without a cascade of "no user" errors.
+    """
+    if fleet is not None:
+        conn = fleet.connection
+    else:
+        top = fleet_doc.value if fleet_doc else None
+        raw = top.get("connection") if isinstance(top, dict) else None
+        try:
+            conn = Connection.model_validate(raw if isinstance(raw, dict) else {})
+        except ValidationError:
+            conn = Connection()
     value = {"user": conn.user, "port": conn.port, "key": conn.key, "known_hosts": conn.known_hosts}
     return Layer("fleet connection", {k: v for k, v in value.items() if v is not None}, loc)
 
@@ -208,10 +230,12 @@ def _layer_agents(
     tiers: dict[str, Layer],
     shard_docs: dict[str, Doc],
     shards: dict[str, ShardFile],
+    broken: set[str],
 ) -> dict[str, EffectiveAgent]:
     out: dict[str, EffectiveAgent] = {}
     fleet_loc = fleet_doc.loc.kids.get("connection") if fleet_doc and fleet_doc.loc.kids else None
-    start, start_prov = fold([_connection_layer(fleet, fleet_loc)] + ([base] if base else []))
+    connection = _connection_layer(fleet, fleet_doc, fleet_loc)
+    start, start_prov = fold([connection] + ([base] if base else []))
     prefixes: dict[tuple[str, str], tuple[dict[str, Any], Provenance]] = {}
     for shard_name, shard in shards.items():
         doc = shard_docs[shard_name]
@@ -220,6 +244,8 @@ def _layer_agents(
         shard_layer = Layer(f"shard {shard_name}", defaults, shard_loc.get("defaults"))
         entries_loc = shard_loc.get("agents")
         for i, entry in enumerate(shard.agents):
+            if entry.tier in broken:
+                continue
             entry_loc = entries_loc.kids[i] if entries_loc and entries_loc.kids else None
             entry_span = entry_loc.span if entry_loc else doc.loc.span
             key = (entry.tier, shard_name)

@@ -6,8 +6,8 @@ Each rule appends `ConfigError`s; none stops the others, so one run of
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
-from pathlib import PurePosixPath
 from typing import Any
 
 from reconciler.config.errors import ConfigError, SourceSpan
@@ -191,13 +191,18 @@ def validate_repo(
         else:
             seen[name] = span
         if tier not in repo.tiers:
-            known = ", ".join(sorted(repo.tiers)) or "none"
+            near = difflib.get_close_matches(tier, sorted(repo.tiers), n=1, cutoff=0.6)
+            hint = (
+                f"did you mean {near[0]!r}?"
+                if near
+                else f"known tiers: {', '.join(sorted(repo.tiers)) or 'none'}"
+            )
             errors.append(
                 ConfigError(
                     doc.loc.find(("agents", i, "tier")),
                     "tier.unknown",
-                    f"agent {name!r} names tier {tier!r}, which has no agents/tier-{tier}.yaml"
-                    f" (known: {known})",
+                    f"agent {name!r} names tier {tier!r}, which has no agents/tier-{tier}.yaml;"
+                    f" {hint}",
                 )
             )
 
@@ -227,7 +232,7 @@ def validate_repo(
             targets[a.target] = a.name
         for field in ("config_path", "secrets_path"):
             value = getattr(a, field)
-            if value is not None and not PurePosixPath(value).is_absolute():
+            if value is not None and not value.startswith("/"):  # PurePosixPath.is_absolute
                 errors.append(
                     ConfigError(
                         _span(ea, (field,)),
@@ -256,24 +261,23 @@ def validate_repo(
 def _payload_errors(repo: Repo) -> list[ConfigError]:
     found: dict[tuple[SourceSpan, str, str], list[str]] = {}
     # Most agents of a tier and shard share one payload: check each distinct payload once.
-    checked: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    checked: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
     for ea in repo.agents.values():
         payload = ea.agent.config
         key = payload_json(ea.agent)
         problems = checked.get(key)
         if problems is None:
-            problems = checked[key] = list(repo.payload_schema.errors(payload))
-        for path, message in problems:
-            found.setdefault((_span(ea, ("config", *path)), "payload.schema", message), []).append(
-                ea.name
-            )
-        for path, name in secret_refs(payload, ()):
-            if name not in repo.secrets:
-                dotted = ".".join(path)
-                msg = f"config.{dotted}: secret {name!r} is not declared in secrets/index.yaml"
-                found.setdefault(
-                    (_span(ea, ("config", *path)), "secret.undeclared", msg), []
-                ).append(ea.name)
+            problems = checked[key] = [
+                (path, "payload.schema", message)
+                for path, message in repo.payload_schema.errors(payload)
+            ]
+            for path, name in secret_refs(payload, ()):
+                if name not in repo.secrets:
+                    dotted = ".".join(path)
+                    msg = f"config.{dotted}: secret {name!r} is not declared in secrets/index.yaml"
+                    problems.append((path, "secret.undeclared", msg))
+        for path, rule, message in problems:
+            found.setdefault((_span(ea, ("config", *path)), rule, message), []).append(ea.name)
     out: list[ConfigError] = []
     for (span, rule, message), agents in found.items():
         more = f" and {len(agents) - 1} more" if len(agents) > 1 else ""

@@ -14,6 +14,7 @@ Rules, pinned by RENDERER_VERSION and by golden files in tests/:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -60,8 +61,14 @@ def _block_ok(text: str) -> bool:
     return all(not line.endswith(" ") for line in body.split("\n"))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _plain_ok_cached(text: str) -> bool:
+    """`_plain_ok`, memoized: keys and values repeat across a fleet's payloads."""
+    return _plain_ok(text)
+
+
 def _string(text: str, indent: int) -> str:
-    if _plain_ok(text):
+    if _plain_ok_cached(text):
         return text
     if indent >= 0 and _block_ok(text):
         head = "|" if text.endswith("\n") else "|-"

@@ -1,0 +1,1 @@
+"""Tests of the config core: safe loading, layering laws, validation corpus, rendering."""
