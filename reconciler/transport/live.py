@@ -1,0 +1,204 @@
+"""Reading the live state of every box: stamp, config bytes, secrets fingerprint, health.
+
+"The running box is the truth": nothing here is cached between commands. Each
+box is read over its one SSH connection (stamp, config file, secrets file,
+optionally the health command) and its health endpoint over HTTP; a box that
+cannot be read is `UNKNOWN` with the reason, never skipped. Orphans are found
+by listing the stamp files beside the config paths the repo uses on each
+host: a stamp of this fleet whose agent is no longer in the repo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shlex
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from reconciler.model.agent import Agent
+from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
+from reconciler.model.live import BoxState, LiveBox
+from reconciler.secrets.values import fingerprint
+from reconciler.transport.base import CommandResult, TransportError
+
+
+class Box(Protocol):
+    """What live-state reading needs of a box connection (transport.ssh provides it)."""
+
+    async def read_file(self, path: PurePosixPath | str) -> bytes | None: ...
+
+    async def listdir(self, path: PurePosixPath | str) -> list[str]: ...
+
+    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
+
+
+Connect = Callable[[Agent], Awaitable[Box]]
+FetchHealth = Callable[[str], Awaitable[Health]]
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A box stamped for this fleet whose agent no longer exists in the repo."""
+
+    agent: str
+    host: str
+    port: int
+    stamp_path: str
+    revision: str
+
+
+async def _health(agent: Agent, box: Box, fetch: FetchHealth, timeout: float) -> Health:
+    url = agent.url(agent.health_url)
+    if url:
+        return await fetch(url)
+    if agent.commands.health:
+        done = await box.run(agent.commands.health, timeout=timeout)
+        if done.exit_status != 0:
+            raise ContractError(
+                f"health command {shlex.join(agent.commands.health)} exited {done.exit_status}"
+            )
+        return parse_health(done.stdout.encode())
+    raise ContractError("no health_url and no health command configured")
+
+
+async def read_box(
+    agent: Agent,
+    connect: Connect,
+    fetch_health: FetchHealth,
+    *,
+    fleet_id: str,
+    fleet_key: bytes | None,
+    timeout: float,
+) -> LiveBox:
+    """The live state of one agent's box."""
+    paths = BoxPaths.of(agent.config_path, agent.secrets_path)
+    try:
+        box = await connect(agent)
+        stamp_bytes = await box.read_file(paths.stamp)
+        config = await box.read_file(paths.config)
+        secrets = await box.read_file(paths.secrets) if fleet_key is not None else None
+    except TransportError as exc:
+        return LiveBox(agent.name, BoxState.UNKNOWN, reason=str(exc))
+
+    stamp: Stamp | None = None
+    state = BoxState.UNMANAGED
+    reason = None
+    if stamp_bytes is not None:
+        try:
+            stamp = parse_stamp(stamp_bytes)
+        except ContractError as exc:
+            state, reason = BoxState.FOREIGN, f"{agent.name}: {paths.stamp}: {exc}"
+        else:
+            if stamp.fleet_id != fleet_id or stamp.agent != agent.name:
+                state = BoxState.FOREIGN
+                reason = (
+                    f"{paths.stamp} on {agent.host}:{agent.port} belongs to fleet "
+                    f"{stamp.fleet_id!r} agent {stamp.agent!r}, not {fleet_id!r} {agent.name!r}"
+                )
+            else:
+                state = BoxState.MANAGED
+
+    health: Health | None = None
+    health_error = None
+    try:
+        health = await _health(agent, box, fetch_health, timeout)
+    except (TransportError, ContractError) as exc:
+        health_error = str(exc)
+
+    return LiveBox(
+        agent=agent.name,
+        state=state,
+        reason=reason,
+        stamp=stamp,
+        config_bytes=config,
+        config_sha256=hashlib.sha256(config).hexdigest() if config is not None else None,
+        secrets_fingerprint=(
+            fingerprint(secrets, fleet_key) if secrets is not None and fleet_key else None
+        ),
+        health=health,
+        health_error=health_error,
+    )
+
+
+async def read_fleet(
+    agents: Sequence[Agent],
+    connect: Connect,
+    fetch_health: FetchHealth,
+    *,
+    fleet_id: str,
+    fleet_key: bytes | None,
+    timeout: float,
+    concurrency: int,
+    progress: Callable[[LiveBox], None] | None = None,
+) -> dict[str, LiveBox]:
+    """The live state of every agent's box, read concurrently (bounded)."""
+    gate = asyncio.Semaphore(concurrency)
+    out: dict[str, LiveBox] = {}
+
+    async def one(agent: Agent) -> None:
+        async with gate:
+            try:
+                live = await asyncio.wait_for(
+                    read_box(
+                        agent,
+                        connect,
+                        fetch_health,
+                        fleet_id=fleet_id,
+                        fleet_key=fleet_key,
+                        timeout=timeout,
+                    ),
+                    timeout=timeout * 4,
+                )
+            except TimeoutError:
+                live = LiveBox(
+                    agent.name,
+                    BoxState.UNKNOWN,
+                    reason=f"{agent.name} ({agent.host}:{agent.port}): reading timed out",
+                )
+        out[agent.name] = live
+        if progress is not None:
+            progress(live)
+
+    async with asyncio.TaskGroup() as tg:
+        for agent in agents:
+            tg.create_task(one(agent))
+    return {a.name: out[a.name] for a in agents}
+
+
+async def find_orphans(agents: Sequence[Agent], connect: Connect, *, fleet_id: str) -> list[Orphan]:
+    """Stamps of this fleet, beside the repo's config paths, for agents not in the repo."""
+    known = {a.name for a in agents}
+    seen_dirs: dict[tuple[str, int, str], Agent] = {}
+    for a in agents:
+        seen_dirs.setdefault((a.host, a.port, str(PurePosixPath(a.config_path).parent)), a)
+    orphans: list[Orphan] = []
+    for (host, port, directory), agent in sorted(seen_dirs.items()):
+        try:
+            box = await connect(agent)
+            names = await box.listdir(directory)
+            for name in sorted(n for n in names if n.endswith(".stamp.json")):
+                data = await box.read_file(PurePosixPath(directory) / name)
+                if data is None:
+                    continue
+                try:
+                    stamp = parse_stamp(data)
+                except ContractError:
+                    continue
+                if stamp.fleet_id == fleet_id and stamp.agent not in known:
+                    orphans.append(
+                        Orphan(stamp.agent, host, port, f"{directory}/{name}", stamp.revision)
+                    )
+        except TransportError:
+            continue  # the box itself is reported UNKNOWN by read_fleet
+    return orphans
+
+
+def stamp_summary(stamp: Stamp | None) -> str:
+    """A short, secret-free description of a stamp for progress lines."""
+    if stamp is None:
+        return "no stamp"
+    return json.dumps({"revision": stamp.revision[:12], "outcome": stamp.outcome})
