@@ -11,6 +11,7 @@ from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.render import render
+from reconciler.cli.status import status
 from reconciler.cli.validate import validate
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(apply)
 app.command()(unlock)
 app.add_typer(demo_app, name="demo")
 app.command()(diff)
+app.command()(status)
 
 
 def _version(value: bool) -> None:

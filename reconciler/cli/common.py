@@ -49,7 +49,11 @@ class Format(enum.StrEnum):
 def label_prefix(repo: Path) -> str:
     """How files of `repo` are named in messages: relative to the current directory."""
     rel = os.path.relpath(repo)
-    return "" if rel == "." else f"{Path(rel).as_posix()}/"
+    if rel == ".":
+        return ""
+    if rel.startswith(".."):
+        return f"{repo.resolve().as_posix()}/"
+    return f"{Path(rel).as_posix()}/"
 
 
 def fail(message: str, code: Exit = Exit.ERROR) -> NoReturn:

@@ -8,18 +8,22 @@ same core and report: whatever produces a FleetDiff calls `emit`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt, err, fail
+from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, load_or_exit
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
-from reconciler.diff import FleetDiff, diff_repos
+from reconciler.diff import FleetDiff, diff_live, diff_repos
+from reconciler.model.live import BoxState, LiveBox
 from reconciler.report import render_json, render_markdown, render_text
+from reconciler.secrets.desired import desired_fingerprints
+from reconciler.secrets.resolve import fleet_key
 from reconciler.transport.git import GitError, read_revision
+from reconciler.transport.link import FleetLink
 
 
 def report(diff: FleetDiff, format: Format) -> str:
@@ -73,11 +77,41 @@ def _costs(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in doc.items()}
 
 
-def _live_mode() -> NoReturn:
-    fail(
-        "live mode (the repo against the running boxes) needs the fleet transport, which is "
-        "not available yet; diff two revisions instead: reconcile diff --base REV --head REV"
+async def _read_live(loaded: Repo, root: Path) -> list[LiveBox]:
+    agents = [ea.agent for ea in loaded.agents.values()]
+    key = fleet_key(loaded.fleet, root)
+    async with FleetLink(loaded.fleet.connection, root) as link:
+        live = await link.read(agents, loaded.fleet.fleet_id, key)
+        orphans = await link.orphans(agents, loaded.fleet.fleet_id)
+    boxes = list(live.values())
+    for o in orphans:
+        boxes.append(
+            LiveBox(o.agent, BoxState.MANAGED, reason=f"orphan at {o.host}:{o.port} {o.stamp_path}")
+        )
+    return boxes
+
+
+def _live_mode(repo: Path, format: Format, *, exit_code: bool, allow_unreachable: bool) -> None:
+    """The work tree's config against what every box runs now."""
+    loaded = load_or_exit(repo)
+    root = repo.resolve()
+    err.print(f"reading {len(loaded.agents)} boxes ...", markup=False)
+    boxes = asyncio.run(_read_live(loaded, root))
+    unknown = [b for b in boxes if b.state is BoxState.UNKNOWN]
+    fleet_diff = diff_live(
+        loaded, boxes, head_label="work tree", desired_secrets=desired_fingerprints(loaded, root)
     )
+    emit_report = report(fleet_diff, format)
+    typer.echo(emit_report, nl=False)
+    if unknown and not allow_unreachable:
+        for b in unknown[:20]:
+            err.print(f"unreachable: {b.reason}", markup=False)
+        fail(
+            f"{len(unknown)} box(es) could not be read; the diff is incomplete. Fix them or "
+            "pass --allow-unreachable to accept a partial diff"
+        )
+    if exit_code and fleet_diff.has_changes:
+        raise typer.Exit(int(Exit.CHANGES))
 
 
 def diff(
@@ -92,6 +126,9 @@ def diff(
     exit_code: bool = typer.Option(
         False, "--exit-code", help="Exit 2 when anything changes, 0 when nothing does."
     ),
+    allow_unreachable: bool = typer.Option(
+        False, "--allow-unreachable", help="Live mode: report unreachable boxes, do not fail."
+    ),
     costs: Path | None = typer.Option(
         None,
         "--costs",
@@ -101,16 +138,21 @@ def diff(
 ) -> None:
     """Show what a change does to the fleet: agents, fields, cost flags; secrets never shown.
 
-    With --base and --head (pull-request mode) both revisions are read from git
-    objects: the work tree is untouched and the fleet is not contacted. Exit
-    codes: 0 success (with --exit-code: no changes), 2 changes (--exit-code), 1 error.
+    Without --base (live mode) the repo's work tree is compared with what every box
+    really runs (its config file, stamp and health, read over SSH and HTTP); an
+    unreachable box fails the run unless --allow-unreachable. With --base and --head
+    (pull-request mode) both revisions are read from git objects: the work tree is
+    untouched and the fleet is not contacted. Exit codes: 0 success (with
+    --exit-code: no changes), 2 changes (--exit-code), 1 error.
 
-    Example:  reconcile diff --base origin/main --head HEAD --format markdown
+    Examples:  reconcile diff --repo demo-fleet/fleet
+               reconcile diff --base origin/main --head HEAD --format markdown
     """
     if base is None:
         if head is not None:
             fail("--head needs --base: pass both revisions to compare, e.g. --base main")
-        _live_mode()
+        _live_mode(repo, format, exit_code=exit_code, allow_unreachable=allow_unreachable)
+        return
     cost_now = _costs(costs) if costs is not None else None
     base_repo, base_label = load_revision(repo, base, "base")
     head_repo, head_label = load_revision(repo, head or "HEAD", "head")

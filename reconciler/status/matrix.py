@@ -11,6 +11,7 @@ Colors order like gitops-engine's health codes: `worse()` picks the worst.
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,7 +43,18 @@ class Limits:
     heartbeat_red_s: float = 60.0
     error_rate_yellow: float = 0.02
     error_rate_red: float = 0.10
-    latency_p95_yellow_s: float = 8.0
+    latency_vs_peers: float = 2.0  # p95 over this many times its tier's median p95
+    min_samples: int = 10  # fewer tasks in the window say nothing about the error rate
+
+
+def wilson_lower(errors: int, n: int, z: float = 2.576) -> float:
+    """The lower bound of the Wilson score interval of errors/n (99% by default)."""
+    if n <= 0:
+        return 0.0
+    p = errors / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +94,7 @@ def assess(
     signals: Signals,
     limits: Limits = Limits(),
     desired_sha: str | None = None,
+    peer_p95_s: float | None = None,
 ) -> AgentStatus:
     """One agent's color and every reason for it."""
     color = Color.GREEN
@@ -117,13 +130,17 @@ def assess(
             flag(Color.YELLOW, "loaded ≠ applied: the agent runs other config than was applied")
         if h.alive and h.queue_depth > 0 and signals.tasks_per_s == 0:
             flag(Color.RED, f"stalled: {h.queue_depth} queued, no task processed in the window")
-    if signals.error_rate is not None:
-        if signals.error_rate > limits.error_rate_red:
-            flag(Color.RED, f"error rate {signals.error_rate:.1%}")
-        elif signals.error_rate > limits.error_rate_yellow:
-            flag(Color.YELLOW, f"error rate {signals.error_rate:.1%}")
-    if signals.latency_p95_s is not None and signals.latency_p95_s > limits.latency_p95_yellow_s:
-        flag(Color.YELLOW, f"p95 latency {signals.latency_p95_s:.1f}s")
+    if signals.error_rate is not None and signals.samples >= limits.min_samples:
+        # Judge the rate's 99% lower bound, so six tasks with one error are not "17% errors".
+        low = wilson_lower(round(signals.error_rate * signals.samples), signals.samples)
+        seen = f"error rate {signals.error_rate:.1%} of {signals.samples} tasks"
+        if low > limits.error_rate_red:
+            flag(Color.RED, seen)
+        elif low > limits.error_rate_yellow:
+            flag(Color.YELLOW, seen)
+    p95 = signals.latency_p95_s
+    if p95 is not None and peer_p95_s and p95 > limits.latency_vs_peers * peer_p95_s:
+        flag(Color.YELLOW, f"p95 latency {p95:.1f}s, tier median {peer_p95_s:.1f}s")
     if signals.problem and live.state is not BoxState.UNKNOWN:
         reasons.append(f"metrics: {signals.problem}")
     return AgentStatus(

@@ -1,0 +1,133 @@
+"""The connections of one command to the fleet: one SSH pool, one HTTP client.
+
+`FleetLink` is what diff, status and apply share: it reads every box's live
+state, finds orphans, and scrapes metrics twice to turn counters into rates.
+One connection per box, reused for every operation of the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from reconciler.model.agent import Agent
+from reconciler.model.box import Health
+from reconciler.model.fleet import Connection
+from reconciler.model.live import LiveBox
+from reconciler.transport.base import TransportError
+from reconciler.transport.http import HttpProbe
+from reconciler.transport.live import Box, Orphan, find_orphans, read_fleet
+from reconciler.transport.metrics import (
+    MetricRates,
+    MetricSnapshot,
+    Problem,
+    Reason,
+    parse_exposition,
+)
+from reconciler.transport.metrics import rates as metric_rates
+from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
+
+
+class FleetLink:
+    """An SSH pool and an HTTP probe for one command; close it (or use `async with`)."""
+
+    def __init__(
+        self, connection: Connection, root: Path, *, trust_on_first_use: bool = False
+    ) -> None:
+        self.timeout = connection.command_timeout_s
+        self.root = root
+        self.concurrency = connection.concurrency
+        self.pool = SshPool(
+            SshOptions.from_connection(connection, trust_on_first_use=trust_on_first_use)
+        )
+        self.probe = HttpProbe(max_connections=min(connection.concurrency, 256))
+
+    async def __aenter__(self) -> FleetLink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.probe.close()
+
+    def ssh(self, agent: Agent) -> Box:
+        """The agent's box connection (connects lazily, reused)."""
+        return self.pool.box(SshTarget.of(agent, self.root))
+
+    async def read(
+        self,
+        agents: Sequence[Agent],
+        fleet_id: str,
+        fleet_key: bytes | None = None,
+        progress: Callable[[LiveBox], None] | None = None,
+    ) -> dict[str, LiveBox]:
+        """Every agent's live state (unreachable boxes are UNKNOWN, with the reason)."""
+
+        async def connect(agent: Agent) -> Box:
+            return self.ssh(agent)
+
+        async def fetch(url: str) -> Health:
+            return await self.probe.fetch_health(url, timeout=self.timeout)
+
+        return await read_fleet(
+            agents,
+            connect,
+            fetch,
+            fleet_id=fleet_id,
+            fleet_key=fleet_key,
+            timeout=self.timeout,
+            concurrency=self.concurrency,
+            progress=progress,
+        )
+
+    async def orphans(self, agents: Sequence[Agent], fleet_id: str) -> list[Orphan]:
+        async def connect(agent: Agent) -> Box:
+            return self.ssh(agent)
+
+        return await find_orphans(agents, connect, fleet_id=fleet_id)
+
+    async def scrape(self, agents: Sequence[Agent]) -> dict[str, MetricSnapshot | Problem]:
+        """One scrape of every agent's metrics endpoint (a Problem when it fails)."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(agent: Agent) -> tuple[str, MetricSnapshot | Problem]:
+            url = agent.url(agent.metrics_url)
+            if url is None:
+                return agent.name, Problem(Reason.MISSING_SERIES, "no metrics_url configured")
+            async with gate:
+                try:
+                    text = await self.probe.fetch_text(url, timeout=self.timeout, box=agent.name)
+                except TransportError as exc:
+                    return agent.name, Problem(Reason.MISSING_SERIES, str(exc))
+            return agent.name, parse_exposition(text, at=time.monotonic(), agent=agent.name)
+
+        results = await asyncio.gather(*(one(a) for a in agents))
+        return dict(results)
+
+    async def rates(
+        self, agents: Sequence[Agent], window_s: float
+    ) -> dict[str, MetricRates | Problem]:
+        """Rates over `window_s` seconds from two scrapes of every agent."""
+        first = await self.scrape(agents)
+        await asyncio.sleep(window_s)
+        second = await self.scrape(agents)
+        out: dict[str, MetricRates | Problem] = {}
+        for name, before in first.items():
+            after = second[name]
+            if isinstance(before, Problem):
+                out[name] = before
+            elif isinstance(after, Problem):
+                out[name] = after
+            else:
+                out[name] = metric_rates(before, after)
+        return out
