@@ -290,7 +290,17 @@ def _note(r: Rollout, ev: Event) -> Rollout:
 # What entering a phase asks for.
 
 
-def _enter(r: Rollout, came_from: Phase) -> tuple[Rollout, list[Command]]:
+def _checks_running(r: Rollout, ev: Event) -> bool:
+    """A watch, soak or gate run is still out after `ev` (a rollback must cancel it)."""
+    if r.phase is P.WATCHING:
+        return bool(r.watching)
+    if r.phase is P.SOAKING:
+        return not isinstance(ev, SoakOver)
+    return r.phase is P.GATING and not isinstance(ev, GatesPassed | GatesFailed)
+
+
+def _enter(r: Rollout, cancel: bool) -> tuple[Rollout, list[Command]]:
+    """The state and commands on entering `r.phase`; `cancel`: checks are still out."""
     wave = r.current_wave
     if r.phase is P.PREFLIGHT:
         return r, [Preflight()]
@@ -305,11 +315,10 @@ def _enter(r: Rollout, came_from: Phase) -> tuple[Rollout, list[Command]]:
     if r.phase is P.ROLLING_BACK:
         queued = set(r.restore_queue)
         more = tuple(a for a in reversed(r.changed) if r.status(a).restorable and a not in queued)
-        cancel: list[Command] = [CancelChecks()] if came_from in _CHECKING else []
         trigger = r.trigger or r.budget.describe()
         return replace(
             r, watching=frozenset(), restore_queue=(*r.restore_queue, *more), trigger=trigger
-        ), cancel
+        ), [CancelChecks()] if cancel else []
     outcome = r.phase.outcome
     if outcome is None:
         return r, []
@@ -325,9 +334,6 @@ def _enter(r: Rollout, came_from: Phase) -> tuple[Rollout, list[Command]]:
             )
         )
     return r, [*incident, Finish(outcome, left)]
-
-
-_CHECKING = (P.WATCHING, P.SOAKING, P.GATING)
 
 
 def _apply(r: Rollout, agent: str) -> ApplyBox:
@@ -382,10 +388,11 @@ def step(r: Rollout, ev: Event) -> tuple[Rollout, list[Command]]:
         raise IllegalTransition(r.phase, ev)
     r = _note(r, ev)
     cmds: list[Command] = []
+    cancel = _checks_running(r, ev)
     came_from, r = r.phase, replace(r, phase=to)
     while True:
         if r.phase is not came_from:
-            r, entered = _enter(r, came_from)
+            r, entered = _enter(r, cancel)
             cmds.extend(entered)
         came_from = r.phase
         fired = next((to for p, _, ok, to in STATE_TRANSITIONS if p is r.phase and ok(r)), None)

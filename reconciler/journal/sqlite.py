@@ -1,0 +1,266 @@
+"""The embedded journal: rollouts and their steps in the SQLite state file (see db.py).
+
+Every record is one autocommitted INSERT, on disk (WAL, synchronous=FULL)
+when the call returns. Bodies are canonical JSON of plain data only: events
+and commands go through `to_record`, which refuses secret holders; free-form
+`data` and summaries are checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.journal.base import (
+    Holder,
+    JournalError,
+    RolloutRecord,
+    StepRecord,
+    UnknownRollout,
+)
+from reconciler.journal.db import Now, connect, utc_now
+from reconciler.plan.model import Plan
+from reconciler.rollout.commands import Command
+from reconciler.rollout.events import Event
+from reconciler.rollout.phases import Outcome
+from reconciler.rollout.records import (
+    JSONObject,
+    check_plain,
+    dumps,
+    event_from_record,
+    to_record,
+)
+
+_ROLLOUT_COLUMNS = (
+    "rollout_id, fleet_id, plan_id, target_revision, holder, started_at, plan, pre_shas,"
+    " finished_at, outcome, summary"
+)
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def new_rollout_id(when: datetime) -> str:
+    """`r-20260101T000000Z-1a2b3c4d`: sortable by start time, unique by its random tail."""
+    return f"r-{when.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _holder_json(holder: Holder) -> str:
+    return dumps(
+        {"user": holder.user, "host": holder.host, "pid": holder.pid, "rollout": holder.rollout_id}
+    )
+
+
+def _holder(text: str) -> Holder:
+    doc = json.loads(text)
+    return Holder(user=doc["user"], host=doc["host"], pid=doc["pid"], rollout_id=doc["rollout"])
+
+
+class SqliteJournal:
+    """The `Journal` over the SQLite state file.
+
+    Args:
+        state_dir: where the state file lives (default `~/.local/state/reconciler`).
+        now: the clock for record times (tests pass a FakeClock's `now`).
+        conn: an open connection to share with a `SqliteLock` (instead of `state_dir`).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        now: Now = utc_now,
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
+        self._conn = conn or connect(state_dir)
+        self._now = now
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def begin_rollout(self, plan: Plan, pre_shas: Mapping[str, str | None], holder: Holder) -> str:
+        """Record a new rollout of `plan` (and each box's pre-change sha); return its id."""
+        unknown = sorted(set(pre_shas) - set(plan.agents))
+        if unknown:
+            raise JournalError(f"pre-change shas given for agents not in the plan: {unknown[:5]}")
+        when = self._now()
+        rollout_id = new_rollout_id(when)
+        shas = {agent: pre_shas.get(agent, plan.box(agent).pre_sha) for agent in plan.agents}
+        self._conn.execute(
+            "INSERT INTO rollouts (rollout_id, fleet_id, plan_id, target_revision, plan,"
+            " pre_shas, holder, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rollout_id,
+                plan.fleet_id,
+                plan.plan_id,
+                plan.target_revision,
+                plan.model_dump_json(),
+                dumps(dict(shas)),
+                _holder_json(holder),
+                when.timestamp(),
+            ),
+        )
+        return rollout_id
+
+    def _insert(
+        self,
+        rollout_id: str,
+        kind: str,
+        agent: str | None,
+        intent: int | None,
+        body: JSONObject,
+    ) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO steps (rollout_id, kind, agent, intent, body, at)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS"
+            " (SELECT 1 FROM rollouts WHERE rollout_id = ? AND outcome IS NULL)",
+            (rollout_id, kind, agent, intent, dumps(body), self._now().timestamp(), rollout_id),
+        )
+        if cur.rowcount != 1 or cur.lastrowid is None:
+            record = self.rollout(rollout_id)  # raises UnknownRollout
+            raise JournalError(
+                f"rollout {rollout_id} already finished ({record.outcome}); "
+                "nothing more can be recorded for it"
+            )
+        return cur.lastrowid
+
+    def record_intent(
+        self,
+        rollout_id: str,
+        agent: str | None,
+        command: Command,
+        data: JSONObject | None = None,
+    ) -> int:
+        """Record that the driver is about to run `command`; return the intent's seq."""
+        check_plain(data, "intent data")
+        body: JSONObject = {"command": to_record(command), "data": data or {}}
+        return self._insert(rollout_id, "intent", agent, None, body)
+
+    def record_result(
+        self, rollout_id: str, intent: int, *, ok: bool, data: JSONObject | None = None
+    ) -> int:
+        """Record how the command of intent `intent` went; return the result's seq."""
+        check_plain(data, "result data")
+        row = self._conn.execute(
+            "SELECT agent FROM steps WHERE seq = ? AND rollout_id = ? AND kind = 'intent'",
+            (intent, rollout_id),
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"rollout {rollout_id} has no intent {intent} to record a result of")
+        return self._insert(rollout_id, "result", row[0], intent, {"ok": ok, "data": data or {}})
+
+    def record_event(self, rollout_id: str, event: Event) -> int:
+        """Record an event fed to the machine; return its seq."""
+        record = to_record(event)
+        agent = record.get("agent")
+        return self._insert(
+            rollout_id, "event", agent if isinstance(agent, str) else None, None, record
+        )
+
+    def events(self, rollout_id: str) -> list[Event]:
+        """The rollout's events in order."""
+        self.rollout(rollout_id)
+        rows = self._conn.execute(
+            "SELECT body FROM steps WHERE rollout_id = ? AND kind = 'event' ORDER BY seq",
+            (rollout_id,),
+        )
+        return [event_from_record(json.loads(body)) for (body,) in rows]
+
+    def replay(self, rollout_id: str) -> list[Event]:
+        """The events to fold with `step`, from `Rollout.start(plan, pre_shas)`, to resume."""
+        return self.events(rollout_id)
+
+    def _steps(self, where: str, args: tuple[object, ...]) -> list[StepRecord]:
+        rows = self._conn.execute(
+            f"SELECT seq, rollout_id, kind, agent, intent, body, at FROM steps s WHERE {where}"  # noqa: S608
+            " ORDER BY seq",
+            args,
+        )
+        return [
+            StepRecord(
+                seq, rid, kind, agent, intent, json.loads(body), datetime.fromtimestamp(at, UTC)
+            )
+            for seq, rid, kind, agent, intent, body, at in rows
+        ]
+
+    def steps(self, rollout_id: str) -> list[StepRecord]:
+        """Every record of the rollout, in order."""
+        self.rollout(rollout_id)
+        return self._steps("rollout_id = ?", (rollout_id,))
+
+    def open_intents(self, rollout_id: str) -> list[StepRecord]:
+        """Intents with no result yet: commands a crash may have cut short."""
+        self.rollout(rollout_id)
+        return self._steps(
+            "rollout_id = ? AND kind = 'intent' AND NOT EXISTS"
+            " (SELECT 1 FROM steps r WHERE r.intent = s.seq AND r.kind = 'result')",
+            (rollout_id,),
+        )
+
+    def _record(self, row: tuple[object, ...]) -> RolloutRecord:
+        rid, fleet, plan_id, rev, holder, started, plan, shas, finished, outcome, summary = row
+        assert isinstance(started, float)  # noqa: S101 - the schema says REAL NOT NULL
+        return RolloutRecord(
+            rollout_id=str(rid),
+            fleet_id=str(fleet),
+            plan_id=str(plan_id),
+            target_revision=str(rev),
+            holder=_holder(str(holder)),
+            started_at=datetime.fromtimestamp(started, UTC),
+            plan_text=str(plan),
+            pre_shas=json.loads(str(shas)),
+            finished_at=_time(finished if isinstance(finished, float) else None),
+            outcome=Outcome(str(outcome)) if outcome is not None else None,
+            summary=json.loads(str(summary)) if summary is not None else None,
+        )
+
+    def rollout(self, rollout_id: str) -> RolloutRecord:
+        """One rollout's record; UnknownRollout when there is none."""
+        row = self._conn.execute(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id = ?",  # noqa: S608
+            (rollout_id,),
+        ).fetchone()
+        if row is None:
+            raise UnknownRollout(
+                f"no rollout {rollout_id} in the journal; `reconcile history` lists them"
+            )
+        return self._record(row)
+
+    def _rollouts(self, where: str, args: tuple[object, ...], order: str) -> list[RolloutRecord]:
+        rows = self._conn.execute(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE {where} ORDER BY {order}",  # noqa: S608
+            args,
+        )
+        return [self._record(row) for row in rows]
+
+    def unfinished(self, fleet_id: str | None = None) -> list[RolloutRecord]:
+        """Rollouts begun and never finished (oldest first): candidates to resume."""
+        if fleet_id is None:
+            return self._rollouts("outcome IS NULL", (), "started_at, rollout_id")
+        return self._rollouts(
+            "outcome IS NULL AND fleet_id = ?", (fleet_id,), "started_at, rollout_id"
+        )
+
+    def finish(self, rollout_id: str, outcome: Outcome, summary: JSONObject) -> None:
+        """Close a rollout with its outcome and a summary (names and figures only)."""
+        text = dumps(summary)
+        cur = self._conn.execute(
+            "UPDATE rollouts SET outcome = ?, finished_at = ?, summary = ?"
+            " WHERE rollout_id = ? AND outcome IS NULL",
+            (str(Outcome(outcome)), self._now().timestamp(), text, rollout_id),
+        )
+        if cur.rowcount != 1:
+            record = self.rollout(rollout_id)
+            raise JournalError(f"rollout {rollout_id} already finished ({record.outcome})")
+
+    def history(self, fleet_id: str | None = None, limit: int = 50) -> list[RolloutRecord]:
+        """Past and running rollouts, newest first."""
+        order = f"started_at DESC, rollout_id DESC LIMIT {int(limit)}"
+        if fleet_id is None:
+            return self._rollouts("1 = 1", (), order)
+        return self._rollouts("fleet_id = ?", (fleet_id,), order)
