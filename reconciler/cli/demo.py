@@ -7,6 +7,8 @@ capabilities add a step); `up`, `down` and `fault` manage the fleet in DIR.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,6 +228,59 @@ def _step_validate(w: Walk) -> None:
     )
 
 
+def _reconcile(w: Walk, *args: str, ok: tuple[int, ...] = (0,)) -> int:
+    """Run one `reconcile` command as the operator would, showing it and its output."""
+    shown = " ".join(("reconcile", *args))
+    err.print(f"[cyan]$ {shown}[/]", markup=True)
+    done = subprocess.run([sys.executable, "-m", "reconciler", *args], check=False)
+    if done.returncode not in ok:
+        fail(f"`{shown}` exited {done.returncode}; the demo fleet is still up in {w.dir}")
+    return done.returncode
+
+
+def _git_commit(repo: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=reconciler demo", "-c", "user.email=demo@localhost"]
+    subprocess.run([*git, "commit", "-qam", message], cwd=repo, check=True)
+
+
+def _step_diff(w: Walk) -> None:
+    _reconcile(w, "diff", "--repo", str(w.repo), "--exit-code", ok=(0, 2))
+
+
+def _step_dry_run(w: Walk) -> None:
+    _reconcile(w, "apply", "--repo", str(w.repo), "--dry-run")
+
+
+def _step_apply(w: Walk) -> None:
+    _reconcile(w, "apply", "--repo", str(w.repo), "--yes", "--state-dir", str(w.dir / "state"))
+
+
+def _step_bad_change(w: Walk) -> None:
+    tier = w.repo / "agents" / "tier-smart.yaml"
+    text = tier.read_text(encoding="utf-8")
+    if "temperature: 0.3" in text:
+        tier.write_text(text.replace("temperature: 0.3", "temperature: 0.5", 1), encoding="utf-8")
+        _git_commit(w.repo, "tier smart: temperature 0.5")
+    repo = load_repo(read_dir(w.repo))
+    smart = [name for name, ea in repo.agents.items() if ea.agent.tier == "smart"]
+    for name in smart:
+        control.inject(w.dir, name, FaultKind.CRASH_ON_RELOAD, None)
+    err.print(
+        f"committed a change to tier smart, and made all {len(smart)} smart boxes crash on "
+        "their next reload: the canary fails and the rollout undoes itself (exit 3)",
+        markup=False,
+    )
+    _reconcile(
+        w, "apply", "--repo", str(w.repo), "--yes", "--state-dir", str(w.dir / "state"), ok=(3,)
+    )
+    for name in smart:
+        control.clear(w.dir, name, None)
+
+
+def _step_status(w: Walk) -> None:
+    _reconcile(w, "status", "--repo", str(w.repo), "--window", "3", ok=(0, 1))
+
+
 def _step_next(w: Walk) -> None:
     for command in (
         f"reconcile diff --repo {w.repo}",
@@ -239,6 +294,11 @@ def _step_next(w: Walk) -> None:
 WALKTHROUGH: list[Step] = [
     Step("start the demo fleet", _step_up),
     Step("validate its config repo (reconcile validate --repo DIR/fleet)", _step_validate),
+    Step("the fleet diff: the repo's head against what the boxes run", _step_diff),
+    Step("the plan, touching nothing", _step_dry_run),
+    Step("roll the head commit out in waves", _step_apply),
+    Step("a bad change, rolled back by itself", _step_bad_change),
+    Step("the health matrix", _step_status),
     Step("what to run next", _step_next),
 ]
 
@@ -249,7 +309,7 @@ def demo(
     dir: DirOpt = DEFAULT_DIR,
     agents: int = typer.Option(DEFAULT_AGENTS, "--agents", "-n", help="How many boxes."),
 ) -> None:
-    """Try reconciler on a local fleet: start it, validate it, and what to run next.
+    """Try reconciler on a local fleet: start it, diff, apply in waves, a rollback, status.
 
     Example:  reconcile demo
     """
