@@ -106,7 +106,7 @@ def _from_record(
     kind = data.get("type")
     cls = table.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"not a {what} record: type {kind!r}")
+        raise ValueError(f"not {what} record: type {kind!r}")
     body = {k: v for k, v in data.items() if k != "type"}
     try:
         return _adapter(cls, cache).validate_python(body)
@@ -122,7 +122,7 @@ def event_from_record(data: Mapping[str, JSONValue]) -> Event:
     Raises:
         ValueError: not an event record, or its fields are wrong.
     """
-    return _from_record(data, EVENTS, _EVENT_ADAPTERS, "event")
+    return _from_record(data, EVENTS, _EVENT_ADAPTERS, "an event")
 
 
 def command_from_record(data: Mapping[str, JSONValue]) -> Command:
@@ -131,7 +131,7 @@ def command_from_record(data: Mapping[str, JSONValue]) -> Command:
     Raises:
         ValueError: not a command record, or its fields are wrong.
     """
-    return _from_record(data, COMMANDS, _COMMAND_ADAPTERS, "command")
+    return _from_record(data, COMMANDS, _COMMAND_ADAPTERS, "a command")
 
 
 def dumps(value: JSONValue) -> str:

@@ -89,12 +89,12 @@ class Rollout:
         return {**self.boxes, **statuses}
 
     def agents_in(self, *statuses: BoxStatus) -> tuple[str, ...]:
-        """Boxes in any of `statuses`, in the order they were touched (or planned)."""
+        """Boxes in any of `statuses`: touched ones in the order touched, then in plan order."""
         wanted = set(statuses)
-        order = self.changed if BoxStatus.PENDING not in wanted else tuple(self.spec.steps)
-        seen = set(order)
-        rest = tuple(a for a in self.boxes if a not in seen)
-        return tuple(a for a in (*order, *rest) if self.status(a) in wanted)
+        touched = [a for a in self.changed if self.status(a) in wanted]
+        seen = set(self.changed)
+        rest = [a for a in self.spec.steps if a not in seen and self.status(a) in wanted]
+        return (*touched, *rest)
 
     @property
     def current_wave(self) -> Wave | None:
