@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.demo import DemoFleet
+from reconciler.testing.openssh import OpenSshBox, OpenSshUnavailable
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,3 +37,19 @@ def openssh_client() -> Path:
             pytest.fail("the OpenSSH client (ssh) is not installed; apt-get install openssh-client")
         pytest.skip("the OpenSSH client (ssh) is not installed")
     return Path(found)
+
+
+@pytest.fixture
+def openssh_box(tmp_path: Path) -> Iterator[OpenSshBox]:
+    """A real OpenSSH sshd on loopback; fails (never skips) under CI when it cannot start."""
+    box = OpenSshBox(tmp_path / "openssh")
+    try:
+        box.start()
+    except OpenSshUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"real OpenSSH fixture could not start: {exc}")
+        pytest.skip(f"real OpenSSH fixture could not start: {exc}")
+    try:
+        yield box
+    finally:
+        box.stop()

@@ -23,7 +23,7 @@ from reconciler.report import render_json, render_markdown, render_text
 from reconciler.secrets.desired import desired_fingerprints
 from reconciler.secrets.resolve import fleet_key
 from reconciler.transport.git import GitError, read_revision
-from reconciler.transport.link import FleetLink
+from reconciler.transport.link import FleetLink, former_agents
 
 
 def report(diff: FleetDiff, format: Format) -> str:
@@ -82,7 +82,8 @@ async def _read_live(loaded: Repo, root: Path) -> list[LiveBox]:
     key = fleet_key(loaded.fleet, root)
     async with FleetLink(loaded.fleet.connection, root) as link:
         live = await link.read(agents, loaded.fleet.fleet_id, key)
-        orphans = await link.orphans(agents, loaded.fleet.fleet_id)
+        former = former_agents(root, live.values(), loaded.agents.keys())
+        orphans = await link.orphans(agents, loaded.fleet.fleet_id, former)
     boxes = list(live.values())
     for o in orphans:
         boxes.append(

@@ -21,7 +21,7 @@ from reconciler.render import render_payload, sha256_hex
 from reconciler.report.status import StatusReport, status_report, status_text
 from reconciler.secrets.resolve import fleet_key
 from reconciler.status import Color, Signals, assess, summarize
-from reconciler.transport.link import FleetLink
+from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.metrics import MetricRates, Problem, Reason
 
 
@@ -47,7 +47,8 @@ async def collect(repo: Repo, root: Path, agents: list[Agent], window_s: float) 
         live_task = asyncio.create_task(link.read(agents, repo.fleet.fleet_id, key))
         rates = await link.rates(agents, window_s)
         live = await live_task
-        orphans = await link.orphans(agents, repo.fleet.fleet_id)
+        former = former_agents(root, live.values(), repo.agents.keys())
+        orphans = await link.orphans(agents, repo.fleet.fleet_id, former)
     signals = {
         a.name: _signals(rates.get(a.name) if live[a.name].state is not BoxState.UNKNOWN else None)
         for a in agents

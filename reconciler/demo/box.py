@@ -66,6 +66,7 @@ class Counters:
     writes: int = 0  # files opened for writing over SFTP
     config_bytes_received: int = 0  # bytes written over SFTP
     ssh_connections: int = 0
+    sftp_sessions: int = 0  # SFTP subsystems started (after host key and login succeeded)
     commands: int = 0  # exec requests, allowed or not
 
     def as_dict(self) -> dict[str, int]:

@@ -32,6 +32,7 @@ class ChrootSFTPServer(asyncssh.SFTPServer):
     def __init__(self, chan: Any, box: DemoBox) -> None:
         super().__init__(chan, chroot=os.fsencode(box.root))
         self._box = box
+        box.counters.sftp_sessions += 1
         self._root = os.fsencode(os.path.realpath(box.root))
 
     def _inside(self, local: bytes) -> bool:

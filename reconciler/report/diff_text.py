@@ -67,6 +67,11 @@ def _names(g: Group, limit: int) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def _why(agent: str, reason: str | None) -> str:
+    """A problem box's reason without the agent name the transport already put in front."""
+    return (reason or "no reason given").removeprefix(f"{agent}: ")
+
+
 def _group(g: Group, names_limit: int) -> list[str]:
     a = g.first
     word = status_word(g)
@@ -85,10 +90,10 @@ def _group(g: Group, names_limit: int) -> list[str]:
     cost = group_cost(g)
     if cost:
         lines.append(f"    cost: {cost}")
-    if a.reason and g.size == 1:
-        lines.append(f"    {a.reason}")
     if a.status in PROBLEM_STATUSES:
-        lines.extend(f"    {m.agent}: {m.reason or 'no reason given'}" for m in g.agents)
+        lines.extend(f"    {m.agent}: {_why(m.agent, m.reason)}" for m in g.agents)
+    elif a.reason and g.size == 1:
+        lines.append(f"    {a.reason}")
     elif g.size > 1:
         lines.append(f"    agents: {_names(g, names_limit)}")
     return lines

@@ -89,9 +89,13 @@ def money(x: float | None) -> str:
 
 
 def status_word(g: Group) -> str:
-    """A group's status as the reports name it ('settings' for settings-only changes)."""
+    """A group's status as reports name it; with no payload change: settings, secrets, rewrite."""
     a = g.first
-    return "settings" if a.status == "unchanged" and not a.rollout else str(a.status)
+    if a.status != "unchanged":
+        return str(a.status)
+    if not a.rollout:
+        return "settings"
+    return "secrets" if a.secrets is not None and a.secrets.changed else "rewrite"
 
 
 def group_cost(g: Group) -> str:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from reconciler.config.errors import ConfigErrors
+from reconciler.config.repo import load_repo
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Connection
 from reconciler.model.live import LiveBox
 from reconciler.transport.base import TransportError
+from reconciler.transport.git import GitError, read_revision
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.live import Box, Orphan, find_orphans, read_fleet
 from reconciler.transport.metrics import (
@@ -90,11 +93,15 @@ class FleetLink:
             progress=progress,
         )
 
-    async def orphans(self, agents: Sequence[Agent], fleet_id: str) -> list[Orphan]:
+    async def orphans(
+        self, agents: Sequence[Agent], fleet_id: str, former: Sequence[Agent] = ()
+    ) -> list[Orphan]:
+        """Boxes stamped for this fleet whose agent the repo no longer has."""
+
         async def connect(agent: Agent) -> Box:
             return self.ssh(agent)
 
-        return await find_orphans(agents, connect, fleet_id=fleet_id)
+        return await find_orphans(agents, connect, fleet_id=fleet_id, former=former)
 
     async def scrape(self, agents: Sequence[Agent]) -> dict[str, MetricSnapshot | Problem]:
         """One scrape of every agent's metrics endpoint (a Problem when it fails)."""
@@ -131,3 +138,23 @@ class FleetLink:
             else:
                 out[name] = metric_rates(before, after)
         return out
+
+
+def former_agents(root: Path, live: Iterable[LiveBox], current: Collection[str]) -> list[Agent]:
+    """Agents of the revisions the boxes' stamps name that the repo no longer has.
+
+    Where a removed agent's box is: in the repo as it was when that box (or any
+    box) was last applied. A revision that is not in `root`'s git history, or no
+    longer loads, is skipped: orphans are then found only beside current agents.
+    """
+    revisions = sorted({b.stamp.revision.split("+", 1)[0] for b in live if b.stamp is not None})
+    found: dict[str, Agent] = {}
+    for rev in revisions:
+        try:
+            old = load_repo(read_revision(root, rev).files)
+        except (GitError, ConfigErrors):
+            continue
+        for name, ea in old.agents.items():
+            if name not in current:
+                found.setdefault(name, ea.agent)
+    return [found[n] for n in sorted(found)]

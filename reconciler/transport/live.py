@@ -169,11 +169,17 @@ async def read_fleet(
     return {a.name: out[a.name] for a in agents}
 
 
-async def find_orphans(agents: Sequence[Agent], connect: Connect, *, fleet_id: str) -> list[Orphan]:
-    """Stamps of this fleet, beside the repo's config paths, for agents not in the repo."""
+async def find_orphans(
+    agents: Sequence[Agent], connect: Connect, *, fleet_id: str, former: Sequence[Agent] = ()
+) -> list[Orphan]:
+    """Stamps of this fleet, beside the repo's config paths, for agents not in the repo.
+
+    `former`: agents of earlier revisions (see link.former_agents) that the repo no
+    longer has; their own boxes are searched too, since no remaining agent may share them.
+    """
     known = {a.name for a in agents}
     seen_dirs: dict[tuple[str, int, str], Agent] = {}
-    for a in agents:
+    for a in [*agents, *former]:
         seen_dirs.setdefault((a.host, a.port, str(PurePosixPath(a.config_path).parent)), a)
     orphans: list[Orphan] = []
     for (host, port, directory), agent in sorted(seen_dirs.items()):

@@ -139,14 +139,6 @@ def test_costs_file_gives_cost_estimates(fleet_git: Path, tmp_path: Path) -> Non
     assert agent["cost"]["delta_per_day"] == 4.0
 
 
-def test_without_revisions_live_mode_is_not_available_yet(fleet_git: Path) -> None:
-    """No --base: live mode, which needs the fleet transport; a clear error, exit 1."""
-    result = _diff(fleet_git)
-    assert result.exit_code == 1
-    assert "live mode" in result.stderr
-    assert "--base REV --head REV" in result.stderr
-
-
 def test_not_a_git_repo_exits_one(tmp_path: Path) -> None:
     """A --repo that is not a git repository: exit 1, saying so."""
     result = _diff(tmp_path, "--base", "HEAD~1")

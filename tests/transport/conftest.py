@@ -1,14 +1,12 @@
-"""Real SSH servers on loopback for the transport tests: asyncssh boxes and a real OpenSSH sshd."""
+"""Real SSH servers on loopback for the transport tests (OpenSSH: see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.testing.openssh import OpenSshBox, OpenSshUnavailable
 from reconciler.testing.sshserver import ClientKey, LoopbackSshServer
 from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
 
@@ -64,19 +62,3 @@ def box_dir(tmp_path: Path) -> Path:
     d = tmp_path / "box"
     d.mkdir()
     return d
-
-
-@pytest.fixture
-def openssh_box(tmp_path: Path) -> Iterator[OpenSshBox]:
-    """A real OpenSSH sshd on loopback; fails (never skips) under CI when it cannot start."""
-    box = OpenSshBox(tmp_path / "openssh")
-    try:
-        box.start()
-    except OpenSshUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"real OpenSSH fixture could not start: {exc}")
-        pytest.skip(f"real OpenSSH fixture could not start: {exc}")
-    try:
-        yield box
-    finally:
-        box.stop()
