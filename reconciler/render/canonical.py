@@ -5,10 +5,14 @@ library never changes the bytes (and never makes the fleet look drifted).
 Rules, pinned by RENDERER_VERSION and by golden files in tests/:
 
 - block style, two-space indent, the payload's own key order, UTF-8, a trailing newline;
-- a string is plain when it reads back as the same string under YAML 1.2 core,
-  a literal block (`|` or `|-`) when it is multi-line text that round-trips,
-  and JSON-style double-quoted otherwise;
-- null, true/false, integers, floats as `repr` (`.inf`, `-.inf`, `.nan`);
+- a string is plain when it reads back as the same string under YAML 1.2 core
+  *and* under YAML 1.1 (the dialect of PyYAML and many agents' readers, where
+  `no`, `on`, `1_000` or `2024-01-01` are not strings), a literal block (`|` or
+  `|-`) when it is multi-line text that round-trips, and JSON-style
+  double-quoted otherwise, with characters a YAML stream may not hold raw
+  (DEL, C1 controls, U+2028/2029, U+FEFF, U+FFFE/FFFF) escaped;
+- null, true/false, integers, floats as `repr` with a dot in the mantissa (`1.0e+100`,
+  which YAML 1.1 needs), `.inf`, `-.inf`, `.nan`;
 - empty maps and lists as `{}` and `[]`.
 """
 
@@ -23,12 +27,17 @@ from typing import Any, Final
 
 from reconciler.config.load import plain_value
 
-RENDERER_VERSION: Final = "1"
+# Version 2: YAML 1.1-ambiguous strings are quoted; strings starting with "@" or holding
+# characters a YAML reader refuses are quoted or escaped (version 1 wrote unreadable YAML).
+RENDERER_VERSION: Final = "2"
 
-_PLAIN_RE: Final = re.compile(r"[A-Za-z0-9_./@(][A-Za-z0-9_./@() +=,-]*")
+# "@" and "`" are reserved indicators: a plain scalar may hold them, never start with them.
+_PLAIN_RE: Final = re.compile(r"[A-Za-z0-9_./(][A-Za-z0-9_./@() +=,-]*")
 _FORBIDDEN_PLAIN: Final = (": ", " #")
-_LINE_BREAKS: Final = ("\u0085", "\u2028", "\u2029", "\ufeff")
-_BLOCK_BAD_RE: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\x85\u2028\u2029\ufeff]")
+# Characters a YAML stream may not hold raw (DEL, the C1 controls, U+FFFE/FFFF) or that a
+# reader takes for a line break or a byte-order mark: escaped in double quotes.
+_ESCAPE_RE: Final = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_BLOCK_BAD_RE: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -37,9 +46,22 @@ def sha256_hex(data: bytes) -> str:
 
 def _quoted(text: str) -> str:
     out = json.dumps(text, ensure_ascii=False)
-    for ch in _LINE_BREAKS:
-        out = out.replace(ch, f"\\u{ord(ch):04x}")
-    return out
+    return _ESCAPE_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+
+
+# Plain scalars that a YAML 1.1 reader resolves to something other than a string.
+_YAML11_RE: Final = re.compile(
+    r"""(?x)
+    y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+    |~|null|Null|NULL|=|<<
+    |[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+    |[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+    |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[\ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}.*)?
+    """
+)
 
 
 def _plain_ok(text: str) -> bool:
@@ -49,6 +71,7 @@ def _plain_ok(text: str) -> bool:
         and not any(bad in text for bad in _FORBIDDEN_PLAIN)
         and plain_value(text) == text
         and isinstance(plain_value(text), str)
+        and not _YAML11_RE.fullmatch(text)
     )
 
 
@@ -92,7 +115,9 @@ def _scalar(value: Any, indent: int) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        return repr(value)
+        text = repr(value)
+        # YAML 1.1 reads an exponent without a dot in the mantissa (1e+100) as a string.
+        return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
     if isinstance(value, str):
         return _string(value, indent)
     raise TypeError(f"cannot render a {type(value).__name__}")
