@@ -67,13 +67,17 @@ def make_plan(
     ordered = rollout_order(changes)
     totals = wave_totals(policy.waves, len(ordered))
     gate_names = tuple(g.name for g in gates)
+    steps = {c.agent: box_step(c) for c in ordered}
+
+    def wave(i: int, agents: tuple[str, ...]) -> Wave:
+        # A revert (every box restores a config it ran) keeps its waves and the watchdog,
+        # but skips soak and gates: the way back must be fast.
+        revert = all(steps[a].delivery is Delivery.RESTORE for a in agents)
+        soak, names = (0.0, ()) if revert else (policy.soak_s, gate_names)
+        return Wave(index=i, agents=agents, soak_s=soak, gates=names)
+
     waves = tuple(
-        Wave(
-            index=i,
-            agents=tuple(c.agent for c in ordered[start:end]),
-            soak_s=policy.soak_s,
-            gates=gate_names,
-        )
+        wave(i, tuple(c.agent for c in ordered[start:end]))
         for i, (start, end) in enumerate(zip([0, *totals], totals, strict=False))
     )
     return Plan(
@@ -86,7 +90,7 @@ def make_plan(
             failure_budget=policy.failure_budget,
         ),
         waves=waves,
-        boxes=tuple(box_step(c) for c in ordered),
+        boxes=tuple(steps[c.agent] for c in ordered),
         failure_budget=budget_count(policy.failure_budget, len(ordered)),
         orphans=tuple(sorted(set(orphans))),
     )
@@ -108,7 +112,7 @@ def load_plan(text: str | bytes, gates: Sequence[Gate] | None = None) -> Plan:
         raise PlanError(
             f"not a plan file: {where}: {first['msg']}; write one with `reconcile apply --dry-run`"
         ) from None
-    names = plan.waves[0].gates if plan.waves else ()
+    names = next((w.gates for w in plan.waves if w.gates), ())
     again = make_plan(
         [b.as_change() for b in plan.boxes],
         fleet_id=plan.fleet_id,

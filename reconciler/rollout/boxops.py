@@ -15,9 +15,11 @@ failures stay `TransportError`s (both name the box).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,7 @@ from reconciler.plan.model import Activation
 from reconciler.render.stamp import rfc3339
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
-from reconciler.transport.base import BoxTransport, TransportError
+from reconciler.transport.base import BoxTransport, RemoteError, TransportError
 
 LEASE_FILE = "lease.json"
 FetchHealth = Callable[[str], Awaitable[Health]]
@@ -227,7 +229,21 @@ async def keep_in_history(h: BoxHandle, data: bytes) -> None:
     """Put `data` in the box's history directory under its sha, unless it is there already."""
     path = h.paths.history_file(sha256_hex(data))
     if await h.box.stat(path) is None:
-        await h.box.write_atomic(path, data, mode=0o600)
+        await h.box.write_atomic(path, data, mode=0o644)
+
+
+async def link_into_history(h: BoxHandle, sha: str) -> None:
+    """Keep the config just written (`sha`) in history by a hard link: no second upload."""
+    path = h.paths.history_file(sha)
+    if await h.box.stat(path) is not None:
+        return
+    try:
+        await h.box.link(h.paths.config, path)
+    except RemoteError:
+        if await h.box.stat(path) is not None:
+            return  # linked already (a replay): the same bytes
+        await h.box.mkdir(h.paths.history_dir)
+        await h.box.link(h.paths.config, path)
 
 
 async def prune_history(h: BoxHandle, keep_shas: Sequence[str]) -> None:
@@ -242,10 +258,11 @@ async def write_config(h: BoxHandle, data: bytes, current: bytes | None) -> bool
     """Write the config atomically, keeping both old and new in history; False: already there."""
     if current is not None:
         await keep_in_history(h, current)
-    await keep_in_history(h, data)
     if current == data:
+        await keep_in_history(h, data)
         return False
     await h.box.write_atomic(h.paths.config, data, mode=0o644)
+    await link_into_history(h, sha256_hex(data))
     return True
 
 
@@ -331,25 +348,42 @@ async def verify_loaded(h: BoxHandle, sha: str, *, timeout_s: float, clock: Cloc
 # -- restore ----------------------------------------------------------------------------
 
 
-async def restore_file(h: BoxHandle, pre_sha: str) -> bool:
-    """Put the history file `pre_sha` back as the config; False when the box already has it.
+async def restore_file(h: BoxHandle, sha: str, *, current_sha: str | bool | None = True) -> bool:
+    """Put the history file `sha` back as the config, on the box: no config byte is sent.
+
+    The kept file is read back and hashed (it is restored only when its sha matches),
+    hard-linked to a temp name beside the config and posix-renamed over it, so the
+    swap is atomic and the box receives nothing but two SFTP requests. `current_sha`:
+    the config's sha as the caller just read it (None: no file); True: read it here.
+    False when the box already has it.
 
     Raises:
-        RestoreRefused: the history file is missing, or its bytes do not hash to `pre_sha`.
+        RestoreRefused: the history file is missing, or its bytes do not hash to `sha`.
     """
-    current = await h.box.read_file(h.paths.config)
-    if current is not None and sha256_hex(current) == pre_sha:
+    if current_sha is True:
+        current = await h.box.read_file(h.paths.config)
+        current_sha = sha256_hex(current) if current is not None else None
+    if current_sha == sha:
         return False
-    kept = await h.box.read_file(h.paths.history_file(pre_sha))
+    kept_path = h.paths.history_file(sha)
+    kept = await h.box.read_file(kept_path)
     if kept is None:
+        raise RestoreRefused(h.name, "restore", f"{kept_path} is missing; restore by hand")
+    if sha256_hex(kept) != sha:
         raise RestoreRefused(
-            h.name, "restore", f"{h.paths.history_file(pre_sha)} is missing; restore by hand"
+            h.name, "restore", f"{kept_path} does not hash to its name; restore by hand"
         )
-    if sha256_hex(kept) != pre_sha:
-        raise RestoreRefused(
-            h.name,
-            "restore",
-            f"{h.paths.history_file(pre_sha)} does not hash to its name; restore by hand",
-        )
-    await h.box.write_atomic(h.paths.config, kept, mode=0o644)
+    config = h.paths.config
+    tmp = config.with_name(f".{config.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        await h.box.link(kept_path, tmp)
+    except RemoteError:  # no hardlink@openssh.com on this server: send the bytes after all
+        await h.box.write_atomic(config, kept, mode=0o644)
+        return True
+    try:
+        await h.box.rename(tmp, config)
+    except BaseException:
+        with contextlib.suppress(TransportError):
+            await h.box.remove(tmp)
+        raise
     return True

@@ -59,6 +59,7 @@ from reconciler.rollout.events import (
     WatchdogFailed,
     WatchdogPassed,
 )
+from reconciler.rollout.figures import history_figures
 from reconciler.rollout.machine import step
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Reporter
@@ -180,6 +181,7 @@ class Driver:
         self.restored_shas: dict[str, str | None] = {}
         self.on_boundary: Callable[[str, str | None], None] = lambda _name, _agent: None
         self._intents: dict[tuple[str, str | None], int] = {}
+        self.summary_extra: dict[str, Any] = {}  # more figures for the journal's summary
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -227,6 +229,7 @@ class Driver:
             self.opts = replace(self.opts, rollout_id=rid)
             if self.on_rollout_id is not None:
                 self.on_rollout_id(rid)
+        self._boundary("rollout.begin", None, "intent")
         self.note(
             "rollout.started",
             rollout_id=self.opts.rollout_id,
@@ -384,7 +387,8 @@ class Driver:
         if cmd.delivery is Delivery.RESTORE:
             with contextlib.suppress(boxops.RestoreRefused):
                 await boxops.keep_in_history(h, current) if current is not None else None
-                await boxops.restore_file(h, cmd.target_sha)
+                sha = boxops.sha256_hex(current) if current is not None else None
+                await boxops.restore_file(h, cmd.target_sha, current_sha=sha)
                 return
         await boxops.write_config(h, t.data, current)
 
@@ -450,7 +454,8 @@ class Driver:
             h, holder=o.holder, rollout_id=o.rollout_id, ttl_s=o.lease_ttl_s,
             now=self.clock.now()))  # fmt: skip
         now = await boxops.read_now(h)
-        await boundary("restore.write", boxops.restore_file(h, cmd.pre_sha))
+        await boundary("restore.write", boxops.restore_file(h, cmd.pre_sha,
+                                                            current_sha=now.file_sha))  # fmt: skip
         if agent in self._old_secrets:
             old = self._old_secrets[agent]
             if old is not None:
@@ -579,14 +584,17 @@ class Driver:
             paths = self._write_incident(self, pending)
             self._boundary("incident", None, "result", pending, paths=paths)
             self.note("incident.written", **paths)
+        self._boundary("rollout.finish", None, "intent")
         if self.journal is not None:
             summary = {
                 "revision": self.opts.revision,
                 "left_behind": list(cmd.left_behind),
                 "trigger": self.state.trigger,
                 "incident": paths or None,
+                **self.summary_extra,
+                **history_figures(self),
             }
-            self.journal.finish(self.opts.rollout_id, cmd.outcome, summary)  # type: ignore[arg-type]
+            self.journal.finish(self.opts.rollout_id, cmd.outcome, summary)
         self.note(
             "rollout.finished",
             outcome=str(cmd.outcome),

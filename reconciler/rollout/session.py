@@ -26,9 +26,17 @@ from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
+from reconciler.rollout import crashpoints
 from reconciler.rollout.boxops import BoxHandle
 from reconciler.rollout.clock import Clock
-from reconciler.rollout.driver import Driver, IncidentWriter, Options, RunResult, Target
+from reconciler.rollout.driver import (
+    BOUNDARIES,
+    Driver,
+    IncidentWriter,
+    Options,
+    RunResult,
+    Target,
+)
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
@@ -296,6 +304,9 @@ async def execute(
         preflight=preflight_check(p), write_incident=write_incident,
         on_rollout_id=on_rollout_id,
     )  # fmt: skip
+    armed = crashpoints.hook(BOUNDARIES, chain=driver.on_boundary)
+    if armed is not None:
+        driver.on_boundary = armed
     if on_driver is not None:
         on_driver(driver)
     return await driver.run()

@@ -164,6 +164,10 @@ class BoxTransport(Protocol):
         """Size, mtime and mode, or None when it does not exist."""
         ...
 
+    async def link(self, src: PurePosixPath, dst: PurePosixPath) -> None:
+        """Hard-link `src` as `dst` on the box (no bytes move); `dst` must not exist."""
+        ...
+
     async def close(self) -> None:
         """Close the box's connection (the next operation reconnects)."""
         ...

@@ -444,6 +444,12 @@ class SshBox:
         async with self._sftp("rename", f"{s} -> {d}") as sftp:
             await sftp.posix_rename(s, d)
 
+    async def link(self, src: PurePosixPath | str, dst: PurePosixPath | str) -> None:
+        """Hard-link src as dst (hardlink@openssh.com): a file appears without a byte sent."""
+        s, d = _abs(src), _abs(dst)
+        async with self._sftp("link", f"{s} -> {d}") as sftp:
+            await sftp.link(s, d)
+
     async def stat(self, path: PurePosixPath | str) -> FileStat | None:
         """Size, mtime, mode; None when missing."""
         p = _abs(path)
