@@ -52,8 +52,11 @@ class HttpProbe:
         max_connections: int = 256,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # Each box is its own origin, asked once or twice per command: keeping every
+        # connection alive buys nothing, and httpcore scans its whole pool on every
+        # request (quadratic over a 1,000-box fleet). Keep only a few idle ones.
         limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+            max_connections=max_connections, max_keepalive_connections=min(max_connections, 32)
         )
         self._client = httpx.AsyncClient(
             limits=limits, transport=transport, follow_redirects=False, trust_env=False

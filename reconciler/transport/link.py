@@ -101,7 +101,9 @@ class FleetLink:
         async def connect(agent: Agent) -> Box:
             return self.ssh(agent)
 
-        return await find_orphans(agents, connect, fleet_id=fleet_id, former=former)
+        return await find_orphans(
+            agents, connect, fleet_id=fleet_id, former=former, concurrency=self.concurrency
+        )
 
     async def scrape(self, agents: Sequence[Agent]) -> dict[str, MetricSnapshot | Problem]:
         """One scrape of every agent's metrics endpoint (a Problem when it fails)."""

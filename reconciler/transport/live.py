@@ -170,7 +170,12 @@ async def read_fleet(
 
 
 async def find_orphans(
-    agents: Sequence[Agent], connect: Connect, *, fleet_id: str, former: Sequence[Agent] = ()
+    agents: Sequence[Agent],
+    connect: Connect,
+    *,
+    fleet_id: str,
+    former: Sequence[Agent] = (),
+    concurrency: int = 256,
 ) -> list[Orphan]:
     """Stamps of this fleet, beside the repo's config paths, for agents not in the repo.
 
@@ -181,26 +186,36 @@ async def find_orphans(
     seen_dirs: dict[tuple[str, int, str], Agent] = {}
     for a in [*agents, *former]:
         seen_dirs.setdefault((a.host, a.port, str(PurePosixPath(a.config_path).parent)), a)
-    orphans: list[Orphan] = []
-    for (host, port, directory), agent in sorted(seen_dirs.items()):
-        try:
-            box = await connect(agent)
-            names = await box.listdir(directory)
-            for name in sorted(n for n in names if n.endswith(".stamp.json")):
-                data = await box.read_file(PurePosixPath(directory) / name)
-                if data is None:
-                    continue
-                try:
-                    stamp = parse_stamp(data)
-                except ContractError:
-                    continue
-                if stamp.fleet_id == fleet_id and stamp.agent not in known:
-                    orphans.append(
-                        Orphan(stamp.agent, host, port, f"{directory}/{name}", stamp.revision)
-                    )
-        except TransportError:
-            continue  # the box itself is reported UNKNOWN by read_fleet
-    return orphans
+    current_stamps = {(a.host, a.port, str(BoxPaths.of(a.config_path).stamp)) for a in agents}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(host: str, port: int, directory: str, agent: Agent) -> list[Orphan]:
+        found: list[Orphan] = []
+        async with gate:
+            try:
+                box = await connect(agent)
+                names = await box.listdir(directory)
+                for name in sorted(n for n in names if n.endswith(".stamp.json")):
+                    if (host, port, f"{directory}/{name}") in current_stamps:
+                        continue  # a current agent's stamp: read_fleet reads it
+                    data = await box.read_file(PurePosixPath(directory) / name)
+                    if data is None:
+                        continue
+                    try:
+                        stamp = parse_stamp(data)
+                    except ContractError:
+                        continue
+                    if stamp.fleet_id == fleet_id and stamp.agent not in known:
+                        found.append(
+                            Orphan(stamp.agent, host, port, f"{directory}/{name}", stamp.revision)
+                        )
+            except TransportError:
+                pass  # the box itself is reported UNKNOWN by read_fleet
+        return found
+
+    # One listing per (host, port, directory), all at once (bounded): not one after another.
+    per_dir = await asyncio.gather(*(one(*k, a) for k, a in sorted(seen_dirs.items())))
+    return [o for found in per_dir for o in found]
 
 
 def stamp_summary(stamp: Stamp | None) -> str:
