@@ -10,12 +10,16 @@ import typer
 
 from reconciler.cli.common import Format, RepoOpt, fail, load_or_exit, out
 from reconciler.config.layer import FieldPath, Setting
+from reconciler.config.load import plain_value
 from reconciler.config.provenance import explain as explain_field
 from reconciler.config.provenance import resolve_field, short
 
 
 def _value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    """A value as YAML would read it back: strings bare unless they would read as another type."""
+    if isinstance(value, str) and value and plain_value(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _chain(chain: tuple[Setting, ...]) -> str:

@@ -52,7 +52,10 @@ RULES: Final[dict[str, str]] = {
     "agent.duplicate-name": "two agents have the same name",
     "agent.duplicate-target": "two agents write the same (host, port, config_path)",
     "agent.relative-path": "config_path or secrets_path is not an absolute path",
-    "wave.invalid": "a wave entry is neither a positive count nor a percentage in (0, 100]",
+    "wave.invalid": (
+        "a wave entry is neither a positive count nor a percentage in (0, 100],"
+        " or the failure budget is neither a count nor a percentage in [0, 100]"
+    ),
     "wave.order": "wave entries do not increase",
     "wave.last": "the last wave does not reach 100%",
     "secret.undeclared": "a {secret: NAME} reference names no entry of secrets/",
