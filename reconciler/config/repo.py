@@ -10,8 +10,10 @@ agent and its payload; then the rules across files (validate.py).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,8 +105,27 @@ def _settings_layer(name: str, doc: Doc, skip: frozenset[str] = frozenset()) -> 
 _FILE_ONLY = frozenset({"description"})
 
 
-def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:  # noqa: PLR0915
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while loading; refcounting still frees everything we make."""
+    # A big repo loads into millions of small acyclic objects (values, spans, provenance);
+    # the GC's passes over them cost a third of the load time at 10,000 agents.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:
     """Load and validate a whole config repo from its files; raise ConfigErrors on any error."""
+    with _gc_paused():
+        return _load_repo(files, prefix)
+
+
+def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR0915
     from reconciler.config.validate import validate_repo  # noqa: PLC0415 (validate uses Repo)
 
     c = _Collector(files, prefix)
