@@ -263,6 +263,9 @@ def _step_bad_change(w: Walk) -> None:
         _git_commit(w.repo, "tier smart: temperature 0.5")
     repo = load_repo(read_dir(w.repo))
     smart = [name for name, ea in repo.agents.items() if ea.agent.tier == "smart"]
+    if not smart:
+        err.print("no tier-smart agent in this fleet (it needs 4 or more agents): skipped")
+        return
     for name in smart:
         control.inject(w.dir, name, FaultKind.CRASH_ON_RELOAD, None)
     err.print(

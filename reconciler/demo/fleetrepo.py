@@ -3,7 +3,7 @@
 The repo keeps the example's tiers, base, shard defaults, alerts, secrets index
 and payload schema; only the shards' agent lists, fleet.yaml's connection and
 secrets settings, the soak time and _base.yaml's commands are rewritten (YAML
-round-trip, so comments stay). Two commits: the first is what the boxes run
+round-trip for the small files, so comments stay). Two commits: the first is what the boxes run
 (tier fast on claude-haiku-4); the head carries one realistic change (tier
 fast upgraded to claude-haiku-4-5), so the first diff shows exactly that.
 """
@@ -135,25 +135,24 @@ def _fast_model(model: str) -> Any:
     return change
 
 
-def _shard_yaml(agents: list[DemoAgent]) -> Any:
-    def change(doc: CommentedMap) -> None:
-        entries = CommentedSeq()
-        for a in agents:
-            entry = CommentedMap()
-            entry["name"] = a.name
-            entry["tier"] = a.tier
-            entry["host"] = "127.0.0.1"
-            entry["port"] = a.ssh_port
-            entry["health_url"] = a.health_url
-            entry["metrics_url"] = a.metrics_url
-            if a.name == CANARY:
-                labels = CommentedMap(canary="true")
-                labels.fa.set_flow_style()
-                entry["labels"] = labels
-            entries.append(entry)
-        doc["agents"] = entries if entries else _flow([])
-
-    return change
+def _shard_text(text: str, agents: list[DemoAgent]) -> str:
+    """The shard file with its header kept verbatim and its agent list replaced."""
+    head, sep, _ = text.partition("\nagents:")
+    if not sep:
+        raise DemoSetupError("the example's shard files must end with their `agents:` list")
+    lines = [f"{head}\nagents:{'' if agents else ' []'}"]
+    for a in agents:
+        lines += [
+            f"  - name: {a.name}",
+            f"    tier: {a.tier}",
+            "    host: 127.0.0.1",
+            f"    port: {a.ssh_port}",
+            f"    health_url: {a.health_url}",
+            f"    metrics_url: {a.metrics_url}",
+        ]
+        if a.name == CANARY:
+            lines.append('    labels: {canary: "true"}')
+    return "\n".join(lines) + "\n"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -183,8 +182,9 @@ def write_repo(d: DemoDir, agents: list[DemoAgent], *, user: str) -> tuple[str, 
     _edit(d.repo / "agents/_base.yaml", _base_yaml)
     _edit(d.repo / "agents/tier-fast.yaml", _fast_model(FIRST_FAST_MODEL))
     for shard in SHARDS:
+        path = d.repo / "shards" / f"{shard}.yaml"
         mine = [a for a in agents if a.shard == shard]
-        _edit(d.repo / "shards" / f"{shard}.yaml", _shard_yaml(mine))
+        path.write_text(_shard_text(path.read_text(encoding="utf-8"), mine), encoding="utf-8")
     git(d.repo, "init", "-q")
     git(d.repo, "add", "-A")
     git(d.repo, "commit", "-q", "-m", f"demo fleet: {len(agents)} agent(s) on loopback")
