@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from config.corpus import load_case, materialize
-from config.test_config_cases import LINE_RE
+from config.corpus import LINE_RE, load_case, materialize
 from typer.testing import CliRunner
 
 from reconciler.cli.app import app

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+# One error of `reconcile validate`: `path:line:col: error[RULE-ID]: message`.
+LINE_RE = re.compile(
+    r"^(?P<file>[^:\s]+):(?P<line>[1-9][0-9]*):(?P<col>[1-9][0-9]*): "
+    r"error\[(?P<rule>[a-z0-9.-]+)\]: (?P<message>\S.*)$"
+)
 CASES = Path(__file__).resolve().parents[1] / "cases" / "config"
 TINY = CASES / "tiny"
 BAD = CASES / "bad"

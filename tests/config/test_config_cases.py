@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,8 @@ from typer.testing import CliRunner
 from reconciler.cli.app import app
 from reconciler.config.errors import RULES
 
-from .corpus import TINY, case_files, load_case, materialize
+from .corpus import LINE_RE, TINY, case_files, load_case, materialize
 
-LINE_RE = re.compile(
-    r"^(?P<file>[^:\s]+):(?P<line>[1-9][0-9]*):(?P<col>[1-9][0-9]*): "
-    r"error\[(?P<rule>[a-z0-9.-]+)\]: (?P<message>\S.*)$"
-)
 CASES = case_files()
 
 
