@@ -20,10 +20,12 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, out
+from reconciler.cli.resuming import report, resume_first
 from reconciler.journal.base import Holder, LockError, LockHeld
 from reconciler.journal.db import default_state_dir
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
+from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.plan.model import Plan
 from reconciler.report.incident import (
     incident_doc,
@@ -133,6 +135,13 @@ def _confirm(yes: bool, plan: Plan) -> None:
 
 
 async def _run(req: Request, opts: dict[str, Any]) -> int:
+    if not opts["dry_run"]:
+        reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
+        resumed = await resume_first(req.repo, opts["state_dir"], reporter, explicit=False)
+        if resumed is not None:
+            report(resumed)
+            if resumed.rolled_back or resumed.failed:
+                return resumed.exit_code  # the crashed rollout was undone: stop here
     try:
         p = await prepare(req)
     except ApplyRefused as exc:
@@ -161,7 +170,7 @@ async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, An
                 lock.wait, fleet.fleet_id, Holder.here(), ttl_s=ttl, timeout_s=opts["wait_lock"]
             )
         else:
-            lease = lock.acquire(fleet.fleet_id, Holder.here(), ttl_s=ttl)
+            lease, _ = acquire_or_take_over(lock, fleet.fleet_id, Holder.here(), ttl_s=ttl)
     except LockHeld as exc:
         fail(str(exc))
     journal = SqliteJournal(state_dir)
@@ -246,7 +255,16 @@ def apply(
         Format.text
     ),
 ) -> None:
-    """Roll the repo's HEAD out to the fleet in waves, with watchdog and auto-rollback."""
+    """Roll the repo's HEAD out to the fleet in waves, with watchdog and auto-rollback.
+
+    Renders from the HEAD commit (a dirty tree is refused unless --allow-dirty),
+    reaches every box first, shows the plan and asks (--yes skips the question).
+    Exit codes: 0 done, 1 error before anything changed, 3 rolled back cleanly,
+    4 a rollback failed on some box (named loudly).
+
+    Examples:  reconcile apply --repo demo-fleet/fleet --dry-run
+               reconcile apply --repo demo-fleet/fleet --yes
+    """
     req = Request(
         repo=repo, allow_dirty=allow_dirty, allow_unreachable=allow_unreachable, force=force,
         plan_file=plan_file, soak_s=soak,
@@ -266,7 +284,12 @@ def unlock(
         Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
     ] = None,
 ) -> None:
-    """Break a fleet lock whose holder is dead (needs --force and the lock id)."""
+    """Break a fleet lock whose holder is dead (needs --force and the lock id).
+
+    The lock id is printed by the `apply` that was refused, with its holder.
+
+    Example:  reconcile unlock --force 6b1f0c2e9d4a4f7e8a3c5d2b1e0f9a87
+    """
     if not force:
         fail("unlock breaks another run's lock: pass --force with the lock id")
     lock = SqliteLock((state_dir or default_state_dir()).expanduser())
