@@ -72,15 +72,47 @@ class Gate(Closed):
         default=None, description="Fail when canary is significantly worse than baseline x ratio."
     )
     max: float | None = Field(default=None, description="Absolute upper limit.")
-    min_samples: Annotated[int, Field(ge=1)] = 100
+    min_samples: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Tasks the canary (and the baseline) need before a decision."
+    )
+    window_s: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Seconds of data judged; default: the wave's soak."
+    )
+    baseline: Literal["auto", "peers", "before"] = Field(
+        default="auto",
+        description="peers: unchanged agents (same shard and tier, else same tier); before: the "
+        "same agents before the change; auto: peers, else before.",
+    )
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = Field(
+        default=0.95, description="One-sided confidence that the harm is real before failing."
+    )
 
 
 class Metrics(Closed):
-    """Where gate metrics come from."""
+    """Where gate metrics come from, and how long a gate may wait for them."""
 
     source: Literal["scrape", "prometheus"] = "scrape"
-    prometheus_url: str | None = None
+    prometheus_url: str | None = Field(
+        default=None, description="Base URL of the Prometheus HTTP API (source: prometheus)."
+    )
     scrape_interval_s: Annotated[float, Field(gt=0)] = 15.0
+    agent_label: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = Field(
+        default="agent", description="The series label that names the agent."
+    )
+    queries: dict[str, str] = Field(
+        default_factory=dict,
+        description="PromQL templates replacing the built-in ones, by name ({selector}, {window}).",
+    )
+    retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=3, description="Times a failed measurement is retried before the gate fails."
+    )
+    retry_delay_s: Annotated[float, Field(ge=0)] = 2.0
+    inconclusive_wait_s: Annotated[float, Field(ge=0)] = Field(
+        default=600, description="How long a wave waits for enough data; then its gates fail."
+    )
+    stale_after_s: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Samples older than this never count; default 3 x interval."
+    )
 
 
 class Review(Closed):
