@@ -47,11 +47,16 @@ def _peak_rss_kib(pid: int) -> int:
 async def _all_healthy(info: FleetInfo) -> tuple[float, int]:
     """Seconds to fetch every box's /healthz once, and how many said alive."""
     started = time.monotonic()
-    limits = httpx.Limits(max_connections=100)
+    # One connection per box: keep-alive would only fill httpx's pool with idle connections to
+    # other origins (which makes it slow past a few hundred hosts); a semaphore bounds the
+    # requests in flight, rather than queueing 1,000 of them inside the pool.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+    sem = asyncio.Semaphore(64)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
         async def one(port: int) -> bool:
-            r = await client.get(f"http://127.0.0.1:{port}/healthz")
+            async with sem:
+                r = await client.get(f"http://127.0.0.1:{port}/healthz")
             return bool(r.status_code == 200 and r.json()["alive"])
 
         alive = await asyncio.gather(*(one(a["http_port"]) for a in info.agents.values()))

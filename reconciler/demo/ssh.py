@@ -130,13 +130,12 @@ class SshEndpoint:
         if faults.has(FaultKind.SSH_REFUSED):
             self._close_listener()
         elif self._sock is None:
-            for _ in range(50):  # the port was ours a moment ago; retry briefly if TIME_WAIT
-                try:
-                    self._sock = listening_socket(self.port)
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE:
-                        raise
+            try:  # SO_REUSEADDR: connections in TIME_WAIT do not block the port
+                self._sock = listening_socket(self.port)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"{self.box.name}: cannot listen on port {self.port} again: {exc}"
+                ) from None
             self.start()
         if not faults.has(FaultKind.SSH_HANG):
             self._release_hung()
