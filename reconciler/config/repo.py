@@ -102,7 +102,7 @@ def _settings_layer(name: str, doc: Doc, skip: frozenset[str] = frozenset()) -> 
     return Layer(name, value, doc.loc)
 
 
-_FILE_ONLY = frozenset({"description"})
+_FILE_ONLY = frozenset({"description", "gates"})  # file settings, not agent settings
 
 
 @contextlib.contextmanager

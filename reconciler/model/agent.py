@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from reconciler.model.base import Closed
+from reconciler.model.fleet import Gate
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Argv = Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1)]
@@ -68,6 +69,9 @@ class TierFile(AgentSettings):
     """agents/tier-NAME.yaml: defaults for every agent of the tier."""
 
     description: str | None = None
+    gates: list[Gate] | None = Field(
+        default=None, description="Gates replacing fleet.yaml's of the same name for this tier."
+    )
 
 
 class BaseFile(AgentSettings):

@@ -60,6 +60,7 @@ from reconciler.rollout.events import (
     WatchdogPassed,
 )
 from reconciler.rollout.figures import history_figures
+from reconciler.rollout.gaterun import GateRunner, figures_json
 from reconciler.rollout.machine import step
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Reporter
@@ -181,6 +182,7 @@ class Driver:
         self.restored_shas: dict[str, str | None] = {}
         self.on_boundary: Callable[[str, str | None], None] = lambda _name, _agent: None
         self._intents: dict[tuple[str, str | None], int] = {}
+        self.gate_runner: GateRunner | None = None  # metric gates; None: the watchdog only
         self.summary_extra: dict[str, Any] = {}  # more figures for the journal's summary
 
     # -- bookkeeping --------------------------------------------------------------------
@@ -524,6 +526,8 @@ class Driver:
     async def _run_soak(self, cmd: Soak) -> Event:
         """Wait the soak out, sampling every healthy box; a problem ends it early."""
         self._boundary("soak", None, "intent", cmd, wave=cmd.wave, seconds=cmd.seconds)
+        if self.gate_runner is not None:
+            await self.gate_runner.open(cmd.wave, self.note)
         start = self.clock.now()
         while True:
             left = cmd.seconds - (self.clock.now() - start).total_seconds()
@@ -543,7 +547,7 @@ class Driver:
         return SoakOver(cmd.wave)
 
     async def _run_gates(self, cmd: RunGates) -> Event:
-        """Until the gates of their own issue land, the watchdog is the gate."""
+        """The watchdog, then the metric gates (gaterun.py) on the changed, healthy agents."""
         self._boundary("gates", None, "intent", cmd, wave=cmd.wave)
         agents = self._watched()
         verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
@@ -555,15 +559,24 @@ class Driver:
             figures: tuple[GateFigure, ...] = (GateFigure("watchdog", False, detail),)
         else:
             figures = (GateFigure("watchdog", True, f"{len(agents)} boxes alive, fresh, loaded"),)
-        if cmd.gates:
+        as_json: list[JsonValue] = [
+            {"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures
+        ]
+        if self.gate_runner is not None and not problems:
+            gated = await self.gate_runner.judge(cmd.wave, set(self.state.changed), agents,
+                                                 self.note)  # fmt: skip
+            figures += tuple(GateFigure(v.gate, v.ok, v.detail()) for v in gated)
+            as_json += figures_json(gated)
+        elif cmd.gates and self.gate_runner is None:
             self.note(
                 "warning",
-                message=f"gates {', '.join(cmd.gates)} are not evaluated yet; the watchdog "
-                "is the gate",
+                message=f"gates {', '.join(cmd.gates)} are not evaluated (metric gates are "
+                "off); the watchdog is the gate",
             )
-        self._boundary("gates", None, "result", cmd, ok=not problems)
-        as_json: JsonValue = [{"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures]
-        if problems:
+        ok = all(f.ok for f in figures)
+        self._boundary("gates", None, "result", cmd, ok=ok,
+                       figures=[f"{f.gate}: {f.detail}" for f in figures])  # fmt: skip
+        if not ok:
             self.note("gates.failed", wave=cmd.wave + 1, figures=as_json)
             return GatesFailed(cmd.wave, figures)
         self.note("gates.passed", wave=cmd.wave + 1, figures=as_json)

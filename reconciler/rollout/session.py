@@ -37,6 +37,7 @@ from reconciler.rollout.driver import (
     RunResult,
     Target,
 )
+from reconciler.rollout.gatesetup import gate_runner
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
@@ -66,6 +67,7 @@ class Request:
     parallel: int = 32
     watchdog: Limits = field(default_factory=Limits)
     soak_interval_s: float = 1.0
+    gates: bool = True  # metric gates (fleet.yaml gates:); False: the watchdog only
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +309,15 @@ async def execute(
     armed = crashpoints.hook(BOUNDARIES, chain=driver.on_boundary)
     if armed is not None:
         driver.on_boundary = armed
+    if p.request.gates:
+        shas = {a: d.sha for a, d in p.desired.items()}
+        driver.gate_runner = gate_runner(
+            p.source.repo, p.plan, shas, p.link.probe, p.link.timeout, clock
+        )
     if on_driver is not None:
         on_driver(driver)
-    return await driver.run()
+    try:
+        return await driver.run()
+    finally:
+        if driver.gate_runner is not None:
+            await driver.gate_runner.source.close()

@@ -51,7 +51,7 @@ def three_waves(repo: Path) -> str:
 def request(fleet: DemoFleet, **kw: Any) -> Request:
     return Request(
         repo=fleet.repo, soak_s=kw.pop("soak_s", 0.3), watchdog=kw.pop("watchdog", FAST),
-        soak_interval_s=0.1, **kw,
+        soak_interval_s=0.1, gates=kw.pop("gates", False), **kw,
     )  # fmt: skip
 
 
