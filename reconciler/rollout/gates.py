@@ -331,6 +331,10 @@ def _dispersion(
 # -- error rate -----------------------------------------------------------------------------
 
 
+def _raw_rate(p: Pool) -> float:
+    return sum(m.errors for m in p.members) / p.tasks if p.tasks else 0.0
+
+
 def _rate_of(p: Pool) -> float:
     return (sum(m.errors for m in p.members) + 0.5) / (p.tasks + 1.0)
 
@@ -386,9 +390,10 @@ def _error_rate(
             share[id(p)] ** 2 / (sum(m.errors for m in p.members) + 0.5) for p in distinct
         )
         z = math.log((o_u + 0.5) / (r * e0 + 0.5)) / math.sqrt(var)
-        figures["baseline"] = e0 / n_u
-        figures["threshold"] = r * e0 / n_u
-        ratio_test = _Test(o_u > r * e0, z, critical_value(confidence, df))
+        raw = sum(w.tasks * _raw_rate(pools[w.agent]) for w in used)  # unsmoothed
+        figures["baseline"] = raw / n_u
+        figures["threshold"] = r * raw / n_u
+        ratio_test = _Test(o_u > r * raw, z, critical_value(confidence, df))
     max_test = None
     if gate.max is not None and n_c > 0:
         limit = gate.max
