@@ -76,13 +76,37 @@ async def read_box(
 ) -> LiveBox:
     """The live state of one agent's box."""
     paths = BoxPaths.of(agent.config_path, agent.secrets_path)
-    try:
+
+    async def nothing() -> None:
+        return None
+
+    async def files() -> tuple[Box, bytes | None, bytes | None, bytes | None]:
         box = await connect(agent)
-        stamp_bytes = await box.read_file(paths.stamp)
-        config = await box.read_file(paths.config)
-        secrets = await box.read_file(paths.secrets) if fleet_key is not None else None
-    except TransportError as exc:
-        return LiveBox(agent.name, BoxState.UNKNOWN, reason=str(exc))
+        stamp = await box.read_file(paths.stamp)  # the first operation opens the connection
+        config, secrets = await asyncio.gather(
+            box.read_file(paths.config),
+            box.read_file(paths.secrets) if fleet_key is not None else nothing(),
+        )
+        return box, stamp, config, secrets
+
+    async def health_over_http() -> Health | str | None:
+        url = agent.url(agent.health_url)
+        if url is None:
+            return None
+        try:
+            return await fetch_health(url)
+        except (TransportError, ContractError) as exc:
+            return str(exc)
+
+    # The SSH reads and the HTTP health probe go out together: one round trip, not two.
+    read, early_health = await asyncio.gather(files(), health_over_http(), return_exceptions=True)
+    if isinstance(read, TransportError):
+        return LiveBox(agent.name, BoxState.UNKNOWN, reason=str(read))
+    if isinstance(read, BaseException):
+        raise read
+    if isinstance(early_health, BaseException):
+        raise early_health
+    box, stamp_bytes, config, secrets = read
 
     stamp: Stamp | None = None
     state = BoxState.UNMANAGED
@@ -104,10 +128,15 @@ async def read_box(
 
     health: Health | None = None
     health_error = None
-    try:
-        health = await _health(agent, box, fetch_health, timeout)
-    except (TransportError, ContractError) as exc:
-        health_error = str(exc)
+    if isinstance(early_health, Health):
+        health = early_health
+    elif isinstance(early_health, str):
+        health_error = early_health
+    else:
+        try:
+            health = await _health(agent, box, fetch_health, timeout)
+        except (TransportError, ContractError) as exc:
+            health_error = str(exc)
 
     return LiveBox(
         agent=agent.name,
