@@ -1,4 +1,4 @@
-"""A real Prometheus (Debian's package) on a free loopback port, scraping the demo boxes every second.
+"""A real Prometheus (Debian's package) on a free loopback port scraping the demo boxes each second.
 
 The test writes the config, starts /usr/bin/prometheus with its own data dir,
 waits for at least three scrapes of every box, and stops it at the end. No
