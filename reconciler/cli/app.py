@@ -11,6 +11,7 @@ from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.render import render
+from reconciler.cli.resume import resume
 from reconciler.cli.status import status
 from reconciler.cli.validate import validate
 
@@ -32,6 +33,7 @@ app.command()(explain)
 app.command()(agents)
 app.command()(apply)
 app.command()(unlock)
+app.command()(resume)
 app.add_typer(demo_app, name="demo")
 app.command()(diff)
 app.command()(status)

@@ -59,10 +59,30 @@ class TextReporter:
         if kind == "soak.tick":
             err.print(f"  wave {fields['wave']}: soaking, {fields['remaining_s']}s left")
             return
+        if kind in ("gates.passed", "gates.failed") and isinstance(fields.get("figures"), list):
+            self._gates(kind, fields)
+            return
         style = self._STYLE.get(kind, "")
         detail = "  ".join(f"{k}={v}" for k, v in fields.items())
         text = f"{kind:18} {detail}"
         err.print(f"[{style}]{text}[/]" if style else text, markup=bool(style), highlight=False)
+
+    def _gates(self, kind: str, fields: Mapping[str, JsonValue]) -> None:
+        """One line per gate: outcome, canary vs baseline, threshold, samples."""
+        err.print(f"{kind:18} wave={fields.get('wave')}", highlight=False, markup=False)
+        for f in fields["figures"]:  # type: ignore[union-attr]
+            if not isinstance(f, dict):
+                continue
+            if "outcome" not in f:
+                line = f"{'ok' if f.get('ok') else 'FAIL'}: {f.get('detail')}"
+            else:
+                line = (
+                    f"{str(f['outcome']).upper()}: {f['reason']}; canary {f['canary']} "
+                    f"baseline {f['baseline']} threshold {f['threshold']} samples "
+                    f"{f['canary_samples']}/{f['baseline_samples']} ({f['baseline_kind']})"
+                )
+            style = "green" if f.get("ok") else "bold red"
+            err.print(f"  {f.get('gate')}: {line}", style=style, markup=False, highlight=False)
 
 
 class JsonReporter:

@@ -65,6 +65,7 @@ class Counters:
     restarts: int = 0
     writes: int = 0  # files opened for writing over SFTP
     config_bytes_received: int = 0  # bytes written over SFTP
+    config_file_bytes: int = 0  # of those, bytes of the config file or its history copies
     ssh_connections: int = 0
     sftp_sessions: int = 0  # SFTP subsystems started (after host key and login succeeded)
     commands: int = 0  # exec requests, allowed or not

@@ -34,6 +34,7 @@ class ChrootSFTPServer(asyncssh.SFTPServer):
         self._box = box
         box.counters.sftp_sessions += 1
         self._root = os.fsencode(os.path.realpath(box.root))
+        self._config_files: set[int] = set()  # open handles on the config or its history
 
     def _inside(self, local: bytes) -> bool:
         return local == self._root or local.startswith(self._root + b"/")
@@ -56,17 +57,36 @@ class ChrootSFTPServer(asyncssh.SFTPServer):
             raise asyncssh.SFTPPermissionDenied("path leaves the box's root (symlink)")
         return local
 
+    def _is_config(self, path: bytes) -> bool:
+        """A write to the config file (its temp name) or to its history directory."""
+        paths = self._box.paths
+        p = posixpath.normpath(posixpath.join(b"/", path)).decode(errors="replace")
+        head, name = posixpath.split(p)
+        config = str(paths.config)
+        in_config_dir = head == posixpath.dirname(config)
+        temp = name.startswith(f".{paths.config.name}.tmp-")
+        return (in_config_dir and (temp or p == config)) or head == str(paths.history_dir)
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         self.map_path(path)  # refused before anything is created
+        f = super().open(path, pflags, attrs)
         if pflags & _WRITE_FLAGS:
             self._box.counters.writes += 1
-        return super().open(path, pflags, attrs)
+            if self._is_config(path):
+                self._config_files.add(id(f))
+        return f
+
+    def close(self, file_obj: object) -> None:
+        self._config_files.discard(id(file_obj))
+        super().close(file_obj)
 
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
         box = self._box
         if box.faults.has(FaultKind.DISK_FULL):
             raise OSError(errno.ENOSPC, "No space left on device")
         box.counters.config_bytes_received += len(data)
+        if id(file_obj) in self._config_files:
+            box.counters.config_file_bytes += len(data)
         if box.faults.has(FaultKind.DROP_TRANSFER):
             super().write(file_obj, offset, data[: len(data) // 2])
             self.connection.abort()

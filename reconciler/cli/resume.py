@@ -1,0 +1,51 @@
+"""`reconcile resume`: finish or roll back a rollout a crash cut short (see docs/resume.md).
+
+Exit 0 nothing to resume, or nothing had changed; 3 rolled back cleanly; 4 some
+box could not be put back (named, with what to do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler.cli.apply import JsonReporter, TextReporter
+from reconciler.cli.common import Format, RepoOpt, fail
+from reconciler.cli.resuming import report, resume_first
+from reconciler.rollout.phases import Outcome
+
+
+def resume(
+    repo: RepoOpt = Path(),
+    policy: Annotated[
+        str | None,
+        typer.Option("--policy", help="rollback or finish (default: fleet.yaml on_resume)."),
+    ] = None,
+    break_leases: Annotated[
+        bool,
+        typer.Option("--break-leases", help="The rollout's lease holders are dead: break them."),
+    ] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
+        Format.text
+    ),
+) -> None:
+    """Finish or roll back a rollout cut short by a crash (the boxes' stamps decide)."""
+    if policy not in (None, "rollback", "finish"):
+        fail(f"--policy {policy}: expected rollback or finish")
+    reporter = JsonReporter() if fmt is Format.json else TextReporter()
+    result = asyncio.run(
+        resume_first(
+            repo, state_dir, reporter, explicit=True, policy=policy, break_leases=break_leases
+        )
+    )
+    report(result)
+    if result is None:
+        raise typer.Exit(0)
+    code = result.exit_code if result.outcome is not Outcome.ABORTED else 0
+    raise typer.Exit(code)

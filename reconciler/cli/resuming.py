@@ -1,0 +1,93 @@
+"""The resume step that `reconcile resume` and `reconcile apply` run first (rollout/resume.py).
+
+Under the fleet lock (a dead holder's lock is taken over), find the rollout a
+crash cut short, read its boxes, and finish or roll back by the fleet's
+`rollout.on_resume` policy (or `--policy`). Exit 0 nothing to resume, or
+finished; 3 rolled back cleanly; 4 some box could not be put back (named).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconciler.cli.common import err, fail
+from reconciler.journal.base import Holder, LockHeld
+from reconciler.journal.db import default_state_dir
+from reconciler.journal.lock import SqliteLock
+from reconciler.journal.sqlite import SqliteJournal
+from reconciler.journal.takeover import acquire_or_take_over
+from reconciler.rollout.clock import SystemClock
+from reconciler.rollout.resume import ResumeOptions, ResumeResult, resume_fleet
+from reconciler.rollout.session import ApplyRefused, Link, Request, holder_id, read_source
+
+
+def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
+    """--state-dir, else fleet.yaml state_dir, else ~/.local/state/reconciler."""
+    return Path(given or fleet_state_dir or default_state_dir()).expanduser()
+
+
+async def resume_first(
+    repo: Path,
+    state_dir: Path | None,
+    reporter: Any,
+    *,
+    explicit: bool,
+    policy: str | None = None,
+    break_leases: bool = False,
+) -> ResumeResult | None:
+    """Resume the fleet's unfinished rollout, if there is one; None when there is none."""
+    try:
+        source = read_source(Request(repo=repo, allow_dirty=True))
+    except ApplyRefused as exc:
+        fail(str(exc))
+    fleet = source.repo.fleet
+    where = state_dir_of(state_dir, fleet.state_dir)
+    lock = SqliteLock(where)
+    try:
+        lease, broken = acquire_or_take_over(
+            lock, fleet.fleet_id, Holder.here(), ttl_s=fleet.rollout.lease_ttl_s
+        )
+    except LockHeld as exc:
+        lock.close()
+        fail(str(exc))
+    if broken is not None:
+        err.print(f"took over the lock of a dead run: {broken.describe()}", markup=False)
+    journal = SqliteJournal(where)
+    link = Link(source, repo)
+    opts = ResumeOptions(
+        fleet_id=fleet.fleet_id,
+        holder=holder_id(),
+        finish=(policy or fleet.rollout.on_resume) == "finish",
+        break_leases=break_leases,
+        parallel=fleet.connection.concurrency,
+        history_keep=fleet.rollout.history_keep,
+        verify_timeout_s=fleet.rollout.verify_timeout_s,
+        lease_ttl_s=fleet.rollout.lease_ttl_s,
+        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
+    )
+    try:
+        return await resume_fleet(
+            source, link, journal, opts, clock=SystemClock(), reporter=reporter,
+            explicit=explicit,
+        )  # fmt: skip
+    finally:
+        await link.close()
+        lock.release(lease)
+        lock.close()
+        journal.close()
+
+
+def report(result: ResumeResult | None) -> None:
+    """One line per box that needs a human, then the outcome."""
+    if result is None:
+        err.print("nothing to resume: no rollout was cut short", markup=False)
+        return
+    for agent, why in sorted(result.failed.items()):
+        err.print(f"[bold red]{agent}: not put back: {why}[/]", highlight=False)
+    how = "rolled back" if result.rolled_back else "settled (policy finish)"
+    err.print(
+        f"rollout {result.rollout_id} (found from the {result.source}): {how}, "
+        f"{len(result.restored)} box(es) restored: {result.outcome}",
+        markup=False,
+    )

@@ -1,0 +1,403 @@
+"""Resume after a crash: find the rollout cut short, read its boxes, finish or roll back.
+
+    find (journal, else the boxes' stamps and leases) -> read every box of it
+    -> decide (recovery.py) -> per box to restore: lease (the dead run's lease of
+       the same rollout is ours) -> put the pre-change file back from history ->
+       reload/restart -> verify loaded -> stamp rolled-back -> release
+    -> close the journal's record
+
+The live boxes decide; the journal only helps (plan, pre-change shas, and the
+phase the machine had reached). Every step is idempotent, so killing a resume
+and running it again is safe, and a resume killed while rolling back keeps
+rolling back: the journal's `Interrupted` event (or the stamps' rolled-back
+entries) says so. A lease left by the resumed rollout is broken only when its
+holder is dead (gone from this host, or expired) or the operator says so
+(`break_leases`); any other lease makes that box fail, named.
+
+Policy (fleet.yaml `rollout.on_resume`): `rollback` (default) puts every box of
+the rollout back on its pre-change config and blocks the target revision;
+`finish` settles only boxes caught mid-step (back to their old config, the
+target not blocked) and keeps those already on the target, so that a plain
+apply of the same head can carry on in waves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from reconciler.journal.base import Journal
+from reconciler.journal.takeover import process_alive
+from reconciler.model.box import ContractError
+from reconciler.plan.model import Activation
+from reconciler.render.stamp import make_stamp
+from reconciler.rollout import boxops, crashpoints
+from reconciler.rollout.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
+from reconciler.rollout.clock import Clock
+from reconciler.rollout.commands import RestoreBox
+from reconciler.rollout.events import Interrupted
+from reconciler.rollout.figures import seconds
+from reconciler.rollout.machine import EVENT_TRANSITIONS
+from reconciler.rollout.phases import Outcome
+from reconciler.rollout.preflight import desired_of
+from reconciler.rollout.recovery import (
+    Action,
+    BoxGoal,
+    BoxSeen,
+    LeaseSeen,
+    Unfinished,
+    decide,
+    from_journal,
+    from_stamps,
+    keeps_going_back,
+)
+from reconciler.rollout.reporter import Reporter
+from reconciler.rollout.session import Link, Source
+from reconciler.transport.base import TransportError
+
+RESUME_BOUNDARIES: Final = (
+    "resume.begin",
+    "resume.lease",
+    "resume.write",
+    "resume.activate",
+    "resume.verify",
+    "resume.stamp",
+    "resume.release",
+    "resume.finish",
+)
+
+_HOLDER = re.compile(r"^(?P<who>.*)@(?P<host>\S+) pid (?P<pid>\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeOptions:
+    """How the resume runs: policy, who we are, limits."""
+
+    fleet_id: str
+    holder: str
+    finish: bool = False  # policy on_resume: finish (else roll back)
+    break_leases: bool = False  # the operator says the lease holders are dead
+    parallel: int = 32
+    history_keep: int = 5
+    verify_timeout_s: float = 60.0
+    lease_ttl_s: float = 900.0
+    box_timeout_s: float = 180.0
+
+
+@dataclass
+class ResumeResult:
+    """How the resume ended, box by box."""
+
+    rollout_id: str
+    source: str
+    outcome: Outcome
+    rolled_back: bool
+    actions: dict[str, Action]
+    restored: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()
+    duration_s: float | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code
+
+
+def lease_is_dead(lease: LeaseSeen, now: datetime) -> bool:
+    """The lease expired, or its holder's process is gone from this host."""
+    if lease.expires_at <= now:
+        return True
+    m = _HOLDER.match(lease.holder)
+    return bool(m and m["host"] == socket.gethostname() and not process_alive(int(m["pid"])))
+
+
+async def read_box(h: BoxHandle) -> BoxSeen:
+    """Stamp, file sha, loaded sha and lease of one box (errors become `error`)."""
+    try:
+        now = await boxops.read_now(h)
+        raw = await h.box.read_file(h.paths.lease_dir / LEASE_FILE)
+        lease = Lease.parse(raw) if raw is not None else None
+        if lease is None and raw is None and await h.box.stat(h.paths.lease_dir) is not None:
+            lease = None  # an empty lease dir (torn take): take_lease breaks it when stale
+        try:
+            health = await boxops.read_health(h)
+            loaded, alive = health.loaded_sha256, health.alive
+        except (TransportError, ContractError):
+            loaded, alive = None, False
+    except (TransportError, BoxOpError) as exc:
+        return BoxSeen(h.name, error=str(exc))
+    seen_lease = LeaseSeen(lease.holder, lease.rollout_id, lease.expires_at) if lease else None
+    return BoxSeen(h.name, now.stamp, now.file_sha, loaded, alive, seen_lease)
+
+
+async def read_boxes(handles: Mapping[str, BoxHandle], parallel: int) -> dict[str, BoxSeen]:
+    """Every box read, at most `parallel` at once."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(h: BoxHandle) -> BoxSeen:
+        async with gate:
+            return await read_box(h)
+
+    seen = await asyncio.gather(*(one(h) for h in handles.values()))
+    return {b.agent: b for b in seen}
+
+
+class Resumer:
+    """Carries out the resume of one unfinished rollout."""
+
+    def __init__(
+        self,
+        u: Unfinished,
+        handles: Mapping[str, BoxHandle],
+        opts: ResumeOptions,
+        *,
+        clock: Clock,
+        reporter: Reporter,
+        journal: Journal | None = None,
+    ) -> None:
+        self.u = u
+        self.handles = handles
+        self.opts = opts
+        self.clock = clock
+        self.reporter = reporter
+        self.journal = journal if u.source == "journal" else None
+        self.on_boundary: Callable[[str, str | None], None] = lambda _n, _a: None
+        self.back = keeps_going_back(u, finish=opts.finish)
+        self._lease_errors: dict[str, str] = {}
+
+    def _note(self, kind: str, **fields: object) -> None:
+        self.reporter.note(kind, fields)  # type: ignore[arg-type]
+
+    async def run(self, seen: Mapping[str, BoxSeen]) -> ResumeResult:
+        """Decide every box, restore the ones that need it, close the journal record."""
+        started = self.clock.now()
+        u = self.u
+        self.on_boundary("resume.begin", None)
+        actions = decide(u, seen, finish=not self.back)
+        self._note(
+            "resume.started", rollout_id=u.rollout_id, source=u.source,
+            mode="roll back" if self.back else "finish", evidence=list(u.evidence),
+            boxes={a: str(x) for a, x in sorted(actions.items())},
+        )  # fmt: skip
+        self._check_leases(seen, actions, started)
+        j = self.journal
+        if j is not None and self.back and (u.phase, Interrupted) in EVENT_TRANSITIONS:
+            j.record_event(u.rollout_id, Interrupted("resumed after a crash: rolling back"))
+        result = ResumeResult(u.rollout_id, u.source, Outcome.ABORTED, self.back, actions,
+                              evidence=u.evidence)  # fmt: skip
+        gate = asyncio.Semaphore(self.opts.parallel)
+
+        async def one(agent: str) -> None:
+            async with gate:
+                error = await self._restore(u.goals[agent])
+            if error is None:
+                result.restored.append(agent)
+                self._note("box.restored", agent=agent)
+            else:
+                result.failed[agent] = error
+                self._note("box.restore_failed", agent=agent, reason=error)
+
+        todo = sorted(a for a, x in actions.items() if x is Action.RESTORE)
+        await asyncio.gather(*(one(a) for a in todo))
+        kept = {a: seen[a] for a, x in actions.items() if x in (Action.KEEP_OLD, Action.KEEP_NEW)}
+        await release_dead_leases(self.handles, kept, u.rollout_id)
+        for agent, action in actions.items():
+            if action in (Action.UNREACHABLE, Action.NO_RESTORE) and agent not in result.failed:
+                result.failed[agent] = (
+                    seen[agent].error or "unreachable"
+                    if action is Action.UNREACHABLE
+                    else "it had no config file before this rollout: decide by hand"
+                )
+        result.outcome = self._outcome(result, seen)
+        self.on_boundary("resume.finish", None)
+        result.duration_s = seconds(started, self.clock.now())
+        self._close(result)
+        self._note("resume.finished", rollout_id=u.rollout_id, outcome=str(result.outcome),
+                   restored=len(result.restored), failed=sorted(result.failed))  # fmt: skip
+        return result
+
+    def _check_leases(
+        self, seen: Mapping[str, BoxSeen], actions: dict[str, Action], now: datetime
+    ) -> None:
+        """A live holder's lease of the resumed rollout: that box is not touched."""
+        for agent, b in seen.items():
+            lease = b.lease
+            if lease is None or lease.rollout_id != self.u.rollout_id:
+                continue
+            if self.opts.break_leases or lease_is_dead(lease, now):
+                continue
+            actions[agent] = Action.UNREACHABLE
+            self._lease_errors[agent] = (
+                f"lease held by {lease.holder} (alive, or on another machine) until "
+                f"{lease.expires_at.isoformat()}; if it is dead, run again with --break-leases"
+            )
+
+    def _outcome(self, r: ResumeResult, seen: Mapping[str, BoxSeen]) -> Outcome:
+        for agent, why in self._lease_errors.items():
+            r.failed[agent] = why
+        if r.failed:
+            return Outcome.ROLLBACK_FAILED
+        if not self.back:
+            return Outcome.DONE if self.u.finished_waves else Outcome.ABORTED
+        touched = (
+            bool(r.restored)
+            or self.u.rolling_back
+            or any(
+                b.stamp is not None and b.stamp.rollout_id == self.u.rollout_id
+                for a, b in seen.items()
+                if a in self.u.goals
+            )
+        )
+        return Outcome.ROLLED_BACK if touched else Outcome.ABORTED
+
+    def _close(self, r: ResumeResult) -> None:
+        if self.journal is None:
+            return
+        summary: dict[str, Any] = {
+            "revision": self.u.target_revision,
+            "resumed": True,
+            "resume_mode": "roll back" if self.back else "finish",
+            "restored": sorted(r.restored),
+            "restore_failed": sorted(r.failed),
+            "left_behind": [],
+            "trigger": "the reconciler died mid-rollout; resumed",
+            "time_to_roll_back_s": r.duration_s if self.back else None,
+            "duration_s": r.duration_s,
+        }
+        self.journal.finish(self.u.rollout_id, r.outcome, summary)
+
+    async def _restore(self, goal: BoxGoal) -> str | None:
+        """Put one box back on its pre-change sha; None, or why it failed."""
+        h = self.handles[goal.agent]
+        intent = None
+        if self.journal is not None:
+            cmd = RestoreBox(goal.agent, goal.pre_sha, goal.activation)
+            intent = self.journal.record_intent(
+                self.u.rollout_id, goal.agent, cmd, {"boundary": "resume.restore"}
+            )
+        try:
+            async with asyncio.timeout(self.opts.box_timeout_s):
+                await self._restore_steps(h, goal)
+        except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+            why = str(exc) if not isinstance(exc, TimeoutError) else "timed out"
+            if self.journal is not None and intent is not None:
+                self.journal.record_result(
+                    self.u.rollout_id, intent, ok=False, data={"reason": why}
+                )
+            return why
+        if self.journal is not None and intent is not None:
+            self.journal.record_result(self.u.rollout_id, intent, ok=True)
+        return None
+
+    async def _restore_steps(self, h: BoxHandle, goal: BoxGoal) -> None:
+        o, rid, at = self.opts, self.u.rollout_id, self.on_boundary
+        pre = goal.pre_sha
+        assert pre is not None  # noqa: S101 - decide() gives NO_RESTORE otherwise
+        at("resume.lease", h.name)
+        await boxops.take_lease(
+            h, holder=o.holder, rollout_id=rid, ttl_s=o.lease_ttl_s, now=self.clock.now()
+        )
+        now = await boxops.read_now(h)
+        at("resume.write", h.name)
+        await boxops.restore_file(h, pre, current_sha=now.file_sha)
+        at("resume.activate", h.name)
+        try:
+            health = await boxops.read_health(h)
+            loaded = health.loaded_sha256 if health.alive else None
+        except (TransportError, ContractError):
+            loaded = None
+        if loaded != pre:
+            try:
+                await boxops.activate(h, goal.activation)
+            except BoxOpError:
+                if h.agent.commands.restart is None:
+                    raise
+                await boxops.activate(h, Activation.RESTART)
+        at("resume.verify", h.name)
+        await boxops.verify_loaded(h, pre, timeout_s=o.verify_timeout_s, clock=self.clock)
+        s = now.stamp
+        settled = (
+            s is not None
+            and s.config_sha256 == pre
+            and ((s.rollout_id == rid and s.outcome == "rolled-back") or (not self.back))
+        )
+        if not settled:
+            at("resume.stamp", h.name)
+            stamp = make_stamp(
+                fleet_id=o.fleet_id, agent=h.name, revision=goal.pre_revision or "unmanaged",
+                config_sha256=pre, rollout_id=rid, outcome="rolled-back", now=self.clock.now(),
+                previous=s, keep=o.history_keep,
+                secrets_fingerprint=s.secrets_fingerprint if s else None,
+                blocked_revision=(self.u.target_revision if self.back else None)
+                or (s.blocked_revision if s else None),
+            )  # fmt: skip
+            await boxops.write_stamp(h, stamp)
+        at("resume.release", h.name)
+        await boxops.release_lease(h, rollout_id=rid)
+
+
+async def release_dead_leases(
+    handles: Mapping[str, BoxHandle], seen: Mapping[str, BoxSeen], rollout_id: str
+) -> None:
+    """Remove leases of `rollout_id` left on boxes that needed nothing else."""
+    await asyncio.gather(
+        *(
+            boxops.release_lease(handles[a], rollout_id=rollout_id)
+            for a, b in seen.items()
+            if b.error is None and b.lease is not None and b.lease.rollout_id == rollout_id
+        ),
+        return_exceptions=True,
+    )
+
+
+async def resume_fleet(
+    source: Source,
+    link: Link,
+    journal: Journal | None,
+    opts: ResumeOptions,
+    *,
+    clock: Clock,
+    reporter: Reporter,
+    explicit: bool,
+) -> ResumeResult | None:
+    """Find the fleet's unfinished rollout and resume it; None when there is none.
+
+    The journal's unfinished rollout comes first. Without one, the boxes are read:
+    always for an explicit `reconcile resume`, and for `apply` only when the journal
+    knows nothing of this fleet (a fresh CI runner), looking for hard evidence.
+    """
+    fleet = source.repo.fleet
+    agents = {name: ea.agent for name, ea in source.repo.agents.items()}
+    u: Unfinished | None = None
+    if journal is not None:
+        for rec in journal.unfinished(fleet.fleet_id):
+            u = from_journal(rec.rollout_id, rec.plan, rec.pre_shas, journal.replay(rec.rollout_id))
+            break
+    if u is not None:
+        handles = {a: link.box(agents[a]) for a in u.goals if a in agents}
+        seen = await read_boxes(handles, opts.parallel)
+    else:
+        known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
+        if known and not explicit:
+            return None
+        handles = {a: link.box(agent) for a, agent in agents.items()}
+        seen = await read_boxes(handles, opts.parallel)
+        head = {a: d.sha for a, d in desired_of(source.repo).items()}
+        fresh = explicit and not known
+        u = from_stamps(
+            seen, fleet_id=fleet.fleet_id,
+            head_revision=source.revision if fresh else None, head_shas=head if fresh else None,
+            finished=frozenset(r.rollout_id for r in known if r.finished),
+        )  # fmt: skip
+        if u is None:
+            return None
+    resumer = Resumer(u, handles, opts, clock=clock, reporter=reporter, journal=journal)
+    armed = crashpoints.hook(RESUME_BOUNDARIES, chain=resumer.on_boundary)
+    if armed is not None:
+        resumer.on_boundary = armed
+    return await resumer.run(seen)
