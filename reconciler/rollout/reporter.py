@@ -25,8 +25,10 @@ NOTE_KINDS: Final = (
     "watchdog.failed",  # agent, verdict, reason
     "soak.tick",  # wave, remaining_s
     "soak.problem",  # agent, verdict, reason
-    "gates.passed",  # wave, figures
+    "gates.passed",  # wave, figures (each: gate, outcome, canary, baseline, threshold, samples..)
     "gates.failed",  # wave, figures
+    "gates.waiting",  # wave, waited_s, limit_s, pending (inconclusive figures)
+    "gates.retry",  # what, attempt, error (a metric source that did not answer)
     "rollback.started",  # trigger
     "box.restored",  # agent
     "box.restore_failed",  # agent, reason
