@@ -27,6 +27,7 @@ def history_figures(d: Driver) -> dict[str, Any]:
     state = d.state
     failing = min(state.wave, len(state.spec.waves) - 1) if state.spec.waves else 0
     restores = sum(1 for b in d.plan.boxes if b.delivery is Delivery.RESTORE)
+    committed = d.summary_extra.get("committed_at")
     return {
         "duration_s": seconds(d.started_at, d.finished_at),
         "waves_total": len(d.plan.waves),
@@ -37,4 +38,9 @@ def history_figures(d: Driver) -> dict[str, Any]:
             seconds(d.wave_started_at.get(failing), d.detected_at) if d.detected_at else None
         ),
         "time_to_roll_back_s": seconds(d.detected_at, d.finished_at) if d.detected_at else None,
+        "time_from_commit_s": (
+            round(d.finished_at.timestamp() - committed, 3)
+            if isinstance(committed, float) and d.finished_at is not None
+            else None
+        ),
     }

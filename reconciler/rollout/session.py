@@ -26,6 +26,7 @@ from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
+from reconciler.plan.model import Delivery
 from reconciler.rollout import crashpoints
 from reconciler.rollout.boxops import BoxHandle
 from reconciler.rollout.clock import Clock
@@ -43,7 +44,7 @@ from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
 from reconciler.secrets.values import fingerprint, render_secrets
-from reconciler.transport.git import GitError, read_revision, work_tree
+from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.live import Orphan, find_orphans, read_fleet
 from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
@@ -306,6 +307,10 @@ async def execute(
         preflight=preflight_check(p), write_incident=write_incident,
         on_rollout_id=on_rollout_id,
     )  # fmt: skip
+    if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
+        # A revert: every box gets back a config it ran. Time from its commit counts.
+        committed = commit_time(p.request.repo, p.plan.target_revision)
+        driver.summary_extra = {"revert": True, "committed_at": committed}
     armed = crashpoints.hook(BOUNDARIES, chain=driver.on_boundary)
     if armed is not None:
         driver.on_boundary = armed

@@ -68,3 +68,11 @@ def work_tree(path: Path) -> WorkTree:
     for name in sorted(current):
         h.update(name.encode() + b"\0" + hashlib.sha256(current[name]).digest())
     return WorkTree(head.sha, dirty=True, dirty_hash=h.hexdigest()[:12])
+
+
+def commit_time(path: Path, rev: str) -> float | None:
+    """When `rev` was committed (unix seconds), or None when it is not a commit of the repo."""
+    try:
+        return float(_repo(path).commit(rev.split("+", 1)[0]).committed_date)
+    except (GitError, git.BadName, ValueError, git.GitCommandError):
+        return None
