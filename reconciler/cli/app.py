@@ -10,6 +10,7 @@ from reconciler.cli.apply import apply, unlock
 from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
+from reconciler.cli.history import history
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.status import status
@@ -34,6 +35,7 @@ app.command()(agents)
 app.command()(apply)
 app.command()(unlock)
 app.command()(resume)
+app.command()(history)
 app.add_typer(demo_app, name="demo")
 app.command()(diff)
 app.command()(status)

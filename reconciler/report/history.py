@@ -1,0 +1,149 @@
+"""`reconcile history`: past rollouts as rows, from the journal or, when it is gone, the stamps.
+
+From the journal every figure the driver measured is there: outcome, revision,
+duration, waves reached, time to detect and to roll back, and for a revert the
+time from its commit to the fleet restored. From the boxes' stamps (a fresh CI
+runner) less is known, and the rows say so: per rollout id, the revision, how
+many boxes were applied and rolled back, the first and last stamp time (the
+duration, to the second), and the time from the last box applied to the last
+box restored as the rollback's time. Pure: records and stamps in, rows out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from reconciler.journal.base import RolloutRecord
+from reconciler.model.box import Stamp
+from reconciler.render.stamp import rfc3339
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One past (or running) rollout."""
+
+    rollout_id: str
+    revision: str | None
+    outcome: str  # done | rolled-back | rollback-failed | aborted | unfinished | applied
+    started_at: str | None
+    duration_s: float | None
+    waves_reached: int | None
+    waves_total: int | None
+    time_to_detect_s: float | None
+    time_to_roll_back_s: float | None
+    time_from_commit_s: float | None
+    boxes: int | None
+    resumed: bool
+    source: str  # journal | stamps
+
+
+def _num(summary: Mapping[str, object], key: str) -> float | None:
+    value = summary.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(summary: Mapping[str, object], key: str) -> int | None:
+    value = _num(summary, key)
+    return None if value is None else int(value)
+
+
+def rows_from_journal(records: Iterable[RolloutRecord]) -> list[HistoryRow]:
+    """One row per journaled rollout, newest first as given."""
+    rows = []
+    for r in records:
+        s: Mapping[str, object] = r.summary or {}
+        duration = _num(s, "duration_s")
+        if duration is None and r.finished_at is not None:
+            duration = round((r.finished_at - r.started_at).total_seconds(), 3)
+        rows.append(
+            HistoryRow(
+                rollout_id=r.rollout_id,
+                revision=r.target_revision,
+                outcome=str(r.outcome) if r.outcome is not None else "unfinished",
+                started_at=rfc3339(r.started_at),
+                duration_s=duration,
+                waves_reached=_int(s, "waves_reached"),
+                waves_total=_int(s, "waves_total") or len(r.plan.waves),
+                time_to_detect_s=_num(s, "time_to_detect_s"),
+                time_to_roll_back_s=_num(s, "time_to_roll_back_s"),
+                time_from_commit_s=_num(s, "time_from_commit_s"),
+                boxes=_int(s, "boxes") or len(r.plan.boxes),
+                resumed=s.get("resumed") is True,
+                source="journal",
+            )
+        )
+    return rows
+
+
+def _when(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def rows_from_stamps(stamps: Mapping[str, Stamp]) -> list[HistoryRow]:
+    """One row per rollout id found in the boxes' stamp histories, newest first."""
+    seen: dict[str, dict[str, list[tuple[datetime, str, str]]]] = {}
+    for agent, stamp in stamps.items():
+        for e in stamp.history:
+            key = (agent, e.outcome)
+            entry = seen.setdefault(e.rollout_id, {})
+            entry.setdefault(e.outcome, []).append((_when(e.applied_at), e.revision, key[0]))
+    rows = []
+    for rid, by in seen.items():
+        applied, rolled = by.get("applied", []), by.get("rolled-back", [])
+        times = [t for t, _, _ in applied + rolled]
+        boxes = {a for _, _, a in applied + rolled}
+        revision = max(applied)[1] if applied else None
+        back = None
+        if rolled:
+            start = max(t for t, _, _ in applied) if applied else min(t for t, _, _ in rolled)
+            back = (max(t for t, _, _ in rolled) - start).total_seconds()
+        rows.append(
+            HistoryRow(
+                rollout_id=rid,
+                revision=revision,
+                outcome="rolled-back" if rolled else "applied",
+                started_at=rfc3339(min(times)),
+                duration_s=(max(times) - min(times)).total_seconds(),
+                waves_reached=None,
+                waves_total=None,
+                time_to_detect_s=None,
+                time_to_roll_back_s=back,
+                time_from_commit_s=None,
+                boxes=len(boxes),
+                resumed=False,
+                source="stamps",
+            )
+        )
+    return sorted(rows, key=lambda r: (r.started_at or "", r.rollout_id), reverse=True)
+
+
+def to_json(rows: Sequence[HistoryRow]) -> str:
+    """The rows as a JSON document (schemas/history.schema.json)."""
+    return json.dumps({"history_version": 1, "rollouts": [asdict(r) for r in rows]}, indent=2)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def to_text(rows: Sequence[HistoryRow]) -> str:
+    """One line per rollout: id, revision, outcome, duration, waves, detect, roll back."""
+    if not rows:
+        return "no rollouts recorded\n"
+    head = (
+        f"{'rollout':36} {'revision':12} {'outcome':15} {'duration':>9} {'waves':>6} "
+        f"{'detect':>8} {'rollback':>9} {'revert':>8}  source"
+    )
+    lines = [head]
+    for r in rows:
+        waves = "-" if r.waves_total is None else f"{r.waves_reached or 0}/{r.waves_total}"
+        lines.append(
+            f"{r.rollout_id:36} {(r.revision or '-')[:12]:12} "
+            f"{r.outcome + (' (resumed)' if r.resumed else ''):15} {_fmt(r.duration_s):>9} "
+            f"{waves:>6} {_fmt(r.time_to_detect_s):>8} {_fmt(r.time_to_roll_back_s):>9} "
+            f"{_fmt(r.time_from_commit_s):>8}  {r.source}"
+        )
+    return "\n".join(lines) + "\n"
