@@ -170,7 +170,7 @@ def run_trial(fleet: Fleet, rng: random.Random, effect: dict[str, float]) -> Tri
     totals = wave_totals(fleet.policy.waves, len(order))
     soak = fleet.policy.soak_s
     wait_limit = 600.0
-    phase = {s: rng.uniform(0, 2 * math.pi) for s in {a.shard for a in agents}}
+    phase = {s: rng.uniform(0, 2 * math.pi) for s in sorted({a.shard for a in agents})}
     t0 = rng.uniform(0, LOAD_PERIOD_S)
     t = t0
     changed: set[str] = set()
@@ -252,7 +252,7 @@ def main() -> None:
         rng = random.Random(f"{args.seed}:{name}")
         trials = [run_trial(fleet, rng, effect) for _ in range(args.trials)]
         results[name] = trials
-        reached = sum(t.reached_all for t in trials)
+        reached = sum(t.blast == n for t in trials)  # ran on every agent, even if undone
         back = sum(t.rolled_back for t in trials)
         blast = sum(t.blast for t in trials) / len(trials)
         decide = sum(t.decision_s for t in trials) / len(trials)
@@ -271,7 +271,7 @@ def main() -> None:
     elapsed = time.perf_counter() - began
     print(f"targets: bad change reaching 100%: 0 of {args.trials} each; mean blast radius of a bad "
           "change < 15%; neutral rolled back < 1%")  # fmt: skip
-    ok = all(sum(t.reached_all for t in results[b]) == 0 for b in BAD)
+    ok = all(sum(t.blast == n for t in results[b]) == 0 for b in BAD)
     ok &= all(sum(t.blast for t in results[b]) / args.trials < 0.15 * n for b in BAD)
     ok &= sum(t.rolled_back for t in results["neutral"]) < 0.01 * args.trials
     print(f"targets {'MET' if ok else 'MISSED'}; {elapsed:.1f}s of CPU for "
