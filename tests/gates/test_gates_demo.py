@@ -27,10 +27,7 @@ async def test_six_times_the_output_tokens_is_rolled_back_by_the_gates(fleet: De
     assert "output-tokens" in failed
     out = failed["output-tokens"]
     assert out["canary"] > 4 * out["baseline"]
-    assert (
-        out["threshold"] == 2.0 * out["baseline"]
-        or abs(out["threshold"] - 2.0 * out["baseline"]) < 1e-6 * out["threshold"]
-    )
+    assert abs(out["threshold"] - 2.0 * out["baseline"]) <= 1e-5 * out["threshold"]
     assert out["canary_samples"] >= 40
     errors = next(f for f in figures(rec, "gates.failed") if f["gate"] == "task-errors")
     assert errors["outcome"] == "pass"  # errors flat: only the tokens (and cost, latency) moved
