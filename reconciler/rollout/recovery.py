@@ -158,7 +158,7 @@ def _evidence(seen: Mapping[str, BoxSeen], partial_head: str | None) -> dict[str
     for b in sorted(seen.values(), key=lambda b: b.agent):
         if b.error is not None:
             continue
-        if b.lease is not None:
+        if b.lease is not None and b.lease.rollout_id:
             why.setdefault(b.lease.rollout_id, []).append(f"{b.agent}: lease left on the box")
         s = b.stamp
         if s is None:

@@ -24,11 +24,12 @@ apply of the same head can carry on in waves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.journal.base import Journal
@@ -71,6 +72,8 @@ RESUME_BOUNDARIES: Final = (
     "resume.finish",
 )
 
+TORN: Final = "(a lease dir without its file)"
+TORN_FRESH_S: Final = 10.0  # how long a lease take may take (boxops._fresh_dir)
 _HOLDER = re.compile(r"^(?P<who>.*)@(?P<host>\S+) pid (?P<pid>\d+)$")
 
 
@@ -122,8 +125,10 @@ async def read_box(h: BoxHandle) -> BoxSeen:
         now = await boxops.read_now(h)
         raw = await h.box.read_file(h.paths.lease_dir / LEASE_FILE)
         lease = Lease.parse(raw) if raw is not None else None
-        if lease is None and raw is None and await h.box.stat(h.paths.lease_dir) is not None:
-            lease = None  # an empty lease dir (torn take): take_lease breaks it when stale
+        if lease is None and (st := await h.box.stat(h.paths.lease_dir)) is not None:
+            # a lease dir without its file: a take cut short (or a torn write)
+            fresh_until = datetime.fromtimestamp(st.mtime + TORN_FRESH_S, UTC)
+            lease = Lease(TORN, "", fresh_until)
         try:
             health = await boxops.read_health(h)
             loaded, alive = health.loaded_sha256, health.alive
@@ -202,6 +207,7 @@ class Resumer:
                 result.failed[agent] = error
                 self._note("box.restore_failed", agent=agent, reason=error)
 
+        await self._break_torn(seen, started)
         todo = sorted(a for a, x in actions.items() if x is Action.RESTORE)
         await asyncio.gather(*(one(a) for a in todo))
         kept = {a: seen[a] for a, x in actions.items() if x in (Action.KEEP_OLD, Action.KEEP_NEW)}
@@ -220,6 +226,24 @@ class Resumer:
         self._note("resume.finished", rollout_id=u.rollout_id, outcome=str(result.outcome),
                    restored=len(result.restored), failed=sorted(result.failed))  # fmt: skip
         return result
+
+    async def _break_torn(self, seen: Mapping[str, BoxSeen], now: datetime) -> None:
+        """Remove lease dirs without a lease file that the dead run was taking.
+
+        Ours when the journal has the box's step still open, or the dir is older than
+        a take lasts (or the operator said --break-leases); else left for its owner.
+        """
+        mid: set[str | None] = set()
+        if self.journal is not None:
+            mid = {s.agent for s in self.journal.open_intents(self.u.rollout_id)}
+        for agent, b in seen.items():
+            lease = b.lease
+            if lease is None or lease.holder != TORN or agent not in self.handles:
+                continue
+            if agent in mid or lease.expires_at <= now or self.opts.break_leases:
+                h = self.handles[agent]
+                with contextlib.suppress(TransportError):
+                    await h.box.rmtree(h.paths.lease_dir)
 
     def _check_leases(
         self, seen: Mapping[str, BoxSeen], actions: dict[str, Action], now: datetime

@@ -1,0 +1,150 @@
+"""The full crash sweep: kill `reconcile apply` at every boundary x every occurrence, resume.
+
+For each kill point (boundary name, n-th occurrence) a fresh 5-box demo fleet
+(metric gates off, soak 0.2 s) runs `reconcile apply --yes` as a process with
+RECONCILER_CRASH_AT=<boundary>:<n>; two scenarios: a clean rollout, and one where
+a wave-2 box crashes on reload (so the run rolls back, reaching restore.* and
+incident). Once killed, `reconcile resume` runs (and, for half of the points,
+with the state dir deleted first: the journal lost). Then every box must be on
+the old or the new config with file sha == stamp sha == loaded sha, alive, with
+no lease left ("unknown" otherwise), and its old config file still in history
+("lost" otherwise). A boundary's sweep ends at the first n the run never reaches.
+
+    .venv/bin/python bench/bench_crash.py [--only apply.write] [--scenario clean]
+
+Prints one JSON line: kill points tried, boxes left unknown (target 0), configs lost
+(target 0), and the failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from reconciler.demo.fleet import DemoFleet
+from reconciler.model.box import parse_stamp
+from reconciler.rollout.driver import BOUNDARIES
+from reconciler.rollout.preflight import desired_of
+from reconciler.rollout.session import Request, read_source
+
+RECONCILE = str(Path(sys.executable).parent / "reconcile")
+
+
+def _git(repo: Path, *args: str) -> None:
+    g = ["git", "-c", "user.name=b", "-c", "user.email=b@localhost"]
+    subprocess.run([*g, *args], cwd=repo, check=True, capture_output=True)
+
+
+def without_gates(repo: Path) -> None:
+    """Drop fleet.yaml's metric gates: the sweep is about crashes, and gates wait for samples."""
+    path = repo / "fleet.yaml"
+    out, skipping = [], False
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.startswith("gates:"):
+            skipping = True
+            continue
+        if skipping and line[:1] not in (" ", "\n", "#", "-"):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    path.write_text("".join(out), encoding="utf-8")
+    _git(repo, "commit", "-qam", "no metric gates")
+
+
+async def _cli(*args: str, crash_at: str | None = None) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RECONCILER_CRASH_AT"}
+    if crash_at:
+        env["RECONCILER_CRASH_AT"] = crash_at
+    proc = await asyncio.create_subprocess_exec(
+        RECONCILE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    return proc.returncode or 0, err.decode()
+
+
+def _sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+async def one_point(root: Path, boundary: str, n: int, faulted: bool, lose_journal: bool) -> dict:
+    """Kill at (boundary, n); resume; judge every box. `reached` False: no kill happened."""
+    async with DemoFleet.start(root / "demo", 5, tick_s=0.1, rate=20.0) as fleet:
+        without_gates(fleet.repo)
+        old = {n_: _sha(fleet.box(n_).path(fleet.box(n_).paths.config)) for n_ in fleet.names}
+        new = {a: d.sha for a, d in desired_of(read_source(Request(repo=fleet.repo)).repo).items()}
+        if faulted:
+            fleet.box(fleet.tier("fast")[-1].name).fault("crash-on-reload")
+        state = root / "state"
+        code, _ = await _cli("apply", "--repo", str(fleet.repo), "--yes", "--soak", "0.2",
+                               "--state-dir", str(state), crash_at=f"{boundary}:{n}")  # fmt: skip
+        if code != -9:
+            return {"reached": False}
+        if lose_journal:
+            shutil.rmtree(state, ignore_errors=True)
+        rcode, rerr = await _cli("resume", "--repo", str(fleet.repo), "--state-dir", str(state))
+        unknown, lost = [], []
+        for name in fleet.names:
+            box = fleet.box(name)
+            f = _sha(box.path(box.paths.config))
+            st = box.path(box.paths.stamp)
+            s = parse_stamp(st.read_bytes()).config_sha256 if st.exists() else None
+            ok = (
+                f == s == box.agent.loaded_sha
+                and f in (old[name], new[name])
+                and box.agent.crashed is None
+                and not box.path(box.paths.lease_dir).exists()
+            )
+            if not ok:
+                unknown.append(name)
+            if not box.path(box.paths.history_file(old[name] or "-")).exists():
+                lost.append(name)
+        return {"reached": True, "unknown": unknown, "lost": lost, "resume_exit": rcode,
+                "detail": rerr[-400:] if unknown or lost else ""}  # fmt: skip
+
+
+async def sweep(only: str | None, scenarios: list[str]) -> dict:
+    tried, unknown, lost, failures = 0, 0, 0, []
+    start = time.monotonic()
+    for scenario in scenarios:
+        for boundary in BOUNDARIES:
+            if only and boundary != only:
+                continue
+            n = 1
+            while True:
+                with tempfile.TemporaryDirectory() as tmp:
+                    r = await one_point(Path(tmp), boundary, n, scenario == "rollback",
+                                        lose_journal=tried % 2 == 1)  # fmt: skip
+                if not r["reached"]:
+                    break
+                tried += 1
+                unknown += len(r["unknown"])
+                lost += len(r["lost"])
+                if r["unknown"] or r["lost"]:
+                    failures.append({"at": f"{boundary}:{n}", "scenario": scenario, **r})
+                print(f"{scenario:8} {boundary}:{n} unknown={r['unknown']} lost={r['lost']}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                n += 1
+    return {"bench": "crash", "kill_points_tried": tried, "boxes_left_unknown": unknown,
+            "configs_lost": lost, "seconds": round(time.monotonic() - start, 1),
+            "failures": failures}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="one boundary name")
+    ap.add_argument("--scenario", choices=["clean", "rollback"], action="append")
+    a = ap.parse_args()
+    print(json.dumps(asyncio.run(sweep(a.only, a.scenario or ["clean", "rollback"]))))
+
+
+if __name__ == "__main__":
+    main()
