@@ -87,7 +87,7 @@ def up(
         "--workers",
         help="Worker processes (default: one per 250 boxes, at most one per core).",
     ),
-    rate: float = typer.Option(2.0, "--rate", help="Tasks per second per agent."),
+    rate: float = typer.Option(10.0, "--rate", help="Tasks per second per agent."),
     seed: int = typer.Option(0, "--seed", help="Seed of the agents' random numbers."),
 ) -> None:
     """Start N boxes and write DIR/fleet, a git config repo whose agents are those boxes.
@@ -210,7 +210,7 @@ def _step_up(w: Walk) -> None:
         w.info = info
         _fleet_summary(info)
         return
-    result = _start(w.dir, w.agents, None, 2.0, 0)
+    result = _start(w.dir, w.agents, None, 10.0, 0)
     w.info = result.info
     _fleet_summary(result.info, result.seconds)
 
@@ -256,28 +256,23 @@ def _step_apply(w: Walk) -> None:
 
 
 def _step_bad_change(w: Walk) -> None:
-    tier = w.repo / "agents" / "tier-smart.yaml"
+    tier = w.repo / "agents" / "tier-fast.yaml"
     text = tier.read_text(encoding="utf-8")
-    if "temperature: 0.3" in text:
-        tier.write_text(text.replace("temperature: 0.3", "temperature: 0.5", 1), encoding="utf-8")
-        _git_commit(w.repo, "tier smart: temperature 0.5")
-    repo = load_repo(read_dir(w.repo))
-    smart = [name for name, ea in repo.agents.items() if ea.agent.tier == "smart"]
-    if not smart:
-        err.print("no tier-smart agent in this fleet (it needs 4 or more agents): skipped")
-        return
-    for name in smart:
-        control.inject(w.dir, name, FaultKind.CRASH_ON_RELOAD, None)
+    if "max_tokens: 512" in text:
+        verbose = (
+            "  max_tokens: 3072\n  prompt: |\n    You are a customer-support agent for Acme.\n"
+            "    Think step by step and explain every detail of your answer.\n"
+        )
+        tier.write_text(text.replace("  max_tokens: 512\n", verbose, 1), encoding="utf-8")
+        _git_commit(w.repo, "tier fast: think step by step, max_tokens 3072")
     err.print(
-        f"committed a change to tier smart, and made all {len(smart)} smart boxes crash on "
-        "their next reload: the canary fails and the rollout undoes itself (exit 3)",
+        "committed the classic bad prompt change to tier fast: errors stay flat, output tokens "
+        "per task multiply; the canary's gates catch it and the rollout undoes itself (exit 3)",
         markup=False,
     )
     _reconcile(
         w, "apply", "--repo", str(w.repo), "--yes", "--state-dir", str(w.dir / "state"), ok=(3,)
     )
-    for name in smart:
-        control.clear(w.dir, name, None)
 
 
 def _step_status(w: Walk) -> None:

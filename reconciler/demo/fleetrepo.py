@@ -31,6 +31,9 @@ HEAD_FAST_MODEL: Final = "claude-haiku-4-5"
 CANARY: Final = f"{SHARDS[0]}-{TIERS[0]}-001"  # labelled canary, as in the example
 HEAD_MESSAGE: Final = f"tier fast: upgrade model to {HEAD_FAST_MODEL}"
 DEMO_SOAK_S: Final = 5
+# A demo canary at the demo's default 10 tasks/s finishes ~50 tasks in one soak; the
+# example's 200-sample minimum (ten minutes at 2 tasks/s) would leave every gate waiting.
+DEMO_MIN_SAMPLES: Final = 30
 COMMANDS: Final = {
     "reload": ["agentctl", "reload"],
     "restart": ["agentctl", "restart"],
@@ -115,6 +118,9 @@ def _fleet_yaml(d: DemoDir, user: str) -> Any:
         rollout = doc["rollout"]
         rollout["soak_s"] = DEMO_SOAK_S
         rollout.ca.items.pop("soak_s", None)
+        for gate in doc.get("gates") or []:
+            gate["min_samples"] = DEMO_MIN_SAMPLES
+            gate.ca.items.pop("min_samples", None)
         secrets = doc["secrets"]
         secrets["fleet_key_file"] = str(d.fleet_key)
         secrets["files"] = CommentedMap((n, str(d.secret_file(n))) for n in SECRET_NAMES)
