@@ -66,7 +66,43 @@ def render_incident_json(doc: dict[str, Any]) -> str:
 
 def _fields(entry: dict[str, Any]) -> str:
     rest = {k: v for k, v in entry.items() if k not in ("at", "kind")}
+    if isinstance(rest.get("figures"), list):
+        figures = rest.pop("figures")
+        failed = [str(f.get("gate")) for f in figures if isinstance(f, dict) and not f.get("ok")]
+        rest["gates"] = f"{len(figures)} checked, failed: {', '.join(failed) or 'none'}"
     return ", ".join(f"{k}={v}" for k, v in rest.items())
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def _figures_table(checks: list[dict[str, Any]]) -> list[str]:
+    """Every gate figure of the failed checks as one table: what was compared, and how."""
+    rows: list[dict[str, Any]] = []
+    for c in checks:
+        figures = c.get("figures")
+        if isinstance(figures, list):
+            rows.extend(f for f in figures if isinstance(f, dict))
+    if not rows:
+        return []
+    out = [
+        "",
+        "| gate | result | canary | baseline | threshold | samples (canary/baseline) | baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in rows:
+        result = f.get("outcome") or ("pass" if f.get("ok") else "fail")
+        if "canary" not in f:
+            out.append(f"| {f.get('gate')} | {result} | {f.get('detail', '')} | | | | |")
+            continue
+        out.append(
+            f"| {f.get('gate')} | **{result}** | {_num(f.get('canary'))} | "
+            f"{_num(f.get('baseline'))} | {_num(f.get('threshold'))} | "
+            f"{f.get('canary_samples')}/{f.get('baseline_samples')} | "
+            f"{f.get('baseline_kind', '')} |"
+        )
+    return out
 
 
 def render_incident_markdown(doc: dict[str, Any]) -> str:
@@ -86,6 +122,7 @@ def render_incident_markdown(doc: dict[str, Any]) -> str:
     lines += [f"- **{f['agent']}**: {f['what']}" for f in doc["failed"]] or ["- none"]
     lines += ["", "## Checks that failed", ""]
     lines += [f"- {c['at']} `{c['kind']}` {_fields(c)}" for c in doc["failed_checks"]] or ["- none"]
+    lines += _figures_table(doc["failed_checks"])
     lines += ["", "## Restored", ""]
     lines += [f"- {r['agent']} -> `{(r['to_sha'] or 'none')[:12]}`" for r in doc["restored"]] or [
         "- none"
