@@ -25,9 +25,7 @@ class MissingSecretError(Exception):
     def __init__(self, missing: dict[str, str]) -> None:
         self.missing = missing
         lines = [f"secret {name!r}: {where}" for name, where in sorted(missing.items())]
-        super().__init__(
-            "missing secret value(s), nothing was written:\n  " + "\n  ".join(lines)
-        )
+        super().__init__("missing secret value(s), nothing was written:\n  " + "\n  ".join(lines))
 
 
 def repo_path(root: Path, value: str) -> Path:
