@@ -7,6 +7,7 @@ import typer
 from reconciler import __version__
 from reconciler.cli.agents import agents
 from reconciler.cli.apply import apply, unlock
+from reconciler.cli.common import Exit, err
 from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
@@ -15,6 +16,8 @@ from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.status import status
 from reconciler.cli.validate import validate
+from reconciler.journal.base import JournalError
+from reconciler.transport.base import TransportError
 
 app = typer.Typer(
     name="reconcile",
@@ -57,4 +60,9 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """The console script: the app, with the errors that can reach the top made one clean line."""
+    try:
+        app()
+    except (JournalError, TransportError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        raise SystemExit(int(Exit.ERROR)) from None

@@ -49,7 +49,12 @@ def history(
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
-    """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back."""
+    """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.
+
+    Read from the journal; with no journal here (a fresh CI runner), from the boxes' stamps.
+
+    Example:  reconcile history --repo demo-fleet/fleet --format json
+    """
     try:
         fleet = read_source(Request(repo=repo, allow_dirty=True)).repo.fleet
     except ApplyRefused as exc:

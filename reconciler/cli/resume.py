@@ -35,7 +35,14 @@ def resume(
         Format.text
     ),
 ) -> None:
-    """Finish or roll back a rollout cut short by a crash (the boxes' stamps decide)."""
+    """Finish or roll back a rollout cut short by a crash (the boxes' stamps decide).
+
+    Finds the unfinished rollout in the journal, or, with the journal lost, from the
+    boxes' stamps and leases; `apply` runs the same step before it plans. Exit codes:
+    0 nothing to resume or finished, 3 rolled back cleanly, 4 a rollback failed.
+
+    Example:  reconcile resume --repo demo-fleet/fleet --policy rollback
+    """
     if policy not in (None, "rollback", "finish"):
         fail(f"--policy {policy}: expected rollback or finish")
     reporter = JsonReporter() if fmt is Format.json else TextReporter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -82,6 +83,20 @@ def connect(state_dir: Path | None = None) -> sqlite3.Connection:
     """
     where = state_dir or default_state_dir()
     path = where / FILE_NAME
+    # Two processes creating the file at once: switching it to WAL takes an exclusive lock
+    # that SQLite's busy handler does not wait for, so the loser retries here instead.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return _open(where, path)
+        except JournalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _open(where: Path, path: Path) -> sqlite3.Connection:
+    conn: sqlite3.Connection | None = None
     try:
         where.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -99,6 +114,8 @@ def connect(state_dir: Path | None = None) -> sqlite3.Connection:
             _create(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except (OSError, sqlite3.Error) as exc:
+        if conn is not None:
+            conn.close()
         raise JournalError(
             f"cannot open the journal at {path}: {exc}; check the directory's permissions "
             "or pass another state directory"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
 
 import pytest
@@ -160,7 +161,10 @@ async def test_dirty_tree_allowed_stamps_sha_plus_dirty(fleet: DemoFleet) -> Non
     assert result.outcome is Outcome.DONE
     name = next(iter(result.state.spec.steps))
     stamp = fleet.box(name).path(fleet.box(name).paths.stamp).read_text()
-    assert f"{fleet.head_commit}+dirty-" in stamp
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=fleet.repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert f"{head}+dirty-" in stamp
 
 
 async def test_missing_secret_value_stops_before_any_write(fleet: DemoFleet) -> None:

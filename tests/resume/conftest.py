@@ -17,6 +17,7 @@ from reconciler.demo.fleet import DemoFleet
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.preflight import desired_of
 from reconciler.rollout.session import Request, read_source
+from reconciler.testing.fleetrepo import without_gates
 
 RECONCILE = str(Path(sys.executable).parent / "reconcile")
 
@@ -27,23 +28,6 @@ async def fleet(tmp_path: Path) -> AsyncIterator[DemoFleet]:
     async with DemoFleet.start(tmp_path / "demo", 5, tick_s=0.1, rate=20.0) as f:
         without_gates(f.repo)
         yield f
-
-
-def without_gates(repo: Path) -> None:
-    """Commit fleet.yaml without its metric gates: these tests are about crashes, not metrics."""
-    path = repo / "fleet.yaml"
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    out, skipping = [], False
-    for line in lines:
-        if line.startswith("gates:"):
-            skipping = True
-            continue
-        if skipping and line[:1] not in (" ", "\n", "#", "-"):
-            skipping = False
-        if not skipping:
-            out.append(line)
-    path.write_text("".join(out), encoding="utf-8")
-    git(repo, "commit", "-qam", "no metric gates")
 
 
 async def cli(*args: str, crash_at: str | None = None) -> tuple[int, str, str]:
