@@ -36,7 +36,15 @@ from reconciler.rollout.clock import SystemClock
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.driver import Driver, RunResult
 from reconciler.rollout.reporter import JsonValue
-from reconciler.rollout.session import ApplyRefused, Prepared, Request, execute, prepare
+from reconciler.rollout.session import (
+    ApplyRefused,
+    Link,
+    Prepared,
+    Request,
+    Source,
+    execute,
+    prepare,
+)
 from reconciler.rollout.state import BoxStatus
 
 
@@ -155,15 +163,32 @@ def _confirm(yes: bool, plan: Plan) -> None:
 
 
 async def _run(req: Request, opts: dict[str, Any]) -> int:
+    # One set of connections for the whole command: the resume check, the plan, the rollout.
+    links: list[Link] = []
+
+    def shared(source: Source) -> Link:
+        if not links:
+            links.append(Link(source, req.repo))
+        return links[0]
+
     if not opts["dry_run"]:
         reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
-        resumed = await resume_first(req.repo, opts["state_dir"], reporter, explicit=False)
+        try:
+            resumed = await resume_first(
+                req.repo, opts["state_dir"], reporter, explicit=False, link_factory=shared
+            )
+        except BaseException:
+            for link in links:
+                await link.close()
+            raise
         if resumed is not None:
             report(resumed)
             if resumed.rolled_back or resumed.failed:
+                for link in links:
+                    await link.close()
                 return resumed.exit_code  # the crashed rollout was undone: stop here
     try:
-        p = await prepare(req)
+        p = await prepare(req, shared)
     except ApplyRefused as exc:
         fail(str(exc))
     try:

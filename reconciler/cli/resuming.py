@@ -8,6 +8,7 @@ finished; 3 rolled back cleanly; 4 some box could not be put back (named).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ from reconciler.journal.sqlite import SqliteJournal
 from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.rollout.clock import SystemClock
 from reconciler.rollout.resume import ResumeOptions, ResumeResult, resume_fleet
-from reconciler.rollout.session import ApplyRefused, Link, Request, holder_id, read_source
+from reconciler.rollout.session import (
+    ApplyRefused,
+    Link,
+    Request,
+    Source,
+    holder_id,
+    read_source,
+)
 
 
 def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
@@ -35,8 +43,12 @@ async def resume_first(
     explicit: bool,
     policy: str | None = None,
     break_leases: bool = False,
+    link_factory: Callable[[Source], Link] | None = None,
 ) -> ResumeResult | None:
-    """Resume the fleet's unfinished rollout, if there is one; None when there is none."""
+    """Resume the fleet's unfinished rollout, if there is one; None when there is none.
+
+    With `link_factory` the caller owns the connections (apply reuses them to plan).
+    """
     try:
         source = read_source(Request(repo=repo, allow_dirty=True))
     except ApplyRefused as exc:
@@ -54,7 +66,7 @@ async def resume_first(
     if broken is not None:
         err.print(f"took over the lock of a dead run: {broken.describe()}", markup=False)
     journal = SqliteJournal(where)
-    link = Link(source, repo)
+    link = link_factory(source) if link_factory else Link(source, repo)
     opts = ResumeOptions(
         fleet_id=fleet.fleet_id,
         holder=holder_id(),
@@ -72,7 +84,8 @@ async def resume_first(
             explicit=explicit,
         )  # fmt: skip
     finally:
-        await link.close()
+        if link_factory is None:
+            await link.close()
         lock.release(lease)
         lock.close()
         journal.close()

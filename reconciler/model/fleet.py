@@ -50,6 +50,9 @@ class Rollout(Closed):
     verify_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     lease_ttl_s: Annotated[float, Field(gt=0)] = 900.0
     on_resume: Literal["rollback", "finish"] = "rollback"
+    parallel: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=128, description="Boxes written at once within a wave."
+    )
 
 
 MetricName = Literal[

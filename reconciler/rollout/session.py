@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,7 +66,7 @@ class Request:
     plan_file: Path | None = None
     soak_s: float | None = None  # overrides the policy's soak (demo and tests)
     env: Mapping[str, str] | None = None
-    parallel: int = 32
+    parallel: int | None = None  # default: fleet.yaml rollout.parallel
     watchdog: Limits = field(default_factory=Limits)
     soak_interval_s: float = 1.0
     gates: bool = True  # metric gates (fleet.yaml gates:); False: the watchdog only
@@ -166,6 +167,13 @@ class Prepared:
     orphans: list[Orphan]
     link: Link
     request: Request
+    live: dict[str, LiveBox] = field(default_factory=dict)  # as prepare read the boxes
+    read_at: float = 0.0  # time.monotonic() of that read
+
+
+# A preflight this soon after prepare's own read of every box reuses it (the per-box
+# compare-and-swap still guards each write); later, after a long look at the plan, it reads again.
+PREFLIGHT_REUSE_S = 30.0
 
 
 def _refuse_unfit(found: Survey, req: Request, source: Source) -> None:
@@ -193,6 +201,7 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
     try:
         agents = [ea.agent for ea in source.repo.agents.values()]
         live = await link.read(agents, fleet.fleet_id)
+        read_at = time.monotonic()
         desired = desired_of(source.repo)
         found = survey(source.repo, desired, live, target_revision=source.revision)
         _refuse_unfit(found, req, source)
@@ -218,7 +227,9 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
     except BaseException:
         await link.close()
         raise
-    return Prepared(source, plan, found, desired, dict(found.refused), orphans, link, req)
+    return Prepared(
+        source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at
+    )
 
 
 def targets_of(p: Prepared) -> dict[str, Target]:
@@ -247,7 +258,10 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
     async def check() -> str | None:
         repo = p.source.repo
         agents = [repo.agents[a].agent for a in p.plan.agents]
-        live = await p.link.read(agents, repo.fleet.fleet_id)
+        if p.live and time.monotonic() - p.read_at < PREFLIGHT_REUSE_S:
+            live = {a.name: p.live[a.name] for a in agents if a.name in p.live}
+        else:
+            live = await p.link.read(agents, repo.fleet.fleet_id)
         bad = {
             a: (b.reason or str(b.state))
             for a, b in live.items()
@@ -294,7 +308,7 @@ async def execute(
         holder=holder_id(),
         revision=p.source.revision,
         fleet_id=fleet.fleet_id,
-        parallel=p.request.parallel,
+        parallel=p.request.parallel or fleet.rollout.parallel,
         history_keep=fleet.rollout.history_keep,
         verify_timeout_s=fleet.rollout.verify_timeout_s,
         lease_ttl_s=fleet.rollout.lease_ttl_s,
