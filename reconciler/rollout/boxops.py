@@ -154,8 +154,17 @@ async def _fresh_dir(h: BoxHandle, path: PurePosixPath, now: datetime) -> bool:
     return st is not None and now.timestamp() - st.mtime < 10.0
 
 
-async def release_lease(h: BoxHandle, *, rollout_id: str) -> None:
-    """Remove the lease when it is ours; someone else's is left alone."""
+async def release_lease(h: BoxHandle, *, rollout_id: str, taken: bool = False) -> None:
+    """Remove the lease when it is ours; someone else's is left alone.
+
+    `taken`: this very box operation took the lease moments ago (well inside its ttl, so
+    nobody can have broken it): remove it without reading it back first.
+    """
+    if taken:
+        with contextlib.suppress(RemoteError):
+            await h.box.remove(h.paths.lease_dir / LEASE_FILE)
+            await h.box.rmdir(h.paths.lease_dir)
+            return
     data = await h.box.read_file(h.paths.lease_dir / LEASE_FILE)
     held = Lease.parse(data) if data is not None else None
     if held is not None and held.rollout_id != rollout_id:
@@ -266,9 +275,14 @@ async def write_config(h: BoxHandle, data: bytes, current: bytes | None) -> bool
     return True
 
 
-async def write_secrets(h: BoxHandle, data: bytes) -> bool:
-    """Write the secrets file (mode 0600) when its bytes differ; False: already there."""
-    if await h.box.read_file(h.paths.secrets) == data:
+async def write_secrets(h: BoxHandle, data: bytes, *, current: bytes | bool | None = True) -> bool:
+    """Write the secrets file (mode 0600) when its bytes differ; False: already there.
+
+    `current`: the file's bytes as just read (None: absent); True (default): read them now.
+    """
+    if current is True:
+        current = await h.box.read_file(h.paths.secrets)
+    if current == data:
         return False
     await h.box.write_atomic(h.paths.secrets, data, mode=0o600)
     return True

@@ -366,7 +366,8 @@ class Driver:
             if t.secrets is not None:
                 if agent not in self._old_secrets:
                     self._old_secrets[agent] = await h.box.read_file(h.paths.secrets)
-                await boundary("apply.secrets", boxops.write_secrets(h, t.secrets))
+                old = self._old_secrets[agent]
+                await boundary("apply.secrets", boxops.write_secrets(h, t.secrets, current=old))
             step_ = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
             try:
                 await boundary("apply.activate", boxops.activate(h, cmd.activation))
@@ -382,7 +383,9 @@ class Driver:
             if cmd.pre_sha:
                 keep.append(cmd.pre_sha)
             await boxops.prune_history(h, keep)
-        await boundary("apply.release", boxops.release_lease(h, rollout_id=o.rollout_id))
+        await boundary(
+            "apply.release", boxops.release_lease(h, rollout_id=o.rollout_id, taken=True)
+        )
         return ApplyStep.STAMP
 
     async def _deliver(self, cmd: ApplyBox, t: Target, h: BoxHandle, current: bytes | None) -> None:

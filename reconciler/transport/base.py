@@ -148,6 +148,10 @@ class BoxTransport(Protocol):
         """Remove a file; a missing file is not an error."""
         ...
 
+    async def rmdir(self, path: PurePosixPath) -> None:
+        """Remove an empty directory; a missing one is not an error."""
+        ...
+
     async def rmtree(self, path: PurePosixPath) -> None:
         """Remove a (small) directory tree; a missing one is not an error."""
         ...

@@ -433,6 +433,13 @@ class SshBox:
             with contextlib.suppress(asyncssh.SFTPNoSuchFile):
                 await sftp.remove(p)
 
+    async def rmdir(self, path: PurePosixPath | str) -> None:
+        """Remove an empty directory; a missing one is not an error."""
+        p = _abs(path)
+        async with self._sftp("rmdir", p) as sftp:
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                await sftp.rmdir(p)
+
     async def rmtree(self, path: PurePosixPath | str) -> None:
         """Remove a small directory tree; a missing one is not an error."""
         p = _abs(path)
