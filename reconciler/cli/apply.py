@@ -20,12 +20,11 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, out
-from reconciler.cli.resuming import report, resume_first
-from reconciler.journal.base import Holder, LockError, LockHeld
+from reconciler.cli.resuming import report, resume_first, take_lock
+from reconciler.journal.base import LockError, LockHeld
 from reconciler.journal.db import default_state_dir
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
-from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.plan.model import Plan
 from reconciler.report.incident import (
     incident_doc,
@@ -175,8 +174,9 @@ async def _run(req: Request, opts: dict[str, Any]) -> int:
         reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
         try:
             resumed = await resume_first(
-                req.repo, opts["state_dir"], reporter, explicit=False, link_factory=shared
-            )
+                req.repo, opts["state_dir"], reporter, explicit=False, link_factory=shared,
+                wait_lock_s=opts["wait_lock"],
+            )  # fmt: skip
         except BaseException:
             for link in links:
                 await link.close()
@@ -210,12 +210,8 @@ async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, An
     lock = SqliteLock(state_dir)
     ttl = fleet.rollout.lease_ttl_s
     try:
-        if opts["wait_lock"] is not None:
-            lease = await asyncio.to_thread(
-                lock.wait, fleet.fleet_id, Holder.here(), ttl_s=ttl, timeout_s=opts["wait_lock"]
-            )
-        else:
-            lease, _ = acquire_or_take_over(lock, fleet.fleet_id, Holder.here(), ttl_s=ttl)
+        # Not lock.wait in a thread: the lock's SQLite connection belongs to this one.
+        lease, _ = await take_lock(lock, fleet.fleet_id, ttl_s=ttl, wait_s=opts["wait_lock"])
     except LockHeld as exc:
         fail(str(exc))
     journal = SqliteJournal(state_dir)

@@ -8,12 +8,14 @@ finished; 3 rolled back cleanly; 4 some box could not be put back (named).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import err, fail
-from reconciler.journal.base import Holder, LockHeld
+from reconciler.journal.base import Holder, LockHeld, LockLease
 from reconciler.journal.db import default_state_dir
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
@@ -35,6 +37,36 @@ def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
     return Path(given or fleet_state_dir or default_state_dir()).expanduser()
 
 
+async def take_lock(
+    lock: SqliteLock, fleet_id: str, *, ttl_s: float, wait_s: float | None = None
+) -> tuple[LockLease, LockLease | None]:
+    """The fleet lock (a dead local holder's is broken): (ours, the broken one).
+
+    `wait_s`: wait up to that long for a live holder to let go, polling (in this
+    thread: the lock's SQLite connection belongs to it).
+
+    Raises:
+        LockHeld: still held by another (when the wait, if any, is over); it is named.
+    """
+    deadline = time.monotonic() + (wait_s or 0.0)
+    told = False
+    while True:
+        try:
+            return acquire_or_take_over(lock, fleet_id, Holder.here(), ttl_s=ttl_s)
+        except LockHeld as exc:
+            left = deadline - time.monotonic()
+            if wait_s is None or left <= 0:
+                raise
+            if not told:
+                err.print(
+                    f"waiting up to {left:.0f}s for fleet {fleet_id}'s lock, held by "
+                    f"{exc.lease.describe()}",
+                    markup=False,
+                )
+                told = True
+            await asyncio.sleep(min(0.25, left))
+
+
 async def resume_first(
     repo: Path,
     state_dir: Path | None,
@@ -44,10 +76,12 @@ async def resume_first(
     policy: str | None = None,
     break_leases: bool = False,
     link_factory: Callable[[Source], Link] | None = None,
+    wait_lock_s: float | None = None,
 ) -> ResumeResult | None:
     """Resume the fleet's unfinished rollout, if there is one; None when there is none.
 
-    With `link_factory` the caller owns the connections (apply reuses them to plan).
+    With `link_factory` the caller owns the connections (apply reuses them to plan);
+    `wait_lock_s`: wait that long for the fleet lock (apply --wait-lock).
     """
     try:
         source = read_source(Request(repo=repo, allow_dirty=True))
@@ -57,8 +91,8 @@ async def resume_first(
     where = state_dir_of(state_dir, fleet.state_dir)
     lock = SqliteLock(where)
     try:
-        lease, broken = acquire_or_take_over(
-            lock, fleet.fleet_id, Holder.here(), ttl_s=fleet.rollout.lease_ttl_s
+        lease, broken = await take_lock(
+            lock, fleet.fleet_id, ttl_s=fleet.rollout.lease_ttl_s, wait_s=wait_lock_s
         )
     except LockHeld as exc:
         lock.close()

@@ -163,10 +163,10 @@ def _evidence(seen: Mapping[str, BoxSeen], partial_head: str | None) -> dict[str
         s = b.stamp
         if s is None:
             continue
-        if not b.consistent_on(s.config_sha256):
-            why.setdefault(s.rollout_id, []).append(
-                f"{b.agent}: file/loaded config disagree with its stamp"
-            )
+        # A file or loaded config that disagrees with the stamp is no evidence on its own: a
+        # rollout writes only under its lease and stamps before it lets go, so what a crash
+        # leaves shows as a lease. Without one it is drift (a hand edit) or a sick agent,
+        # and taking it for a cut-short rollout would undo the stamp's finished rollout.
         (applied if s.outcome == "applied" else rolled).setdefault(s.rollout_id, []).append(b.agent)
     for rid in applied.keys() & rolled.keys():
         why.setdefault(rid, []).append(
@@ -192,10 +192,10 @@ def from_stamps(
 ) -> Unfinished | None:
     """The newest rollout with evidence of being cut short on the boxes, or None.
 
-    Evidence: a lease left on a box, a box whose file or loaded config disagrees
-    with a stamp of the rollout, stamps of the rollout both applied and rolled
-    back. With `head_revision` and `head_shas` (explicit `reconcile resume`), also
-    a rollout of the head that reached some boxes while others do not run it.
+    Evidence: a lease left on a box, stamps of the rollout both applied and rolled
+    back (a box drifted by hand is not evidence). With `head_revision` and
+    `head_shas` (explicit `reconcile resume`), also a rollout of the head that
+    reached some boxes while others do not run it.
     Rollouts in `finished` (the journal knows how they ended) are not candidates.
     """
     partial = None
