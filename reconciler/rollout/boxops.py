@@ -15,6 +15,7 @@ failures stay `TransportError`s (both name the box).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from typing import Final
 
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
@@ -122,10 +124,16 @@ def sha256_hex(data: bytes) -> str:
 async def take_lease(
     h: BoxHandle, *, holder: str, rollout_id: str, ttl_s: float, now: datetime
 ) -> None:
-    """Take the box's lease (an atomic mkdir); ours already, or expired and broken, is fine."""
+    """Take the box's lease (an atomic mkdir); ours already, or expired and broken, is fine.
+
+    A lease directory without its file is a take in progress (another run between its
+    mkdir and its write) or one cut short by a kill: wait until it gets its file, or is
+    older than a take can last (`TORN_FRESH_S`), then break it.
+    """
     lease_dir = h.paths.lease_dir
     lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s))
-    for _ in range(2):
+    waited = 0.0
+    for _ in range(int(TORN_FRESH_S / _TORN_POLL_S) + 3):
         if await h.box.mkdir(lease_dir):
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
             return
@@ -142,16 +150,22 @@ async def take_lease(
                 f"{rfc3339(held.expires_at)}; wait for it, or remove that directory if the "
                 "holder is certainly gone",
             )
-        if held is None and data is None and await _fresh_dir(h, lease_dir, now):
-            # Another reconciler made the directory an instant ago and is writing its file.
-            raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} is being taken by another run")
+        later = now + timedelta(seconds=waited)
+        if held is None and data is None and await _fresh_dir(h, lease_dir, later):
+            await asyncio.sleep(_TORN_POLL_S)  # a take in progress, or a torn one ageing
+            waited += _TORN_POLL_S
+            continue
         await h.box.rmtree(lease_dir)  # expired (or torn): break it, then take it
     raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} was retaken while we broke it")
 
 
+TORN_FRESH_S: Final = 10.0  # how long a lease take (mkdir, then its file) may take
+_TORN_POLL_S: Final = 0.5
+
+
 async def _fresh_dir(h: BoxHandle, path: PurePosixPath, now: datetime) -> bool:
     st = await h.box.stat(path)
-    return st is not None and now.timestamp() - st.mtime < 10.0
+    return st is not None and now.timestamp() - st.mtime < TORN_FRESH_S
 
 
 async def release_lease(h: BoxHandle, *, rollout_id: str, taken: bool = False) -> None:
