@@ -203,13 +203,13 @@ class Step:
 
 
 def _step_up(w: Walk) -> None:
-    live = runner.running_pids(w.dir)
-    info = runner.read_info(w.dir)
-    if live and info is not None:
-        err.print(f"a demo fleet already runs in {w.dir}: using it", markup=False)
-        w.info = info
-        _fleet_summary(info)
-        return
+    if runner.running_pids(w.dir):
+        # The walkthrough commits to the demo repo (and a rolled-back head is blocked), so
+        # a second walkthrough starts from a fresh fleet rather than the changed one.
+        err.print(
+            f"a demo fleet from an earlier run is up in {w.dir}: starting afresh", markup=False
+        )
+        _down(w.dir)
     result = _start(w.dir, w.agents, None, 10.0, 0)
     w.info = result.info
     _fleet_summary(result.info, result.seconds)
