@@ -82,10 +82,10 @@ def test_up_fault_down_with_the_openssh_client(demo_dir: Path, openssh_client: P
     assert not demo_dir.joinpath("demo.pid").exists()
 
 
-def test_the_walkthrough_starts_validates_and_reuses_a_running_fleet(
+def test_the_walkthrough_starts_validates_and_restarts_a_running_fleet(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`reconcile demo` brings a fleet up and validates it; run again, it reuses that fleet."""
+    """`reconcile demo` brings a fleet up and validates it; run again, it starts a fresh one."""
     mine = {"_step_up", "_step_validate", "_step_next"}  # the rollout steps have their own tests
     steps = [s for s in demo_cli.WALKTHROUGH if s.run.__name__ in mine]
     assert len(steps) == 3
@@ -97,8 +97,8 @@ def test_the_walkthrough_starts_validates_and_reuses_a_running_fleet(
     pids = running_pids(demo_dir)
     code, output = _invoke("demo", "--dir", str(demo_dir), "--agents", "2")
     assert code == 0, output
-    assert "already runs" in output
-    assert running_pids(demo_dir) == pids
+    assert "starting afresh" in output
+    assert running_pids(demo_dir) and not set(running_pids(demo_dir)) & set(pids)
     code, output = _invoke("demo", "up", "--dir", str(demo_dir))
     assert code == 1
     assert "demo down" in output
