@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,29 +34,9 @@ from reconciler.model.box import parse_stamp
 from reconciler.rollout.driver import BOUNDARIES
 from reconciler.rollout.preflight import desired_of
 from reconciler.rollout.session import Request, read_source
+from reconciler.testing.fleetrepo import without_gates
 
 RECONCILE = str(Path(sys.executable).parent / "reconcile")
-
-
-def _git(repo: Path, *args: str) -> None:
-    g = ["git", "-c", "user.name=b", "-c", "user.email=b@localhost"]
-    subprocess.run([*g, *args], cwd=repo, check=True, capture_output=True)
-
-
-def without_gates(repo: Path) -> None:
-    """Drop fleet.yaml's metric gates: the sweep is about crashes, and gates wait for samples."""
-    path = repo / "fleet.yaml"
-    out, skipping = [], False
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.startswith("gates:"):
-            skipping = True
-            continue
-        if skipping and line[:1] not in (" ", "\n", "#", "-"):
-            skipping = False
-        if not skipping:
-            out.append(line)
-    path.write_text("".join(out), encoding="utf-8")
-    _git(repo, "commit", "-qam", "no metric gates")
 
 
 async def _cli(*args: str, crash_at: str | None = None) -> tuple[int, str]:

@@ -36,6 +36,7 @@ from typing import Any
 from reconciler.demo import control, runner
 from reconciler.demo.faults import FaultKind
 from reconciler.journal.sqlite import SqliteJournal
+from reconciler.testing.fleetrepo import without_gates
 
 HERE = Path(__file__).resolve().parent
 RECONCILE = str(Path(sys.executable).parent / "reconcile")
@@ -55,21 +56,6 @@ def edit(repo: Path, rel: str, old: str, new: str, message: str) -> str:
     assert old in text, f"{old!r} not in {rel}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return git(repo, "commit", "-qam", message)
-
-
-def drop_gates(repo: Path) -> None:
-    path = repo / "fleet.yaml"
-    out, skipping = [], False
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.startswith("gates:"):
-            skipping = True
-            continue
-        if skipping and line[:1] not in (" ", "\n", "#", "-"):
-            skipping = False
-        if not skipping:
-            out.append(line)
-    path.write_text("".join(out), encoding="utf-8")
-    git(repo, "commit", "-qam", "bench: no metric gates (soak 0)")
 
 
 def children_usage() -> tuple[float, float]:
@@ -129,7 +115,7 @@ def bench(n: int) -> dict[str, Any]:
             repo = root / "demo" / "fleet"
             state = root / "state"
             common = ("--repo", str(repo), "--state-dir", str(state))
-            drop_gates(repo)
+            without_gates(repo)
             # Bring the fleet to the head first (the demo's own change), so the bench's
             # change touches every box from one common revision.
             first = reconcile("apply", *common, "--yes", "--soak", "0")

@@ -46,9 +46,8 @@ from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
 from reconciler.secrets.values import fingerprint, render_secrets
 from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
-from reconciler.transport.http import HttpProbe
-from reconciler.transport.live import Orphan, find_orphans, read_fleet
-from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
+from reconciler.transport.link import FleetLink, former_agents
+from reconciler.transport.live import Orphan
 
 
 class ApplyRefused(Exception):
@@ -109,20 +108,11 @@ def read_source(req: Request) -> Source:
     return Source(repo, wt.revision, wt.dirty)
 
 
-class Link:
-    """The connections of one command: an SSH pool and an HTTP probe."""
+class Link(FleetLink):
+    """The connections of one command (transport.link.FleetLink), plus the rollout's box handles."""
 
     def __init__(self, source: Source, root: Path) -> None:
-        conn = source.repo.fleet.connection
-        self.timeout = conn.command_timeout_s
-        self.root = root
-        self.pool = SshPool(SshOptions.from_connection(conn))
-        self.probe = HttpProbe(max_connections=min(conn.concurrency, 256))
-        self.concurrency = conn.concurrency
-
-    async def close(self) -> None:
-        await self.pool.close()
-        await self.probe.close()
+        super().__init__(source.repo.fleet.connection, root)
 
     def box(self, agent: Agent) -> BoxHandle:
         """The rollout's handle on one agent's box (nothing connects yet)."""
@@ -130,29 +120,10 @@ class Link:
         def fetch(url: str) -> Awaitable[Health]:
             return self.probe.fetch_health(url, timeout=self.timeout, box=agent.name)
 
-        target = SshTarget.of(agent, self.root)
-        return BoxHandle(agent, self.pool.box(target), fetch, command_timeout=self.timeout)
+        return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=self.timeout)
 
     async def connect(self, agent: Agent) -> BoxHandle:
         return self.box(agent)
-
-    async def read(self, agents: list[Agent], fleet_id: str) -> dict[str, LiveBox]:
-        async def connect(a: Agent):  # type: ignore[no-untyped-def]  # noqa: ANN202
-            return self.box(a).box
-
-        async def fetch(url: str) -> Health:
-            return await self.probe.fetch_health(url, timeout=self.timeout)
-
-        return await read_fleet(
-            agents, connect, fetch, fleet_id=fleet_id, fleet_key=None,
-            timeout=self.timeout, concurrency=self.concurrency,
-        )  # fmt: skip
-
-    async def orphans(self, agents: list[Agent], fleet_id: str) -> list[Orphan]:
-        async def connect(a: Agent):  # type: ignore[no-untyped-def]  # noqa: ANN202
-            return self.box(a).box
-
-        return await find_orphans(agents, connect, fleet_id=fleet_id)
 
 
 @dataclass
@@ -205,7 +176,8 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         desired = desired_of(source.repo)
         found = survey(source.repo, desired, live, target_revision=source.revision)
         _refuse_unfit(found, req, source)
-        orphans = await link.orphans(agents, fleet.fleet_id)
+        former = former_agents(req.repo, live.values(), source.repo.agents.keys())
+        orphans = await link.orphans(agents, fleet.fleet_id, former)
         policy = fleet.rollout
         if req.soak_s is not None:
             policy = policy.model_copy(update={"soak_s": req.soak_s})

@@ -31,7 +31,7 @@ from reconciler.transport.metrics import (
     parse_exposition,
 )
 from reconciler.transport.metrics import rates as metric_rates
-from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
+from reconciler.transport.ssh import SshBox, SshOptions, SshPool, SshTarget
 
 
 class FleetLink:
@@ -63,7 +63,7 @@ class FleetLink:
         await self.pool.close()
         await self.probe.close()
 
-    def ssh(self, agent: Agent) -> Box:
+    def ssh(self, agent: Agent) -> SshBox:
         """The agent's box connection (connects lazily, reused)."""
         return self.pool.box(SshTarget.of(agent, self.root))
 

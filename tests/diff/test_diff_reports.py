@@ -47,7 +47,7 @@ def _pr_change(files: dict[str, bytes]) -> dict[str, bytes]:
         f,
         "shards/us-east.yaml",
         "  - name: us-east-fast-002\n    tier: fast\n    host: 10.10.0.12\n",
-        "  - name: us-east-fast-900\n    tier: fast\n    host: 10.10.9.1\n",
+        "  - name: us-east-fast-900\n    tier: fast\n    host: 127.0.9.1\n",
     )
     return edit_files(f, "fleet.yaml", "soak_s: 600", "soak_s: 300")
 
@@ -277,16 +277,16 @@ def test_text_report_lists_unknown_boxes_with_reasons() -> None:
         base="live",
         head="HEAD",
         agents=(
-            AgentDiff(agent="b1", status=AgentStatus.UNKNOWN, reason="10.0.0.1:22: timed out"),
+            AgentDiff(agent="b1", status=AgentStatus.UNKNOWN, reason="127.0.0.11:22: timed out"),
             AgentDiff(
-                agent="b2", status=AgentStatus.UNKNOWN, reason="10.0.0.2:22: host key mismatch"
+                agent="b2", status=AgentStatus.UNKNOWN, reason="127.0.0.12:22: host key mismatch"
             ),
         ),
     )
     text = render_text(d)
     assert "Not compared:" in text
-    assert "b1: 10.0.0.1:22: timed out" in text
-    assert "b2: 10.0.0.2:22: host key mismatch" in text
+    assert "b1: 127.0.0.11:22: timed out" in text
+    assert "b2: 127.0.0.12:22: host key mismatch" in text
     md = render_markdown(d)
     assert "2 unreachable" in md and "host key mismatch" in md
 

@@ -111,7 +111,7 @@ def test_added_and_removed_agents(
         example_files,
         "shards/us-east.yaml",
         "  - name: us-east-fast-002\n    tier: fast\n    host: 10.10.0.12\n",
-        "  - name: us-east-fast-900\n    tier: fast\n    host: 10.10.9.1\n",
+        "  - name: us-east-fast-900\n    tier: fast\n    host: 127.0.9.1\n",
     )
     d = diff_repos(example_repo, _load(files), cost_per_day={"us-east-fast-002": 4.0})
     by = {a.agent: a for a in d.agents}
