@@ -73,7 +73,6 @@ RESUME_BOUNDARIES: Final = (
 )
 
 TORN: Final = "(a lease dir without its file)"
-TORN_FRESH_S: Final = 10.0  # how long a lease take may take (boxops._fresh_dir)
 _HOLDER = re.compile(r"^(?P<who>.*)@(?P<host>\S+) pid (?P<pid>\d+)$")
 
 
@@ -127,7 +126,7 @@ async def read_box(h: BoxHandle) -> BoxSeen:
         lease = Lease.parse(raw) if raw is not None else None
         if lease is None and (st := await h.box.stat(h.paths.lease_dir)) is not None:
             # a lease dir without its file: a take cut short (or a torn write)
-            fresh_until = datetime.fromtimestamp(st.mtime + TORN_FRESH_S, UTC)
+            fresh_until = datetime.fromtimestamp(st.mtime + boxops.TORN_FRESH_S, UTC)
             lease = Lease(TORN, "", fresh_until)
         try:
             health = await boxops.read_health(h)
