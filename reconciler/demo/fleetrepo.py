@@ -34,6 +34,12 @@ DEMO_SOAK_S: Final = 5
 # A demo canary at the demo's default 10 tasks/s finishes ~50 tasks in one soak; the
 # example's 200-sample minimum (ten minutes at 2 tasks/s) would leave every gate waiting.
 DEMO_MIN_SAMPLES: Final = 30
+# A gate still short of samples fails after this long: in the demo a failure costs seconds.
+DEMO_INCONCLUSIVE_WAIT_S: Final = 15
+# The watchdog calls an agent with a queue and no task done for this long stalled (demo
+# agents finish a task every 0.1 s); it also watches a wave this long when its soak is 0.
+DEMO_STALL_WINDOW_S: Final = 3
+DEMO_HEARTBEAT_AGE_S: Final = 5
 COMMANDS: Final = {
     "reload": ["agentctl", "reload"],
     "restart": ["agentctl", "restart"],
@@ -118,6 +124,10 @@ def _fleet_yaml(d: DemoDir, user: str) -> Any:
         rollout = doc["rollout"]
         rollout["soak_s"] = DEMO_SOAK_S
         rollout.ca.items.pop("soak_s", None)
+        rollout["stall_window_s"] = DEMO_STALL_WINDOW_S
+        rollout["max_heartbeat_age_s"] = DEMO_HEARTBEAT_AGE_S
+        doc["metrics"]["inconclusive_wait_s"] = DEMO_INCONCLUSIVE_WAIT_S
+        doc["metrics"].ca.items.pop("inconclusive_wait_s", None)
         for gate in doc.get("gates") or []:
             gate["min_samples"] = DEMO_MIN_SAMPLES
             gate.ca.items.pop("min_samples", None)

@@ -58,6 +58,11 @@ class AgentSettings(Closed):
         default=None, description="Prometheus text endpoint; {host} is replaced by the host."
     )
     commands: Commands | None = None
+    command_timeout_s: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="Seconds a reload, restart or health command may take on this box; "
+        "default: fleet.yaml connection.command_timeout_s.",
+    )
     labels: dict[str, str] | None = Field(default=None, description="Free-form selector labels.")
     config: dict[str, Any] | None = Field(
         default=None,
@@ -114,6 +119,7 @@ class Agent(Closed):
     health_url: str | None = None
     metrics_url: str | None = None
     commands: Commands = Commands()
+    command_timeout_s: float | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
 

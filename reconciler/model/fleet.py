@@ -53,6 +53,14 @@ class Rollout(Closed):
     parallel: Annotated[int, Field(ge=1, le=4096)] = Field(
         default=128, description="Boxes written at once within a wave."
     )
+    stall_window_s: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="An agent alive with a queue and no task processed for this long is "
+        "stalled; the watchdog watches each wave at least this long, even with soak 0.",
+    )
+    max_heartbeat_age_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="A heartbeat older than this fails the watchdog."
+    )
 
 
 MetricName = Literal[
