@@ -214,10 +214,11 @@ async def _run(req: Request, opts: dict[str, Any], ctx: dict[str, Any]) -> int:
             raise
         if resumed is not None:
             report(resumed)
-            if resumed.stops_apply:
+            head = links[0].head_revision if links else None
+            if head is None or resumed.stops_apply(head):
                 await close_links()
                 return resumed.exit_code  # rolled back (a verdict, or policy), or a box failed
-            err.print("settled; going on to the head", markup=False)
+            err.print("going on to the head", markup=False)
     try:
         p = await prepare(req, shared)
     except ApplyRefused as exc:
@@ -393,6 +394,8 @@ def apply(
         code = asyncio.run(_run(req, opts, ctx))
     except KeyboardInterrupt:
         fail("interrupted before the rollout began; nothing of it was written")
+    except typer.Exit:
+        raise
     except Exception as exc:
         _internal_exit(exc, ctx, state_dir, debug)
     raise typer.Exit(code)

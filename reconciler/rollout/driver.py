@@ -63,7 +63,7 @@ from reconciler.rollout.events import (
 from reconciler.rollout.figures import history_figures
 from reconciler.rollout.gaterun import GateRunner, figures_json
 from reconciler.rollout.machine import step
-from reconciler.rollout.phases import Outcome
+from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.reporter import JsonValue, Reporter
 from reconciler.rollout.state import BoxStatus, Rollout
 from reconciler.rollout.watchdog import Judgement, Limits, Sample, Verdict, judge
@@ -267,10 +267,11 @@ class Driver:
             self.journal.record_event(self.opts.rollout_id, ev)
         before = self.state.phase
         self.state, cmds = step(self.state, ev)
-        if self.state.phase.value == "rolling-back" and before.value != "rolling-back":
+        if self.state.phase is Phase.ROLLING_BACK and before is not Phase.ROLLING_BACK:
             self.detected_at = self.clock.now()
-            self.note("rollback.started", trigger=self.state.trigger or "")
-        if self.state.phase.value == "applying":
+            if not self.state.verdict:  # else told once the verdict is on the boxes
+                self.note("rollback.started", trigger=self.state.trigger or "")
+        if self.state.phase is Phase.APPLYING:
             wave = self.state.current_wave
             if wave is not None and wave.index not in self.wave_started_at:
                 self.wave_started_at[wave.index] = self.clock.now()
@@ -473,14 +474,14 @@ class Driver:
 
     async def _mark_blocked(self) -> None:
         """A verdict: write blocked_revision into the stamps of every box this rollout
-        changed (and is not busy with), before the first restore, so that a run killed
+        changed (but for boxes still being applied), before the first restore, so that a run killed
         while rolling back leaves the verdict on the boxes even without its journal."""
         o = self.opts
-        settled = [a for a in self.state.changed if a not in self.state.busy]
+        settled = [a for a in self.state.changed if self.state.status(a) is not BoxStatus.APPLYING]
 
         async def mark(agent: str) -> None:
             h = self.targets[agent].handle
-            with contextlib.suppress(BoxOpError, TransportError, ContractError, TimeoutError):
+            try:
                 async with asyncio.timeout(self.opts.box_timeout_s):
                     await boxops.take_lease(h, holder=o.holder, rollout_id=o.rollout_id,
                                             ttl_s=o.lease_ttl_s, now=self.clock.now())  # fmt: skip
@@ -494,8 +495,14 @@ class Driver:
                         blocked = s.model_copy(update={"blocked_revision": o.revision})
                         await boxops.write_stamp(h, blocked)
                     await boxops.release_lease(h, rollout_id=o.rollout_id, taken=True)
+            except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+                # its restore still stamps the verdict; only a kill before then loses it
+                reason = _reason(exc, self.opts.box_timeout_s)
+                self.note("warning", message=f"{agent}: could not mark the revision blocked "
+                          f"before restoring: {reason}")  # fmt: skip
 
         await asyncio.gather(*(mark(a) for a in settled))
+        self.note("rollback.started", trigger=self.state.trigger or "", blocked=o.revision)
 
     async def _run_restore(self, cmd: RestoreBox) -> Event:
         h = self.targets[cmd.agent].handle

@@ -112,11 +112,12 @@ class ResumeResult:
     def exit_code(self) -> int:
         return self.outcome.exit_code
 
-    @property
-    def stops_apply(self) -> bool:
-        """Apply must not go on to the head: a verdict's (or policy's) rollback, or a box
-        that could not be put back."""
-        return self.rolled_back or bool(self.failed)
+    target_revision: str | None = None
+
+    def stops_apply(self, head: str) -> bool:
+        """Apply must not go on to `head`: a box could not be put back, or the rollout was
+        rolled back (a verdict, or policy) and the head is still its revision."""
+        return bool(self.failed) or (self.rolled_back and head == self.target_revision)
 
 
 def lease_is_dead(lease: LeaseSeen, now: datetime) -> bool:
@@ -203,7 +204,7 @@ class Resumer:
         if j is not None and self.back and (u.phase, Interrupted) in EVENT_TRANSITIONS:
             j.record_event(u.rollout_id, Interrupted("resumed after a crash: rolling back"))
         result = ResumeResult(u.rollout_id, u.source, Outcome.ABORTED, self.back, actions,
-                              evidence=u.evidence)  # fmt: skip
+                              evidence=u.evidence, target_revision=u.target_revision)  # fmt: skip
         gate = asyncio.Semaphore(self.opts.parallel)
 
         async def one(agent: str) -> None:

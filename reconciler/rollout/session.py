@@ -116,6 +116,7 @@ class Link(FleetLink):
 
     def __init__(self, source: Source, root: Path) -> None:
         super().__init__(source.repo.fleet.connection, root)
+        self.head_revision = source.revision  # what the command was asked to reach
 
     def box(self, agent: Agent) -> BoxHandle:
         """The rollout's handle on one agent's box (nothing connects yet)."""
