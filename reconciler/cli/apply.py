@@ -38,7 +38,7 @@ from reconciler.cli.resuming import (
 from reconciler.journal.base import LockError, LockHeld
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Delivery, Plan
 from reconciler.report.incident import (
     incident_doc,
     render_incident_json,
@@ -129,13 +129,21 @@ def show_plan(p: Prepared, fmt: Format) -> None:
         out.print("nothing to change: every box runs this revision", markup=False)
     budget = plan.failure_budget
     out.print(f"{len(plan.boxes)} box(es) change; failure budget {budget}", markup=False)
+    window = p.source.repo.fleet.rollout.stall_window_s
     for wave in plan.waves:
-        gates = ", ".join(wave.gates) or "watchdog only"
-        out.print(
-            f"wave {wave.index + 1}: {len(wave.agents)} agent(s), soak {wave.soak_s:g}s, "
-            f"gates: watchdog, {gates}",
-            markup=False,
-        )
+        if wave.gates:
+            checks = f"soak {wave.soak_s:g}s, checks: watchdog, gates {', '.join(wave.gates)}"
+        else:
+            why = (
+                "restored from the boxes' history"
+                if all(plan.box(a).delivery is Delivery.RESTORE for a in wave.agents)
+                else "none configured"
+            )
+            checks = (
+                f"soak {wave.soak_s:g}s, checks: watchdog (up to a {window:g}s stall window), "
+                f"no metric gates ({why})"
+            )
+        out.print(f"wave {wave.index + 1}: {len(wave.agents)} agent(s), {checks}", markup=False)
         for agent in wave.agents:
             step = plan.box(agent)
             fields = ", ".join(
