@@ -29,6 +29,7 @@ from reconciler.rollout.session import (
     Link,
     Request,
     Source,
+    box_timeout,
     holder_id,
     read_source,
 )
@@ -112,7 +113,7 @@ async def resume_first(
         history_keep=fleet.rollout.history_keep,
         verify_timeout_s=fleet.rollout.verify_timeout_s,
         lease_ttl_s=fleet.rollout.lease_ttl_s,
-        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
+        box_timeout_s=box_timeout(source.repo),
     )
     try:
         return await resume_fleet(

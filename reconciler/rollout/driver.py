@@ -368,16 +368,19 @@ class Driver:
     # -- apply one box ------------------------------------------------------------------
 
     async def _run_apply(self, cmd: ApplyBox) -> Event:
-        at = ApplyStep.CONNECT
+        reached = [ApplyStep.CONNECT]  # the steps begun; the last one is where it failed
         t = self.targets[cmd.agent]
         h = t.handle
         try:
             async with asyncio.timeout(self.opts.box_timeout_s):
-                at = await self._apply_steps(cmd, t, h)
+                await self._apply_steps(cmd, t, h, reached)
         except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
             reason = _reason(exc, self.opts.box_timeout_s)
+            at = reached[-1]
             failed_at = exc.step if isinstance(exc, BoxOpError) else at
             step_ = failed_at if isinstance(failed_at, ApplyStep) else at
+            if at.touched and not step_.touched:
+                step_ = at  # a write began: the box may hold the new file, restore it
             self._fail_open(cmd, reason)
             with contextlib.suppress(TransportError, TimeoutError):
                 async with asyncio.timeout(self.opts.box_timeout_s):
@@ -388,11 +391,25 @@ class Driver:
         self.note("box.applied", agent=cmd.agent, wave=cmd.wave + 1)
         return BoxApplied(cmd.agent)
 
-    async def _apply_steps(self, cmd: ApplyBox, t: Target, h: BoxHandle) -> ApplyStep:
+    async def _apply_steps(
+        self, cmd: ApplyBox, t: Target, h: BoxHandle, reached: list[ApplyStep]
+    ) -> ApplyStep:
         o, agent = self.opts, cmd.agent
         plan_step = self.plan.box(agent)
+        activate = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
+        steps = {
+            "apply.lease": ApplyStep.LEASE,
+            "apply.stamp-check": ApplyStep.STAMP_CHECK,
+            "apply.write": ApplyStep.WRITE,
+            "apply.secrets": ApplyStep.WRITE,
+            "apply.activate": activate,
+            "apply.verify": ApplyStep.VERIFY,
+            "apply.stamp": ApplyStep.STAMP,
+        }
 
         async def boundary(name: str, coro: Any) -> Any:
+            if name in steps:
+                reached.append(steps[name])
             self._boundary(name, agent, "intent", cmd)
             out = await coro
             self._boundary(name, agent, "result", cmd, ok=True)

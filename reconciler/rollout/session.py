@@ -124,8 +124,7 @@ class Link(FleetLink):
         def fetch(url: str) -> Awaitable[Health]:
             return self.probe.fetch_health(url, timeout=self.timeout, box=agent.name)
 
-        timeout = agent.command_timeout_s or self.timeout
-        return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=timeout)
+        return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=self.command_timeout(agent))
 
     async def connect(self, agent: Agent) -> BoxHandle:
         return self.box(agent)
@@ -268,6 +267,17 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
     return check
 
 
+def box_timeout(repo: Repo) -> float:
+    """How long one box's apply or restore may take: verification plus four commands at the
+    slowest agent's command timeout."""
+    conn = repo.fleet.connection
+    slowest = max(
+        (ea.agent.command_timeout_s or conn.command_timeout_s for ea in repo.agents.values()),
+        default=conn.command_timeout_s,
+    )
+    return repo.fleet.rollout.verify_timeout_s + 4 * slowest
+
+
 def watchdog_limits(policy: RolloutPolicy) -> Limits:
     """The watchdog's limits as fleet.yaml's rollout policy sets them."""
     return Limits(
@@ -304,7 +314,7 @@ async def execute(
         history_keep=fleet.rollout.history_keep,
         verify_timeout_s=fleet.rollout.verify_timeout_s,
         lease_ttl_s=fleet.rollout.lease_ttl_s,
-        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
+        box_timeout_s=box_timeout(p.source.repo),
         watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
     )

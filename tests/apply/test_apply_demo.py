@@ -7,9 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from reconciler.model.box import parse_stamp
-
 from reconciler.demo.fleet import DemoFleet
+from reconciler.model.box import parse_stamp
 from reconciler.rollout.driver import SystemClock
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Recorder

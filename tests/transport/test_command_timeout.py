@@ -19,7 +19,8 @@ from reconciler.demo import DemoFleet, FaultKind
 from reconciler.model.agent import Agent, Commands
 from reconciler.model.box import Health
 from reconciler.plan.model import Activation
-from reconciler.rollout.boxops import BoxHandle, activate
+from reconciler.rollout.boxops import ActivationFailed, BoxHandle, activate
+from reconciler.rollout.events import ApplyStep
 from reconciler.testing.sshserver import ClientKey, LoopbackSshServer
 from reconciler.transport.base import OperationTimeout
 from reconciler.transport.link import FleetLink
@@ -77,9 +78,10 @@ async def test_per_agent_command_timeout_is_the_reload_limit(fleet: DemoFleet) -
         handle = BoxHandle(
             agent, link.ssh(agent), no_health, command_timeout=link.command_timeout(agent)
         )
-        with pytest.raises(OperationTimeout) as err:
+        with pytest.raises(ActivationFailed) as err:
             await activate(handle, Activation.RELOAD)
         assert "agentctl reload" in str(err.value) and "within 0.4s" in str(err.value)
+        assert err.value.step is ApplyStep.RELOAD  # a step after the write: restored
         box.fault(FaultKind.SLOW_RELOAD, 0.2)  # within the limit: waits, then reloads
         await activate(handle, Activation.RELOAD)
     assert box.counters.reloads == 1
