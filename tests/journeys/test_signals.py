@@ -23,18 +23,17 @@ rolling back after a failed gate (a verdict), the next apply finishes the rollba
 3 (or, when the interrupted run finished it itself, a refusal saying it was rolled back),
 every box back on its previous config, the head blocked.
 
-The matrix (8 cases) covers every signal, every phase and both state-dir modes:
+The matrix (6 cases, to keep CI short) covers every signal, every phase and both
+state-dir modes:
 
 | phase        | signal         | next apply's state dir |
 |--------------|----------------|------------------------|
 | applying     | kill -9        | fresh                  |
 | applying     | SIGTERM        | same                   |
 | soaking      | SIGINT         | same                   |
-| soaking      | TERM then KILL | fresh                  |
 | rolling back | kill -9        | fresh                  |
 | rolling back | TERM then KILL | same                   |
-| gating       | SIGINT         | fresh                  |
-| gating       | kill -9        | same                   |
+| gating       | TERM then KILL | fresh                  |
 """
 
 from __future__ import annotations
@@ -83,11 +82,9 @@ CASES = [
     Case("applying", "kill", "fresh"),
     Case("applying", "term", "same"),
     Case("soaking", "int", "same"),
-    Case("soaking", "term-then-kill", "fresh"),
     Case("rolling-back", "kill", "fresh"),
     Case("rolling-back", "term-then-kill", "same"),
-    Case("gating", "int", "fresh"),
-    Case("gating", "kill", "same"),
+    Case("gating", "term-then-kill", "fresh"),  # last: its fleet runs at GATING_RATE
 ]
 
 
@@ -148,9 +145,9 @@ def test_interrupted_apply_then_one_plain_apply(fleets, case, tmp_path):
     fast = demo.tier("fast")
     others = sorted(set(demo.agents) - set(fast))
     base = demo.truths()
-    if case.verdict:
+    if case.verdict:  # a bad config of its own: no box's history holds it (no fast path)
         head = demo.commit_edit(
-            "agents/tier-fast.yaml", "  max_tokens: 512\n", VERBOSE_PROMPT,
+            "agents/tier-fast.yaml", "  max_tokens: 512\n", f"{VERBOSE_PROMPT}    ({case})\n",
             "tier fast: think step by step, max_tokens 3072",
         )  # fmt: skip
     else:
