@@ -615,11 +615,6 @@ class Demo:
         for agent in self.agents:
             self.clear(agent)
 
-    def fault_cli(self, agent: str, kind: str, value: float | None = None) -> Result:
-        """The same through `reconcile demo fault --dir DIR AGENT KIND [VALUE]` (exit 0)."""
-        extra = [] if value is None else [f"{value:g}"]
-        return run("demo", "fault", "--dir", self.dir, agent, kind, *extra).expect(0)
-
     def truth(self, agent: str) -> BoxTruth:
         """Everything one box holds and runs."""
         f = self.files(agent)
