@@ -16,11 +16,13 @@ reported (the agents of a broken layer file, references to a broken index).
 from __future__ import annotations
 
 import contextlib
+import difflib
+import enum
 import gc
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -28,8 +30,16 @@ from reconciler.config.errors import ConfigError, ConfigErrors, SourceSpan
 from reconciler.config.layer import Layer, Provenance, fold
 from reconciler.config.load import Doc, load_yaml
 from reconciler.config.payload import PayloadSchema, load_payload_schema
-from reconciler.config.shape import check_shape, salvage
-from reconciler.model.agent import Agent, AgentEntry, BaseFile, Name, ShardFile, TierFile
+from reconciler.config.shape import FieldPath, check_shape, salvage
+from reconciler.model.agent import (
+    Agent,
+    AgentEntry,
+    AgentSettings,
+    BaseFile,
+    Name,
+    ShardFile,
+    TierFile,
+)
 from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex
 
 FLEET_FILE = "fleet.yaml"
@@ -108,6 +118,7 @@ def _settings_layer(name: str, doc: Doc, skip: frozenset[str] = frozenset()) -> 
 
 
 _FILE_ONLY = frozenset({"description", "gates"})  # file settings, not agent settings
+L = TypeVar("L", BaseFile, TierFile)
 
 
 @contextlib.contextmanager
@@ -130,6 +141,56 @@ def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:
         return _load_repo(files, prefix)
 
 
+class Loss(enum.IntEnum):
+    """What shape errors removed from the settings an agent is layered from."""
+
+    NONE = 0
+    SETTINGS = 1  # some setting: the agent is not told it lacks what that may have set
+    TARGET = 2  # maybe its host, port or config_path: nor is its target checked as unique
+
+
+_TARGET_FIELDS: Final = frozenset({"host", "port", "config_path"})
+_SETTING_FIELDS: Final = sorted({*AgentSettings.model_fields, "name", "tier"})
+
+
+def _near_target(path: FieldPath, targets: Collection[str] = _TARGET_FIELDS) -> bool:
+    """Whether a removed settings path is, or looks like a misspelling of, a target field."""
+    if not path:
+        return True
+    key = path[0]
+    if key in targets:
+        return True
+    if key in _SETTING_FIELDS:
+        return False
+    near = difflib.get_close_matches(key, [*_SETTING_FIELDS, *targets], n=1, cutoff=0.6)
+    return bool(near) and near[0] in targets
+
+
+def _loss(dropped: Iterable[FieldPath], under: FieldPath = ()) -> Loss:
+    """The loss of the settings map at `under`, from the paths a salvage removed."""
+    loss = Loss.NONE
+    for path in dropped:
+        if path[: len(under)] != under and path != under[: len(path)]:
+            continue
+        rel = path[len(under) :]
+        if rel[:1] and rel[0] in _FILE_ONLY:
+            continue
+        if _near_target(rel):
+            return Loss.TARGET
+        loss = Loss.SETTINGS
+    return loss
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEntry:
+    """One agent entry of a shard file, with the right shape or salvaged."""
+
+    index: int
+    entry: AgentEntry
+    value: dict[str, Any]  # its settings as layered (less what broke its shape)
+    loss: Loss
+
+
 @dataclass(frozen=True, slots=True)
 class ShardPart:
     """A shard file as far as it has the right shape (all of it, in a valid repo)."""
@@ -137,8 +198,9 @@ class ShardPart:
     name: str
     doc: Doc
     declared: str | None  # its `shard:`, when that is valid
-    defaults_ok: bool  # else its agents are not layered: their errors would only echo it
-    entries: tuple[tuple[int, AgentEntry], ...]  # the entries with the right shape, by index
+    defaults: dict[str, Any]  # its defaults, less what broke their shape
+    defaults_loss: Loss
+    entries: tuple[ShardEntry, ...]  # the entries that can be layered
     # Each entry's valid name and tier (None: invalid), by index, also from entries that break
     # their shape otherwise: a duplicate name or an unknown tier there is an error of its own.
     ids: tuple[tuple[int, str, str | None], ...]
@@ -152,9 +214,11 @@ class Parts:
     """What the rules across files look at: each part that passed its shape check.
 
     A file with shape errors (already reported) stands in by its valid part and
-    defaults for the rest, or is left out of the rules it would only echo into:
-    the fleet is `salvage`d, a broken shard keeps its valid entries, a broken
-    secrets index (`secrets` None) leaves references unchecked.
+    defaults for the rest (`salvage`), or is left out of the rules it would only
+    echo into: the agents layered from a salvaged part (`salvaged`) are not checked
+    for what a removed value might have set (a required field or payload key; a
+    unique target, for `unsure_targets`); a broken secrets index (`secrets` None)
+    leaves references unchecked.
     """
 
     fleet: FleetFile
@@ -163,6 +227,8 @@ class Parts:
     shards: dict[str, ShardPart]
     shards_loaded: bool  # every shard file loaded as YAML
     agents: dict[str, EffectiveAgent]
+    salvaged: frozenset[str]  # agents layered from a part of a file that broke its shape
+    unsure_targets: frozenset[str]  # of those, agents whose host, port or path may be off
     payload_schema: PayloadSchema | None
     secrets: frozenset[str] | None
     secrets_doc: Doc | None
@@ -172,15 +238,22 @@ class Parts:
 _FLEET_ID_STAND_IN = "unknown"
 
 
-def _fleet(c: _Collector, doc: Doc | None) -> FleetFile:
-    """fleet.yaml's settings; when it breaks its shape, its valid part over the defaults."""
+def _fleet(c: _Collector, doc: Doc | None) -> tuple[FleetFile, Loss]:
+    """fleet.yaml's settings, and what its shape errors removed from the agents' port.
+
+    Every connection setting has a default, so a removed one leaves no agent without a
+    setting; only the port is part of a box's identity.
+    """
     if doc is None:
-        return FleetFile(fleet_id=_FLEET_ID_STAND_IN)
+        return FleetFile(fleet_id=_FLEET_ID_STAND_IN), Loss.NONE
     fleet, errs = check_shape(FleetFile, doc)
     if fleet is not None:
-        return fleet
+        return fleet, Loss.NONE
     c.errors.extend(errs)
-    return salvage(FleetFile, doc.value, {"fleet_id": _FLEET_ID_STAND_IN})[0]
+    s = salvage(FleetFile, doc.value, {"fleet_id": _FLEET_ID_STAND_IN})
+    port = any(p in {(), ("connection",)} or _near_target(p[1:], {"port"}) for p in s.dropped
+               if p[:1] in {(), ("connection",)})  # fmt: skip
+    return s.model or FleetFile(fleet_id=_FLEET_ID_STAND_IN), Loss.TARGET if port else Loss.NONE
 
 
 def _secret_names(c: _Collector, doc: Doc) -> frozenset[str] | None:
@@ -200,35 +273,61 @@ def _secret_names(c: _Collector, doc: Doc) -> frozenset[str] | None:
     return frozenset(n for n in names if isinstance(n, str))
 
 
+def _layer_file(
+    c: _Collector, model: type[L], name: str, doc: Doc | None
+) -> tuple[Layer | None, Loss, L | None]:
+    """A layer file's settings as a layer (None: nothing usable), what its shape errors
+    removed, and the file's model when it has the right shape.
+
+    A file with the wrong shape is reported once; its valid part is still layered, so
+    the agents below it are checked, but not for what a removed value might have set.
+    """
+    if doc is None:
+        return None, Loss.TARGET, None
+    checked, errs = check_shape(model, doc)
+    if checked is not None:
+        return _settings_layer(name, doc, _FILE_ONLY), Loss.NONE, checked
+    c.errors.extend(errs)
+    s = salvage(model, doc.value)
+    if () in s.dropped:  # not a map at all
+        return None, Loss.TARGET, None
+    value = {k: v for k, v in s.value.items() if k not in _FILE_ONLY}
+    return Layer(name, value, doc.loc), _loss(s.dropped), None
+
+
 def _shard_part(c: _Collector, name: str, doc: Doc) -> tuple[ShardPart, ShardFile | None]:
     shard, errs = check_shape(ShardFile, doc)
-    if shard is not None:
-        valid = tuple(enumerate(shard.agents))
-        named = tuple((i, e.name, e.tier) for i, e in valid)
-        return ShardPart(name, doc, shard.shard, True, valid, named, len(valid)), shard
-    c.errors.extend(errs)
     raw = doc.value if isinstance(doc.value, dict) else {}
-    top, dropped = salvage(ShardFile, {k: v for k, v in raw.items() if k != "agents"})
-    defaults_ok = isinstance(doc.value, dict) and not any(
-        p[:1] in {(), ("defaults",)} for p in dropped
-    )
     raw_agents = raw.get("agents")
-    ok: list[tuple[int, AgentEntry]] = []
+    if shard is not None:
+        given: list[Any] = raw_agents if isinstance(raw_agents, list) else []
+        entries = tuple(ShardEntry(i, e, given[i], Loss.NONE) for i, e in enumerate(shard.agents))
+        named = tuple((e.index, e.entry.name, e.entry.tier) for e in entries)
+        defaults = raw.get("defaults") or {}
+        part = ShardPart(name, doc, shard.shard, defaults, Loss.NONE, entries, named, len(entries))
+        return part, shard
+    c.errors.extend(errs)
+    top = salvage(ShardFile, {k: v for k, v in raw.items() if k != "agents"})
+    lost = _loss(top.dropped, ("defaults",))
+    entries_ok: list[ShardEntry] = []
     ids: list[tuple[int, str, str | None]] = []
     written: int | None = None
-    if isinstance(raw_agents, list):
+    if isinstance(doc.value, dict) and isinstance(raw_agents, list):
         written = len(raw_agents)
-        for i, entry in enumerate(raw_agents):
-            try:
-                ok.append((i, AgentEntry.model_validate(entry)))
-                ids.append((i, ok[-1][1].name, ok[-1][1].tier))
-            except ValidationError:
-                given = entry if isinstance(entry, dict) else {}
-                agent_name, tier = _valid_name(given.get("name")), _valid_name(given.get("tier"))
-                if agent_name is not None:
-                    ids.append((i, agent_name, tier))
-    parts = ShardPart(name, doc, top.shard, defaults_ok, tuple(ok), tuple(ids), written)
-    return parts, None
+        for i, given in enumerate(raw_agents):
+            entry = salvage(AgentEntry, given)
+            if entry.model is not None:
+                entries_ok.append(ShardEntry(i, entry.model, entry.value, _loss(entry.dropped)))
+                ids.append((i, entry.model.name, entry.model.tier))
+                continue
+            fields: dict[str, Any] = given if isinstance(given, dict) else {}
+            agent_name, tier = _valid_name(fields.get("name")), _valid_name(fields.get("tier"))
+            if agent_name is not None:
+                ids.append((i, agent_name, tier))
+    declared = top.model.shard if top.model is not None else None
+    defaults = top.value.get("defaults") or {}
+    part = ShardPart(name, doc, declared, defaults, lost, tuple(entries_ok), tuple(ids), written)
+    return part, None
 
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name, config=ConfigDict(strict=True))
@@ -252,7 +351,7 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         c.missing(FLEET_FILE, "every config repo needs fleet.yaml with at least fleet_id")
     else:
         fleet_doc = c.doc(FLEET_FILE)
-    fleet = _fleet(c, fleet_doc)
+    fleet, fleet_loss = _fleet(c, fleet_doc)
 
     payload_schema: PayloadSchema | None = None
     if PAYLOAD_SCHEMA_FILE not in files:
@@ -271,17 +370,15 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         secrets_doc = c.doc(SECRETS_FILE)
         secrets = None if secrets_doc is None else _secret_names(c, secrets_doc)
 
-    # A layer file that does not load or has the wrong shape is reported once; the agents
-    # that depend on it are not layered, since their errors would only echo it.
+    # A layer file that does not load, or is not a map at all, is reported once; the agents
+    # that depend on it are not layered, since their errors would only echo it. One with
+    # other shape errors is layered by its valid part, and what it lost is noted (`losses`).
     broken: set[str] = set()
+    losses: dict[str, Loss] = {FLEET_FILE: fleet_loss}
     base_layer: Layer | None = None
     if BASE_FILE in files:
-        base_doc = c.doc(BASE_FILE)
-        base = check_shape(BaseFile, base_doc) if base_doc is not None else (None, [])
-        c.errors.extend(base[1])
-        if base_doc is not None and base[0] is not None:
-            base_layer = _settings_layer("base", base_doc, _FILE_ONLY)
-        else:
+        base_layer, losses[BASE_FILE], _ = _layer_file(c, BaseFile, "base", c.doc(BASE_FILE))
+        if base_layer is None:
             broken.add(BASE_FILE)
 
     tiers: dict[str, TierFile] = {}
@@ -289,14 +386,13 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
     tier_files = sorted(f for f in files if f.startswith("agents/tier-") and f.endswith(".yaml"))
     for rel in tier_files:
         name = _tier_name(rel)
-        doc = c.doc(rel)
-        tier, errs = check_shape(TierFile, doc) if doc is not None else (None, [])
-        c.errors.extend(errs)
-        if doc is not None and tier is not None:
-            tier_layers[name] = _settings_layer(f"tier {name}", doc, _FILE_ONLY)
-            tiers[name] = tier
-        else:
+        layer, losses[name], tier = _layer_file(c, TierFile, f"tier {name}", c.doc(rel))
+        if layer is None:
             broken.add(name)
+            continue
+        tier_layers[name] = layer
+        if tier is not None:
+            tiers[name] = tier
 
     shards: dict[str, ShardFile] = {}
     parts: dict[str, ShardPart] = {}
@@ -320,11 +416,12 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
             if rules is not None:
                 alerts[rel] = rules
 
-    agents = (
-        {}
-        if BASE_FILE in broken
-        else _layer_agents(c, fleet, fleet_doc, base_layer, tier_layers, parts, broken)
-    )
+    agents: dict[str, EffectiveAgent] = {}
+    agent_losses: dict[str, Loss] = {}
+    if BASE_FILE not in broken:
+        agents, agent_losses = _layer_agents(
+            c, fleet, fleet_doc, base_layer, tier_layers, parts, broken, losses
+        )
 
     found = Parts(
         fleet=fleet,
@@ -333,6 +430,8 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         shards=parts,
         shards_loaded=shards_loaded,
         agents=agents,
+        salvaged=frozenset(agent_losses),
+        unsure_targets=frozenset(a for a, loss in agent_losses.items() if loss is Loss.TARGET),
         payload_schema=payload_schema,
         secrets=secrets,
         secrets_doc=secrets_doc,
@@ -351,8 +450,17 @@ def _layer_agents(
     tiers: dict[str, Layer],
     shards: dict[str, ShardPart],
     broken: set[str],
-) -> dict[str, EffectiveAgent]:
+    losses: dict[str, Loss],
+) -> tuple[dict[str, EffectiveAgent], dict[str, Loss]]:
+    """Every agent that can be layered, and the loss of each one layered from a salvaged
+    part of a file (`losses`: by file, base and tier name).
+
+    An agent layered from a salvaged part is not reported for a setting it lacks: the
+    removed value (already reported) may be what was meant to set it.
+    """
     out: dict[str, EffectiveAgent] = {}
+    lost: dict[str, Loss] = {}
+    above = max(losses.get(FLEET_FILE, Loss.NONE), losses.get(BASE_FILE, Loss.NONE))
     fleet_loc = fleet_doc.loc.kids.get("connection") if fleet_doc and fleet_doc.loc.kids else None
     conn = fleet.connection
     value = {"user": conn.user, "port": conn.port, "key": conn.key, "known_hosts": conn.known_hosts}
@@ -362,32 +470,37 @@ def _layer_agents(
     start, start_prov = fold([connection] + ([base] if base else []))
     prefixes: dict[tuple[str, str], tuple[dict[str, Any], Provenance]] = {}
     for shard_name, part in shards.items():
-        if not part.defaults_ok:
-            continue
-        doc = part.doc
-        shard_loc = doc.loc.kids or {}
-        defaults = (doc.value or {}).get("defaults") or {}
-        shard_layer = Layer(f"shard {shard_name}", defaults, shard_loc.get("defaults"))
+        shard_loc = part.doc.loc.kids or {}
+        shard_layer = Layer(f"shard {shard_name}", part.defaults, shard_loc.get("defaults"))
         entries_loc = shard_loc.get("agents")
-        for i, entry in part.entries:
+        for e in part.entries:
+            entry = e.entry
             if entry.tier in broken:
                 continue
-            entry_loc = entries_loc.kids[i] if entries_loc and entries_loc.kids else None
-            entry_span = entry_loc.span if entry_loc else doc.loc.span
+            loss = max(above, losses.get(entry.tier, Loss.NONE), part.defaults_loss, e.loss)
+            partial = loss is not Loss.NONE
+            entry_loc = entries_loc.kids[e.index] if entries_loc and entries_loc.kids else None
+            entry_span = entry_loc.span if entry_loc else part.doc.loc.span
             key = (entry.tier, shard_name)
             if key not in prefixes:
                 tier_layer = tiers.get(entry.tier)
                 layers = [tier_layer, shard_layer] if tier_layer else [shard_layer]
                 prefixes[key] = fold(layers, start, start_prov)
-            raw_entry = doc.value["agents"][i]
-            value, prov = fold([Layer(f"agent {entry.name}", raw_entry, entry_loc)], *prefixes[key])
+            value, prov = fold([Layer(f"agent {entry.name}", e.value, entry_loc)], *prefixes[key])
             value["shard"] = shard_name
             try:
                 agent = Agent.model_validate(value)
             except ValidationError as exc:
+                stood_in = _with_stand_ins(value, exc) if partial else None
+                if stood_in is not None and stood_in.name not in out:  # its payload is checked
+                    out[stood_in.name] = EffectiveAgent(stood_in, prov, entry_span)
+                    lost[stood_in.name] = Loss.TARGET
+                    continue
                 for err in exc.errors():
                     where = ".".join(str(p) for p in err["loc"])
                     if err["type"] == "missing":
+                        if partial:
+                            continue
                         msg = (
                             f"agent {entry.name!r} has no {where}: set it in the agent entry, "
                             f"its shard's defaults, tier-{entry.tier}.yaml or _base.yaml"
@@ -404,7 +517,26 @@ def _layer_agents(
                 continue
             if agent.name not in out:
                 out[agent.name] = EffectiveAgent(agent, prov, entry_span)
-    return out
+                if partial:
+                    lost[agent.name] = loss
+    return out, lost
+
+
+# Stand-ins for what a salvaged agent lacks, so that its payload is still checked. Such an
+# agent is left out of the rules its reachability decides (unique targets); its missing
+# settings are not reported: the value removed for a shape error may be what set them.
+_STAND_INS: dict[str, Any] = {"host": "unknown", "user": "unknown", "config_path": "/unknown"}
+
+
+def _with_stand_ins(value: dict[str, Any], exc: ValidationError) -> Agent | None:
+    """The agent with stand-ins for its missing settings, if only those are wrong."""
+    missing = [e["loc"][0] for e in exc.errors() if e["type"] == "missing" and len(e["loc"]) == 1]
+    if len(missing) != len(exc.errors()) or not all(k in _STAND_INS for k in missing):
+        return None
+    try:
+        return Agent.model_validate({**value, **{str(k): _STAND_INS[str(k)] for k in missing}})
+    except ValidationError:
+        return None
 
 
 def payload_json(agent: Agent) -> str:

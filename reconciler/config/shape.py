@@ -13,7 +13,8 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -99,6 +100,12 @@ def _real_loc(err: ErrorDetails) -> tuple[int | str, ...]:
     return tuple(p for p in err["loc"] if isinstance(p, int) or not _is_union_tag(p))
 
 
+def _meant(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The known key an unknown key at `loc` most likely misspells, if any is close."""
+    near = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigError:
     loc = _real_loc(err)
     span = doc.loc.find(tuple(loc))
@@ -106,9 +113,12 @@ def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigErro
     where = _dotted(loc) or "the file"
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        known = _fields_at(model, loc)
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(known)}"
+        near = _meant(model, loc)
+        hint = (
+            f"; did you mean {near!r}?"
+            if near
+            else f"; known keys: {', '.join(_fields_at(model, loc))}"
+        )
         return ConfigError(span, "schema.unknown-key", f"unknown key {key!r}{hint}")
     if kind == "missing":
         return ConfigError(span, "schema.required", f"{where} is required")
@@ -119,8 +129,8 @@ def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigErro
     value = err.get("input")
     if kind == "literal_error" and isinstance(value, str):
         allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
-        near = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
+        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(span, "schema.value", f"{where}: {err['msg']} (got {describe(value)}){hint}")
 
 
@@ -136,8 +146,20 @@ def check_shape(model: type[M], doc: Doc) -> tuple[M | None, list[ConfigError]]:
     except ValidationError as exc:
         # One error per place: a union reports each member's failure, the first says enough.
         errors: dict[tuple[str, int, int], ConfigError] = {}
+        found = exc.errors()
+        # A required key that an unknown key beside it misspells is that one error, not two.
+        meant = {
+            (*loc[:-1], near)
+            for loc, near in (
+                (loc, _meant(model, loc))
+                for loc in (_real_loc(e) for e in found if e["type"] == "extra_forbidden")
+            )
+            if near is not None
+        }
         # An unknown key first: at the place of a missing one, its did-you-mean says more.
-        for err in sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden"):
+        for err in sorted(found, key=lambda e: e["type"] != "extra_forbidden"):
+            if err["type"] == "missing" and _real_loc(err) in meant:
+                continue
             ce = _to_error(model, doc, err)
             errors.setdefault((ce.where.file, ce.where.line, ce.where.column), ce)
         return None, list(errors.values())
@@ -157,24 +179,31 @@ def _drop(data: dict[str, Any], path: FieldPath) -> bool:
     return False
 
 
-def salvage(
-    model: type[M], value: Any, fill: Mapping[str, Any] | None = None
-) -> tuple[M, frozenset[FieldPath]]:
+@dataclass(frozen=True)
+class Salvaged(Generic[M]):
+    """What is left of a value that broke its model once the bad parts are removed."""
+
+    model: M | None  # None: a required key cannot be salvaged
+    value: dict[str, Any]  # the value less what was removed
+    dropped: frozenset[FieldPath]  # the paths removed; () when nothing valid is left
+
+
+def salvage(model: type[M], value: Any, fill: Mapping[str, Any] | None = None) -> Salvaged[M]:
     """The valid part of a file that failed its shape check, with defaults for the rest.
 
     Once the file's own errors are reported, later checks still need its settings:
     each value that breaks the model is removed so its field takes its default (a
     list goes as a whole, since a list with an entry missing means something else;
     a map that lacks a required key goes as a whole), and a required top-level key
-    takes its `fill` stand-in. Returns the model and the paths that were removed.
+    takes its `fill` stand-in.
     """
     fill = dict(fill or {})
     data: dict[str, Any] = copy.deepcopy(value) if isinstance(value, dict) else {}
-    dropped: set[FieldPath] = set()
+    dropped: set[FieldPath] = set() if isinstance(value, dict | None) else {()}
     # Each round removes at least one value, so this ends; the bound is only a backstop.
     for _ in range(1000):
         try:
-            return model.model_validate(data), frozenset(dropped)
+            return Salvaged(model.model_validate(data), data, frozenset(dropped))
         except ValidationError as exc:
             errors = exc.errors()
         changed = False
@@ -195,5 +224,4 @@ def salvage(
                     changed = True
         if not changed:
             break
-    dropped.add(())
-    return model.model_validate(fill), frozenset(dropped)
+    return Salvaged(None, data, frozenset({*dropped, ()}))

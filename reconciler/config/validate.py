@@ -210,7 +210,9 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
     targets: dict[tuple[str, int, str], str] = {}
     for ea in parts.agents.values():
         a = ea.agent
-        if a.target in targets:
+        if a.name in parts.unsure_targets:
+            pass  # its target may come from a default standing in for a removed value
+        elif a.target in targets:
             errors.append(
                 ConfigError(
                     ea.entry,
@@ -250,7 +252,9 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
                 )
             names[secret] = i
 
-    errors.extend(_payload_errors(parts.agents, parts.payload_schema, parts.secrets))
+    errors.extend(
+        _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
+    )
     return dedupe(errors)
 
 
@@ -258,21 +262,25 @@ def _payload_errors(
     agents: Mapping[str, EffectiveAgent],
     schema: PayloadSchema | None,
     secrets: frozenset[str] | None,
+    salvaged: frozenset[str],
 ) -> list[ConfigError]:
     """Payload schema errors (unless the schema is broken) and undeclared secret references
-    (unless the secrets index is broken)."""
+    (unless the secrets index is broken). A salvaged agent is not told that a required key
+    is absent: the value removed for its shape error may be what was meant to set it."""
     found: dict[tuple[SourceSpan, str, str], list[str]] = {}
     declared = sorted(secrets or ())
     # Most agents of a tier and shard share one payload: check each distinct payload once.
-    checked: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
+    checked: dict[str, list[tuple[tuple[str, ...], str, str, bool]]] = {}
     for ea in agents.values():
         payload = ea.agent.config
         key = payload_json(ea.agent)
         problems = checked.get(key)
         if problems is None:
             problems = checked[key] = [
-                (path, "payload.schema", message)
-                for path, message in (schema.errors(payload) if schema is not None else ())
+                (path, "payload.schema", message, absent)
+                for path, message, absent in (
+                    schema.problems(payload) if schema is not None else ()
+                )
             ]
             for path, name in secret_refs(payload, ()):
                 if secrets is not None and name not in secrets:
@@ -281,8 +289,11 @@ def _payload_errors(
                         f"config.{dotted}: secret {name!r} is not declared in"
                         f" secrets/index.yaml; {_near(name, declared, 'secrets')}"
                     )
-                    problems.append((path, "secret.undeclared", msg))
-        for path, rule, message in problems:
+                    problems.append((path, "secret.undeclared", msg, False))
+        partial = ea.name in salvaged
+        for path, rule, message, absent in problems:
+            if absent and partial:
+                continue
             found.setdefault((_span(ea, ("config", *path)), rule, message), []).append(ea.name)
     out: list[ConfigError] = []
     for (span, rule, message), names in found.items():

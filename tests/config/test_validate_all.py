@@ -1,9 +1,11 @@
 """validate reports every error of a real repo at once, an unknown key in fleet.yaml included.
 
 The incident: one unknown key in fleet.yaml made `reconcile validate` stop there and hide
-every other error in the repo. Here a copy of fleet-config-example/ gets errors in five
-files; validate must print each one (file:line:col, rule, did-you-mean), exit 1 and never
-show a traceback: through the installed console script in a subprocess and in process.
+every other error in the repo. Here a copy of fleet-config-example/ gets errors in six
+files (also a misspelt key in _base.yaml, which used to hide every agent's payload
+errors); validate must print each one (file:line:col, rule, did-you-mean), exit 1 and
+never show a traceback: through the installed console script in a subprocess and in
+process.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "reconcile"
 BREAKAGE = [
     ("fleet.yaml", "  soak_s: 600", "  soak: 600", "schema.unknown-key", "did you mean 'soak_s'?"),
     ("fleet.yaml", "25%, 100%]", "25%, 90%]", "wave.last", "the last wave is 90%"),
+    ("agents/_base.yaml", "labels:", "labls:", "schema.unknown-key", "did you mean 'labels'?"),
     ("agents/tier-fast.yaml", "max_tokens: 512", "max_tokens: lots", "payload.schema", "'lots'"),
     ("shards/us-east.yaml", "tier: fast", "tier: fsat", "tier.unknown", "did you mean 'fast'?"),
     (
