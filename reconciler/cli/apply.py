@@ -1,9 +1,15 @@
 """`reconcile apply` and `reconcile unlock`: thin shells over rollout/session.py and the journal.
 
-apply: prepare (read repo and boxes, plan; nothing written) -> show the plan ->
-ask (or --yes) -> lock -> journal -> drive -> exit 0/1/3/4. --dry-run stops
-after showing the plan: no lease, no lock, no journal. Progress goes to stderr
+apply: settle a rollout that was cut short (resuming.py) -> prepare (read repo and
+boxes, plan; nothing written) -> show the plan -> ask (or --yes) -> lock ->
+journal -> drive -> exit 0/1/3/4. --dry-run stops after showing the plan (and what
+it would settle first): no lease, no lock, no journal. Progress goes to stderr
 (rich), or as JSON lines to stdout with --format json.
+
+SIGTERM and SIGINT during a rollout start no new box, put back what the rollout
+changed, write the incident report and exit 3; a second signal changes nothing (kill
+-9 is safe too: the next apply settles). An unexpected error inside the rollout does
+the same, with its traceback kept in the state dir (`--debug` prints it).
 """
 
 from __future__ import annotations
@@ -13,19 +19,26 @@ import contextlib
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, out
-from reconciler.cli.resuming import report, resume_first, take_lock
+from reconciler.cli.resuming import (
+    preview_cut_short,
+    report,
+    resume_first,
+    state_dir_of,
+    take_lock,
+)
 from reconciler.journal.base import LockError, LockHeld
-from reconciler.journal.db import default_state_dir
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Delivery, Plan
 from reconciler.report.incident import (
     incident_doc,
     render_incident_json,
@@ -34,6 +47,7 @@ from reconciler.report.incident import (
 from reconciler.rollout.clock import SystemClock
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.driver import Driver, RunResult
+from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue
 from reconciler.rollout.session import (
     ApplyRefused,
@@ -43,6 +57,7 @@ from reconciler.rollout.session import (
     Source,
     execute,
     prepare,
+    read_source,
 )
 from reconciler.rollout.state import BoxStatus
 
@@ -114,13 +129,21 @@ def show_plan(p: Prepared, fmt: Format) -> None:
         out.print("nothing to change: every box runs this revision", markup=False)
     budget = plan.failure_budget
     out.print(f"{len(plan.boxes)} box(es) change; failure budget {budget}", markup=False)
+    window = p.source.repo.fleet.rollout.stall_window_s
     for wave in plan.waves:
-        gates = ", ".join(wave.gates) or "watchdog only"
-        out.print(
-            f"wave {wave.index + 1}: {len(wave.agents)} agent(s), soak {wave.soak_s:g}s, "
-            f"gates: watchdog, {gates}",
-            markup=False,
-        )
+        if wave.gates:
+            checks = f"soak {wave.soak_s:g}s, checks: watchdog, gates {', '.join(wave.gates)}"
+        else:
+            why = (
+                "restored from the boxes' history"
+                if all(plan.box(a).delivery is Delivery.RESTORE for a in wave.agents)
+                else "none configured"
+            )
+            checks = (
+                f"soak {wave.soak_s:g}s, checks: watchdog (up to a {window:g}s stall window), "
+                f"no metric gates ({why})"
+            )
+        out.print(f"wave {wave.index + 1}: {len(wave.agents)} agent(s), {checks}", markup=False)
         for agent in wave.agents:
             step = plan.box(agent)
             fields = ", ".join(
@@ -129,6 +152,8 @@ def show_plan(p: Prepared, fmt: Format) -> None:
                 for p in step.paths
             ) or "(bytes only)"  # fmt: skip
             adopt = " (adopt: no stamp)" if step.adopt else ""
+            if step.secrets:
+                fields = "secrets file" if fields == "(bytes only)" else f"{fields}, secrets file"
             out.print(f"  {agent}: {step.label}{adopt}: {fields}", markup=False)
     for name, why in sorted(p.left_out.items()):
         out.print(f"left out (--allow-unreachable): {name}: {why}", markup=False)
@@ -161,7 +186,18 @@ def _confirm(yes: bool, plan: Plan) -> None:
         fail("not applied: the operator said no")
 
 
-async def _run(req: Request, opts: dict[str, Any]) -> int:
+def save_traceback(state_dir: Path, label: str, text: str) -> str:
+    """Keep a traceback in STATE_DIR/errors/ (0600); its path, for the one-line error."""
+    folder = state_dir / "errors"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{stamp}-{label}.txt"
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+async def _run(req: Request, opts: dict[str, Any], ctx: dict[str, Any]) -> int:
     # One set of connections for the whole command: the resume check, the plan, the rollout.
     links: list[Link] = []
 
@@ -169,6 +205,10 @@ async def _run(req: Request, opts: dict[str, Any]) -> int:
         if not links:
             links.append(Link(source, req.repo))
         return links[0]
+
+    async def close_links() -> None:
+        for link in links:
+            await link.close()
 
     if not opts["dry_run"]:
         reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
@@ -178,34 +218,52 @@ async def _run(req: Request, opts: dict[str, Any]) -> int:
                 wait_lock_s=opts["wait_lock"],
             )  # fmt: skip
         except BaseException:
-            for link in links:
-                await link.close()
+            await close_links()
             raise
         if resumed is not None:
             report(resumed)
-            if resumed.rolled_back or resumed.failed:
-                for link in links:
-                    await link.close()
-                return resumed.exit_code  # the crashed rollout was undone: stop here
+            head = links[0].head_revision if links else None
+            if head is None or resumed.stops_apply(head):
+                await close_links()
+                return resumed.exit_code  # rolled back (a verdict, or policy), or a box failed
+            err.print("going on to the head", markup=False)
     try:
         p = await prepare(req, shared)
     except ApplyRefused as exc:
+        await close_links()
         fail(str(exc))
     try:
         fmt: Format = opts["fmt"]
+        state_dir = state_dir_of(opts["state_dir"], p.source.repo.fleet.state_dir)
+        ctx["state_dir"] = state_dir
+        if opts["dry_run"]:
+            for line in await preview_cut_short(req.repo, opts["state_dir"], p.link, p.source):
+                err.print(line, markup=False)
         show_plan(p, Format.json if fmt is Format.json and opts["dry_run"] else Format.text)
-        if opts["dry_run"] or p.plan.empty:
+        if opts["dry_run"]:
+            _tell_settings(p, state_dir)
+            return 0
+        if p.plan.empty:
             return 0
         _confirm(opts["yes"], p.plan)
-        state_dir = Path(
-            opts["state_dir"] or p.source.repo.fleet.state_dir or default_state_dir()
-        ).expanduser()
-        return await _locked(p, req, state_dir, opts)
+        return await _locked(p, req, state_dir, opts, ctx)
     finally:
         await p.link.close()
 
 
-async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, Any]) -> int:
+def _tell_settings(p: Prepared, state_dir: Path) -> None:
+    """What a real run would use: key, known_hosts, state dir (on stderr)."""
+    conn = p.source.repo.fleet.connection
+    err.print(
+        f"would use: SSH key {conn.key or '(ssh defaults)'}, known_hosts "
+        f"{conn.known_hosts or '~/.ssh/known_hosts'}, state dir {state_dir}",
+        markup=False,
+    )
+
+
+async def _locked(
+    p: Prepared, req: Request, state_dir: Path, opts: dict[str, Any], ctx: dict[str, Any]
+) -> int:
     fleet = p.source.repo.fleet
     lock = SqliteLock(state_dir)
     ttl = fleet.rollout.lease_ttl_s
@@ -226,10 +284,21 @@ async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, An
     def bind(rid: str) -> None:
         current["lease"] = lock.bind(current["lease"], rid)
 
+    signals = (signal.SIGINT, signal.SIGTERM)
+
     def on_driver(d: Driver) -> None:
+        ctx["driver"] = d
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, d.interrupt)
+        for sig in signals:
+            reason = (
+                f"interrupted by {sig.name}: no new box is started, what this rollout "
+                "changed is put back (not a verdict on the change: the revision is not blocked)"
+            )
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, d.interrupt, reason)
+
+    def keep(rid: str, text: str) -> str:
+        return save_traceback(state_dir, rid, text)
 
     reporter = JsonReporter() if opts["fmt"] is Format.json else TextReporter()
     renewer = asyncio.create_task(renew())
@@ -237,13 +306,15 @@ async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, An
         result: RunResult = await execute(
             p, clock=SystemClock(), reporter=reporter, journal=journal,
             write_incident=_incident_writer(state_dir), on_driver=on_driver, on_rollout_id=bind,
+            internal_error=keep,
         )  # fmt: skip
     except ApplyRefused as exc:
         fail(str(exc))
     finally:
         renewer.cancel()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(sig)
         with contextlib.suppress(LockError):
             lock.release(current["lease"])
         journal.close()
@@ -253,6 +324,13 @@ async def _locked(p: Prepared, req: Request, state_dir: Path, opts: dict[str, An
 
 
 def _summary(result: RunResult) -> None:
+    for line in result.internal_errors:
+        err.print(f"error: {line}", markup=False, style="bold red")
+    if result.outcome is Outcome.ABORTED:
+        err.print(
+            f"nothing changed: {result.state.trigger or 'stopped before any box was written'}",
+            markup=False,
+        )
     for kind, path in result.incident.items():
         err.print(f"incident report ({kind}): {path}", markup=False)
     restore_failed = result.state.agents_in(BoxStatus.RESTORE_FAILED)
@@ -295,11 +373,16 @@ def apply(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
         Format.text
     ),
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the traceback of an internal error.")
+    ] = False,
 ) -> None:
     """Roll the repo's HEAD out to the fleet in waves, with watchdog and auto-rollback.
 
     Renders from the HEAD commit (a dirty tree is refused unless --allow-dirty),
     reaches every box first, shows the plan and asks (--yes skips the question).
+    A rollout cut short before (a crash, a signal) is settled first, then apply goes
+    on to the head. SIGTERM/SIGINT put back what the rollout changed, then exit 3.
     Exit codes: 0 done, 1 error before anything changed, 3 rolled back cleanly,
     4 a rollback failed on some box (named loudly).
 
@@ -314,12 +397,54 @@ def apply(
         "yes": yes, "dry_run": dry_run, "wait_lock": wait_lock, "state_dir": state_dir,
         "fmt": fmt,
     }  # fmt: skip
-    code = asyncio.run(_run(req, opts))
+    ctx: dict[str, Any] = {}
+    try:
+        code = asyncio.run(_run(req, opts, ctx))
+    except KeyboardInterrupt:
+        fail("interrupted before the rollout began; nothing of it was written")
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _internal_exit(exc, ctx, state_dir, debug)
     raise typer.Exit(code)
+
+
+def _internal_exit(exc: Exception, ctx: dict[str, Any], given: Path | None, debug: bool) -> None:
+    """One line for an unexpected error; exit 3 when a box may have changed, else 1."""
+    text = "".join(traceback.format_exception(exc))
+    where = Path(ctx.get("state_dir") or state_dir_of(given, None))
+    try:
+        path = save_traceback(where, "apply", text)
+    except OSError:
+        path = "(could not be saved)"
+    if debug:
+        err.print(text, markup=False)
+    driver: Driver | None = ctx.get("driver")
+    changed = driver is not None and bool(driver.state.changed)
+    then = (
+        "some boxes may hold the new config: run `reconcile apply` again to settle them"
+        if changed
+        else "nothing was written"
+    )
+    what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    fail(
+        f"internal error (a reconciler bug, not the config): {what}; {then}; traceback in "
+        f"{path} (--debug prints it)",
+        Exit.ROLLED_BACK if changed else Exit.ERROR,
+    )
+
+
+def _fleet_state_dir(repo: Path) -> str | None:
+    """fleet.yaml's state_dir, so unlock looks where apply locks (None: not set or unreadable)."""
+    try:
+        return read_source(Request(repo=repo, allow_dirty=True)).repo.fleet.state_dir
+    except ApplyRefused:
+        return None
 
 
 def unlock(
     lock_id: Annotated[str, typer.Argument(help="The lock id a refused apply named.")],
+    repo: RepoOpt = Path(),
     force: Annotated[bool, typer.Option("--force", help="Required: break the lock.")] = False,
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
@@ -327,13 +452,15 @@ def unlock(
 ) -> None:
     """Break a fleet lock whose holder is dead (needs --force and the lock id).
 
-    The lock id is printed by the `apply` that was refused, with its holder.
+    The lock id is printed by the `apply` that was refused, with its holder. The lock is
+    looked up where apply keeps it: --state-dir, else fleet.yaml's state_dir, else
+    ~/.local/state/reconciler.
 
-    Example:  reconcile unlock --force 6b1f0c2e9d4a4f7e8a3c5d2b1e0f9a87
+    Example:  reconcile unlock --force 6b1f0c2e9d4a4f7e8a3c5d2b1e0f9a87 --repo demo-fleet/fleet
     """
     if not force:
         fail("unlock breaks another run's lock: pass --force with the lock id")
-    lock = SqliteLock((state_dir or default_state_dir()).expanduser())
+    lock = SqliteLock(state_dir_of(state_dir, _fleet_state_dir(repo)))
     try:
         broken = lock.force_release(lock_id)
     finally:

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
@@ -57,7 +58,8 @@ def label_prefix(repo: Path) -> str:
 
 
 def fail(message: str, code: Exit = Exit.ERROR) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    """One error line on stderr (the message printed verbatim, never as markup), then exit."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(int(code))
 
 

@@ -22,7 +22,11 @@ def resume(
     repo: RepoOpt = Path(),
     policy: Annotated[
         str | None,
-        typer.Option("--policy", help="rollback or finish (default: fleet.yaml on_resume)."),
+        typer.Option(
+            "--policy",
+            help="settle, finish or rollback (default: fleet.yaml rollout.on_resume, settle). "
+            "A rollout a failed gate or watchdog had judged is always rolled back.",
+        ),
     ] = None,
     break_leases: Annotated[
         bool,
@@ -35,16 +39,19 @@ def resume(
         Format.text
     ),
 ) -> None:
-    """Finish or roll back a rollout cut short by a crash (the boxes' stamps decide).
+    """Settle or roll back a rollout cut short by a crash or a signal (the boxes decide).
 
     Finds the unfinished rollout in the journal, or, with the journal lost, from the
-    boxes' stamps and leases; `apply` runs the same step before it plans. Exit codes:
-    0 nothing to resume or finished, 3 rolled back cleanly, 4 a rollback failed.
+    boxes' stamps and leases; `apply` runs the same step before it plans, then goes on
+    to the head. settle: the cut-short wave is put back, passed waves are re-verified
+    and kept; finish: every box consistent on the target is kept; rollback: every box
+    is put back. Exit codes: 0 nothing to resume, settled or finished; 3 rolled back
+    cleanly; 4 a box could not be put back.
 
     Example:  reconcile resume --repo demo-fleet/fleet --policy rollback
     """
-    if policy not in (None, "rollback", "finish"):
-        fail(f"--policy {policy}: expected rollback or finish")
+    if policy not in (None, "settle", "rollback", "finish"):
+        fail(f"--policy {policy}: expected settle, finish or rollback")
     reporter = JsonReporter() if fmt is Format.json else TextReporter()
     result = asyncio.run(
         resume_first(

@@ -16,17 +16,20 @@ from typing import Any
 
 from reconciler.cli.common import err, fail
 from reconciler.journal.base import Holder, LockHeld, LockLease
+from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
 from reconciler.journal.db import default_state_dir
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
 from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.rollout.clock import SystemClock
-from reconciler.rollout.resume import ResumeOptions, ResumeResult, resume_fleet
+from reconciler.rollout.recovery import Action, Mode
+from reconciler.rollout.resume import ResumeOptions, ResumeResult, find_unfinished, resume_fleet
 from reconciler.rollout.session import (
     ApplyRefused,
     Link,
     Request,
     Source,
+    box_timeout,
     holder_id,
     read_source,
 )
@@ -104,13 +107,13 @@ async def resume_first(
     opts = ResumeOptions(
         fleet_id=fleet.fleet_id,
         holder=holder_id(),
-        finish=(policy or fleet.rollout.on_resume) == "finish",
+        policy=Mode(policy or fleet.rollout.on_resume),
         break_leases=break_leases,
         parallel=fleet.connection.concurrency,
         history_keep=fleet.rollout.history_keep,
         verify_timeout_s=fleet.rollout.verify_timeout_s,
         lease_ttl_s=fleet.rollout.lease_ttl_s,
-        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
+        box_timeout_s=box_timeout(source.repo),
     )
     try:
         return await resume_fleet(
@@ -132,9 +135,50 @@ def report(result: ResumeResult | None) -> None:
         return
     for agent, why in sorted(result.failed.items()):
         err.print(f"[bold red]{agent}: not put back: {why}[/]", highlight=False)
-    how = "rolled back" if result.rolled_back else "settled (policy finish)"
+    how = "rolled back" if result.rolled_back else "settled"
     err.print(
         f"rollout {result.rollout_id} (found from the {result.source}): {how}, "
         f"{len(result.restored)} box(es) restored: {result.outcome}",
         markup=False,
     )
+
+
+async def preview_cut_short(
+    repo: Path, state_dir: Path | None, link: Link, source: Source
+) -> list[str]:
+    """What `apply` would settle first, in words (`--dry-run`); nothing is written.
+
+    Reads the journal only when it exists (a dry run creates no state), then the boxes.
+    """
+    fleet = source.repo.fleet
+    where = state_dir_of(state_dir, fleet.state_dir)
+    journal = SqliteJournal(where) if (where / JOURNAL_FILE).is_file() else None
+    try:
+        found = await find_unfinished(
+            source, link, journal, parallel=fleet.connection.concurrency, explicit=False
+        )
+    finally:
+        if journal is not None:
+            journal.close()
+    if found is None:
+        return []
+    u = found.unfinished
+    mode, actions = found.preview(Mode(fleet.rollout.on_resume))
+    count = {a: sum(1 for x in actions.values() if x is a) for a in Action}
+    how = (
+        "roll it back (a failed gate or watchdog had judged it; its revision stays blocked)"
+        if u.verdict
+        else f"{mode} it (rollout.on_resume)"
+    )
+    lines = [
+        f"rollout {u.rollout_id} was cut short ({'; '.join(u.evidence[:3])})",
+        f"apply will first {how}: {count[Action.RESTORE]} box(es) put back, "
+        f"{count[Action.KEEP_NEW]} kept on its target, {count[Action.KEEP_OLD]} already on "
+        f"their old config, {count[Action.UNREACHABLE] + count[Action.NO_RESTORE]} for a human",
+    ]
+    if mode is not Mode.ROLLBACK:
+        lines.append(
+            "then it goes on to the head with the plan below (made from the boxes "
+            "as they are now: the put-back boxes are in it again)"
+        )
+    return lines

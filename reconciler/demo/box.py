@@ -69,6 +69,8 @@ class Counters:
     ssh_connections: int = 0
     sftp_sessions: int = 0  # SFTP subsystems started (after host key and login succeeded)
     commands: int = 0  # exec requests, allowed or not
+    commands_abandoned: int = 0  # slow commands whose client left before they acted
+    connection_resets: int = 0  # SSH connections reset by the connection-reset fault
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -151,7 +153,7 @@ class DemoBox:
     # -- what tests and the control API do ---------------------------------------------
 
     def fault(self, kind: FaultKind | str, value: float | None = None) -> None:
-        """Inject a fault (it stays until cleared; crash-on-reload fires once)."""
+        """Inject a fault (it stays until cleared; crash-on-reload and connection-reset once)."""
         self.faults.set(FaultKind(kind), value)
         self.ssh.faults_changed()
 
@@ -178,6 +180,17 @@ class DemoBox:
             "faults": self.faults.as_dict(),
             "counters": self.counters.as_dict(),
         }
+
+    def command_delay(self, line: str) -> float:
+        """Seconds a command waits before it acts: the slow-reload fault, for reload and restart."""
+        if self._commands.get(line.strip()) in ("reload", "restart"):
+            return self.faults.value(FaultKind.SLOW_RELOAD)
+        return 0.0
+
+    def abandon_command(self, line: str) -> None:
+        """Count a slow command whose client left before it acted (it never ran)."""
+        self.counters.commands += 1
+        self.counters.commands_abandoned += 1
 
     def run_command(self, line: str) -> CommandResult:
         """Run an exec request: only the configured command lines; anything else exits 127."""

@@ -3,7 +3,9 @@
 A box holds a `Faults` value: the set of active fault kinds, each with its
 argument (a number, or none). The agent, the SSH server and the SFTP server
 each ask it what to do; nothing else knows about faults. Faults stay until
-cleared, except `crash-on-reload`, which fires once.
+cleared, except the one-shot kinds: `crash-on-reload` fires at the next
+reload, `connection-reset` acts the moment it is set (every open SSH
+connection of the box is reset) and is gone at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class FaultKind(enum.StrEnum):
     DISK_FULL = "disk-full"  # SFTP writes and mkdir fail with ENOSPC
     DROP_TRANSFER = "drop-transfer"  # the SSH connection drops in the middle of an upload
     CLOCK_SKEW = "clock-skew"  # the heartbeat clock runs VALUE seconds behind
+    CONNECTION_RESET = "connection-reset"  # every open SSH connection is reset (once)
+    SLOW_RELOAD = "slow-reload"  # reload and restart take VALUE seconds before they act
 
     @property
     def takes_value(self) -> bool:
@@ -48,6 +52,7 @@ _DEFAULTS: dict[FaultKind, float] = {
     FaultKind.LATENCY: 2.0,
     FaultKind.TOKENS: 6.0,
     FaultKind.CLOCK_SKEW: 120.0,
+    FaultKind.SLOW_RELOAD: 10.0,
 }
 
 _HELP: dict[FaultKind, str] = {
@@ -63,6 +68,14 @@ _HELP: dict[FaultKind, str] = {
     FaultKind.DISK_FULL: "SFTP writes and mkdir fail: no space left on device",
     FaultKind.DROP_TRANSFER: "the SSH connection drops in the middle of an upload",
     FaultKind.CLOCK_SKEW: "the heartbeat clock lags VALUE seconds (default 120)",
+    FaultKind.CONNECTION_RESET: (
+        "reset every open SSH connection of the box now, as a network reset would (fires "
+        "once; new connections work)"
+    ),
+    FaultKind.SLOW_RELOAD: (
+        "reload and restart wait VALUE seconds (default 10) before they act and exit 0; "
+        "a client that gives up first abandons them"
+    ),
 }
 
 

@@ -2,17 +2,21 @@
 
 The endpoint owns its listening socket and hands each accepted connection to
 `asyncssh.run_server`, so that it can also misbehave on purpose: hang (accept,
-then never answer), refuse (the port closed), or present another host key.
-Only public-key auth for the demo user; exec runs only the box's configured
-command lines (anything else exits 127); SFTP is chrooted to the box's root.
+then never answer), refuse (the port closed), present another host key, reset
+every open connection at once (TCP RST, as a network reset would), or take its
+time over reload and restart. Only public-key auth for the demo user; exec runs
+only the box's configured command lines (anything else exits 127); SFTP is
+chrooted to the box's root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
+import struct
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from reconciler.demo.box import DemoBox
 
 log = logging.getLogger(__name__)
+_LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
 
 
 class _BoxServer(asyncssh.SSHServer):
@@ -139,6 +144,20 @@ class SshEndpoint:
             self.start()
         if not faults.has(FaultKind.SSH_HANG):
             self._release_hung()
+        if faults.take(FaultKind.CONNECTION_RESET):
+            self.reset_connections()
+
+    def reset_connections(self) -> int:
+        """Reset every open SSH connection now (RST, not FIN: as a network reset); how many."""
+        conns = list(self.conns)
+        for conn in conns:
+            sock = conn.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends RST and drops unsent data
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            conn.abort()
+        self.box.counters.connection_resets += len(conns)
+        return len(conns)
 
     # -- connections -----------------------------------------------------------------
 
@@ -179,9 +198,26 @@ class SshEndpoint:
             process.stderr.write("this box has no interactive shell\n")
             process.exit(1)
             return
+        delay = self.box.command_delay(command)
+        if delay > 0 and await _client_left_within(process, delay):
+            self.box.abandon_command(command)
+            return
         result = self.box.run_command(command)
         if result.stdout:
             process.stdout.write(result.stdout)
         if result.stderr:
             process.stderr.write(result.stderr)
         process.exit(result.code)
+
+
+async def _client_left_within(process: asyncssh.SSHServerProcess[str], seconds: float) -> bool:
+    """Wait `seconds`; True when the client closed the session (or lost it) meanwhile.
+
+    A slow command whose client gave up is abandoned, as a command dies with its
+    session, so the demo never acts on a reload the rollout already counted as failed.
+    """
+    try:
+        await asyncio.wait_for(process.wait_closed(), seconds)
+    except TimeoutError:
+        return False
+    return True

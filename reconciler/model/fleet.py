@@ -49,7 +49,12 @@ class Rollout(Closed):
     history_keep: Annotated[int, Field(ge=1, le=100)] = 5
     verify_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     lease_ttl_s: Annotated[float, Field(gt=0)] = 900.0
-    on_resume: Literal["rollback", "finish"] = "rollback"
+    on_resume: Literal["settle", "finish", "rollback"] = Field(
+        default="settle",
+        description="A rollout cut short without a verdict (crash, signal): settle rolls back "
+        "the cut-short wave and keeps the passed ones; finish keeps every box on the target; "
+        "rollback restores every box. A failed gate or watchdog always rolls back.",
+    )
     parallel: Annotated[int, Field(ge=1, le=4096)] = Field(
         default=128, description="Boxes written at once within a wave."
     )

@@ -44,6 +44,7 @@ def box_step(change: Change) -> BoxStep:
         stamp_revision=change.stamp_revision,
         history_shas=change.history_shas,
         paths=change.paths,
+        secrets=change.secrets,
     )
 
 

@@ -16,18 +16,23 @@ from collections.abc import Iterable, Sequence
 from reconciler.plan.errors import PlanError
 from reconciler.plan.model import Change, Plan
 
-Fingerprint = tuple[str, str | None, str | None, str | None, str]
+Fingerprint = (
+    tuple[str, str | None, str | None, str | None, str]
+    | tuple[str, str | None, str | None, str | None, str, str]
+)
 
 
 def fingerprint(change: Change) -> Fingerprint:
-    """What the plan id covers of one agent: name, stamp sha and revision, file sha, target sha."""
-    return (
+    """What the plan id covers of one agent: name, stamp sha and revision, file sha, target
+    sha (and a mark when its secrets file changes)."""
+    base = (
         change.agent,
         change.stamp_sha,
         change.stamp_revision,
         change.live_sha,
         change.desired_sha,
     )
+    return (*base, "secrets") if change.secrets else base
 
 
 def plan_id(target_revision: str, changes: Iterable[Change]) -> str:

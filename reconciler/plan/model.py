@@ -64,6 +64,9 @@ class Change(_Value):
     history_shas: tuple[Sha256, ...] = Field(
         default=(), description="shas the box keeps in its history directory"
     )
+    secrets: bool = Field(
+        default=False, description="the box's secrets file differs from the one the repo wants"
+    )
 
 
 class BoxStep(_Value):
@@ -80,6 +83,7 @@ class BoxStep(_Value):
     stamp_revision: str | None
     history_shas: tuple[Sha256, ...] = ()
     paths: tuple[PathChange, ...] = ()
+    secrets: bool = False  # the secrets file changes (alone, or with the config)
 
     @property
     def adopt(self) -> bool:
@@ -112,6 +116,7 @@ class BoxStep(_Value):
             stamp_sha=self.stamp_sha,
             stamp_revision=self.stamp_revision,
             history_shas=self.history_shas,
+            secrets=self.secrets,
         )
 
 

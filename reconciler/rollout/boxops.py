@@ -33,7 +33,7 @@ from reconciler.plan.model import Activation
 from reconciler.render.stamp import rfc3339
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
-from reconciler.transport.base import BoxTransport, RemoteError, TransportError
+from reconciler.transport.base import BoxTransport, OperationTimeout, RemoteError, TransportError
 
 LEASE_FILE = "lease.json"
 FetchHealth = Callable[[str], Awaitable[Health]]
@@ -323,7 +323,13 @@ async def activate(h: BoxHandle, how: Activation) -> None:
         raise ActivationFailed(
             h.name, step, f"no `{how}` command configured; set commands.{how} for this agent"
         )
-    done = await h.box.run(argv, timeout=h.command_timeout)
+    try:
+        done = await h.box.run(argv, timeout=h.command_timeout)
+    except OperationTimeout:
+        raise ActivationFailed(
+            h.name, step, f"{how} did not finish within {h.command_timeout:g}s "
+            f"(`{shlex.join(argv)}`; the agent's command_timeout_s)",
+        ) from None  # fmt: skip
     if not done.ok:
         tail = done.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
         raise ActivationFailed(
@@ -338,7 +344,7 @@ async def read_health(h: BoxHandle) -> Health:
         return await h.fetch_health(url)
     argv = h.agent.commands.health
     if argv:
-        done = await h.box.run(argv, timeout=h.command_timeout)
+        done = await h.box.run(argv, timeout=h.command_timeout, read_only=True)
         if not done.ok:
             raise ContractError(f"health command {shlex.join(argv)} exited {done.exit_status}")
         return parse_health(done.stdout.encode())

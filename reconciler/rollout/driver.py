@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -62,7 +63,7 @@ from reconciler.rollout.events import (
 from reconciler.rollout.figures import history_figures
 from reconciler.rollout.gaterun import GateRunner, figures_json
 from reconciler.rollout.machine import step
-from reconciler.rollout.phases import Outcome
+from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.reporter import JsonValue, Reporter
 from reconciler.rollout.state import BoxStatus, Rollout
 from reconciler.rollout.watchdog import Judgement, Limits, Sample, Verdict, judge
@@ -132,6 +133,7 @@ class RunResult:
     state: Rollout
     incident: dict[str, str] = field(default_factory=dict)  # format -> path
     left_behind: tuple[str, ...] = ()
+    internal_errors: tuple[str, ...] = ()  # unexpected errors met (each names its traceback)
 
     @property
     def exit_code(self) -> int:
@@ -139,6 +141,8 @@ class RunResult:
 
 
 IncidentWriter = Callable[["Driver", WriteIncident], dict[str, str]]
+# Keeps the traceback of an unexpected error (a bug of ours, not the config) and says where.
+InternalErrorSink = Callable[[str, str], str | None]  # (rollout id, traceback text) -> path
 
 
 class Driver:
@@ -157,6 +161,7 @@ class Driver:
         write_incident: IncidentWriter | None = None,
         pre_shas: Mapping[str, str | None] | None = None,
         on_rollout_id: Callable[[str], None] | None = None,
+        internal_error: InternalErrorSink | None = None,
     ) -> None:
         self.plan = plan
         self.targets = targets
@@ -167,6 +172,10 @@ class Driver:
         self._preflight = preflight
         self.on_rollout_id = on_rollout_id
         self._write_incident = write_incident
+        self._internal_error = internal_error
+        self.internal_errors: list[str] = []  # one line each, with the traceback's path
+        self._marking: asyncio.Task[None] | None = None  # blocked_revision, before restores
+        self._flowing: set[str] = set()  # seen processing (or idle) in this wave's soak
         self.state = Rollout.start(plan, pre_shas)
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._checks: set[asyncio.Task[None]] = set()
@@ -258,10 +267,11 @@ class Driver:
             self.journal.record_event(self.opts.rollout_id, ev)
         before = self.state.phase
         self.state, cmds = step(self.state, ev)
-        if self.state.phase.value == "rolling-back" and before.value != "rolling-back":
+        if self.state.phase is Phase.ROLLING_BACK and before is not Phase.ROLLING_BACK:
             self.detected_at = self.clock.now()
-            self.note("rollback.started", trigger=self.state.trigger or "")
-        if self.state.phase.value == "applying":
+            if not self.state.verdict:  # else told once the verdict is on the boxes
+                self.note("rollback.started", trigger=self.state.trigger or "")
+        if self.state.phase is Phase.APPLYING:
             wave = self.state.current_wave
             if wave is not None and wave.index not in self.wave_started_at:
                 self.wave_started_at[wave.index] = self.clock.now()
@@ -293,15 +303,50 @@ class Driver:
         return None
 
     async def _guard(self, runner: Any, cmd: Command) -> None:
-        """Run one command and queue its event; a cancelled check sends nothing."""
+        """Run one command and queue its event; a cancelled check sends nothing.
+
+        An unexpected exception (a bug of ours, not a verdict on the config) never escapes:
+        its traceback goes to the sink, the command's box is counted as failed (restored if
+        it may hold the new config) and the rollout is interrupted, so what changed is put
+        back and the revision is not blocked.
+        """
         try:
             ev = await runner(cmd)
         except asyncio.CancelledError:
             if isinstance(cmd, Watch | Soak | RunGates):
                 return
             raise
+        except Exception as exc:
+            for event in self._internal(cmd, exc):
+                self._events.put_nowait(event)
+            return
         if ev is not None:
             self._events.put_nowait(ev)
+
+    def _internal(self, cmd: Command, exc: Exception) -> list[Event]:
+        """The events that stand for an unexpected exception in `cmd`."""
+        where = None
+        text = "".join(traceback.format_exception(exc))
+        if self._internal_error is not None:
+            with contextlib.suppress(OSError):
+                where = self._internal_error(self.opts.rollout_id, text)
+        what = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+        line = f"internal error (a reconciler bug, not the config) in {type(cmd).__name__}: {what}"
+        if where:
+            line += f"; traceback in {where}"
+        self.internal_errors.append(line)
+        self.note("internal.error", message=line)
+        agent = getattr(cmd, "agent", None)
+        if isinstance(cmd, Preflight):
+            return [PreflightFailed(line)]
+        if isinstance(cmd, RestoreBox) and agent is not None:
+            return [BoxRestoreFailed(agent, line)]
+        events: list[Event] = []
+        if isinstance(cmd, ApplyBox) and agent is not None:
+            self._fail_open(cmd, line)
+            events.append(BoxFailed(agent, ApplyStep.WRITE, line))  # may have written: restore
+        events.append(Interrupted(line))
+        return events
 
     # -- preflight ----------------------------------------------------------------------
 
@@ -323,16 +368,19 @@ class Driver:
     # -- apply one box ------------------------------------------------------------------
 
     async def _run_apply(self, cmd: ApplyBox) -> Event:
-        at = ApplyStep.CONNECT
+        reached = [ApplyStep.CONNECT]  # the steps begun; the last one is where it failed
         t = self.targets[cmd.agent]
         h = t.handle
         try:
             async with asyncio.timeout(self.opts.box_timeout_s):
-                at = await self._apply_steps(cmd, t, h)
+                await self._apply_steps(cmd, t, h, reached)
         except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
             reason = _reason(exc, self.opts.box_timeout_s)
+            at = reached[-1]
             failed_at = exc.step if isinstance(exc, BoxOpError) else at
             step_ = failed_at if isinstance(failed_at, ApplyStep) else at
+            if at.touched and not step_.touched:
+                step_ = at  # a write began: the box may hold the new file, restore it
             self._fail_open(cmd, reason)
             with contextlib.suppress(TransportError, TimeoutError):
                 async with asyncio.timeout(self.opts.box_timeout_s):
@@ -343,11 +391,25 @@ class Driver:
         self.note("box.applied", agent=cmd.agent, wave=cmd.wave + 1)
         return BoxApplied(cmd.agent)
 
-    async def _apply_steps(self, cmd: ApplyBox, t: Target, h: BoxHandle) -> ApplyStep:
+    async def _apply_steps(
+        self, cmd: ApplyBox, t: Target, h: BoxHandle, reached: list[ApplyStep]
+    ) -> ApplyStep:
         o, agent = self.opts, cmd.agent
         plan_step = self.plan.box(agent)
+        activate = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
+        steps = {
+            "apply.lease": ApplyStep.LEASE,
+            "apply.stamp-check": ApplyStep.STAMP_CHECK,
+            "apply.write": ApplyStep.WRITE,
+            "apply.secrets": ApplyStep.WRITE,
+            "apply.activate": activate,
+            "apply.verify": ApplyStep.VERIFY,
+            "apply.stamp": ApplyStep.STAMP,
+        }
 
         async def boundary(name: str, coro: Any) -> Any:
+            if name in steps:
+                reached.append(steps[name])
             self._boundary(name, agent, "intent", cmd)
             out = await coro
             self._boundary(name, agent, "result", cmd, ok=True)
@@ -427,8 +489,44 @@ class Driver:
 
     # -- restore one box ----------------------------------------------------------------
 
+    async def _mark_blocked(self) -> None:
+        """A verdict: write blocked_revision into the stamps of every box this rollout
+        changed (but for boxes still being applied), before the first restore, so that a run killed
+        while rolling back leaves the verdict on the boxes even without its journal."""
+        o = self.opts
+        settled = [a for a in self.state.changed if self.state.status(a) is not BoxStatus.APPLYING]
+
+        async def mark(agent: str) -> None:
+            h = self.targets[agent].handle
+            try:
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    await boxops.take_lease(h, holder=o.holder, rollout_id=o.rollout_id,
+                                            ttl_s=o.lease_ttl_s, now=self.clock.now())  # fmt: skip
+                    now = await boxops.read_now(h)
+                    s = now.stamp
+                    if (
+                        s is not None
+                        and s.rollout_id == o.rollout_id
+                        and (s.blocked_revision != o.revision)
+                    ):
+                        blocked = s.model_copy(update={"blocked_revision": o.revision})
+                        await boxops.write_stamp(h, blocked)
+                    await boxops.release_lease(h, rollout_id=o.rollout_id, taken=True)
+            except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+                # its restore still stamps the verdict; only a kill before then loses it
+                reason = _reason(exc, self.opts.box_timeout_s)
+                self.note("warning", message=f"{agent}: could not mark the revision blocked "
+                          f"before restoring: {reason}")  # fmt: skip
+
+        await asyncio.gather(*(mark(a) for a in settled))
+        self.note("rollback.started", trigger=self.state.trigger or "", blocked=o.revision)
+
     async def _run_restore(self, cmd: RestoreBox) -> Event:
         h = self.targets[cmd.agent].handle
+        if self.state.verdict:
+            if self._marking is None:
+                self._marking = asyncio.ensure_future(self._mark_blocked())
+            await asyncio.shield(self._marking)
         try:
             async with asyncio.timeout(self.opts.box_timeout_s):
                 await self._restore_steps(cmd, h)
@@ -471,7 +569,7 @@ class Driver:
         plan_step = self.plan.box(agent)
         stamp = self._stamp(
             h, now.stamp, cmd.pre_sha, plan_step.stamp_revision or "unmanaged", "rolled-back",
-            None, blocked=o.revision,
+            None, blocked=o.revision if self.state.verdict else None,
         )  # fmt: skip
         await boundary("restore.stamp", boxops.write_stamp(h, stamp))
         await boundary("restore.release", boxops.release_lease(h, rollout_id=o.rollout_id))
@@ -505,8 +603,7 @@ class Driver:
             limits=self.opts.watchdog,
             error=error,
         )
-        if health is not None and (agent not in self._samples or verdict.reason.startswith(
-            ("processing", "idle"))):  # fmt: skip
+        if health is not None and (agent not in self._samples or verdict.flowing):
             self._samples[agent] = Sample(health, now)
         return verdict
 
@@ -526,21 +623,38 @@ class Driver:
     def _watched(self) -> list[str]:
         return list(self.state.agents_in(BoxStatus.HEALTHY))
 
+    def _metric_gates(self, wave: int) -> bool:
+        """The wave runs metric gates: it has some (restore waves have none) and a runner."""
+        return self.gate_runner is not None and bool(self.plan.waves[wave].gates)
+
     async def _run_soak(self, cmd: Soak) -> Event:
-        """Wait the soak out, sampling every healthy box; a problem ends it early."""
+        """Watch the wave for its soak, and at least the stall window; a problem ends it.
+
+        The stall window applies even when the soak is 0 (a revert's waves): a stalled
+        agent is only seen as such after it. A wave whose soak is over ends as soon as
+        every one of its boxes has been seen working (or idle) since its change.
+        """
         self._boundary("soak", None, "intent", cmd, wave=cmd.wave, seconds=cmd.seconds)
-        if self.gate_runner is not None:
+        if self._metric_gates(cmd.wave) and self.gate_runner is not None:
             await self.gate_runner.open(cmd.wave, self.note)
+        window = self.opts.watchdog.stall_window_s
         start = self.clock.now()
+        self._flowing.clear()
         while True:
-            left = cmd.seconds - (self.clock.now() - start).total_seconds()
-            if left <= 0:
+            elapsed = (self.clock.now() - start).total_seconds()
+            agents = self._watched()
+            if elapsed >= cmd.seconds and (
+                elapsed >= window or all(a in self._flowing for a in agents)
+            ):
                 break
-            self.note("soak.tick", wave=cmd.wave + 1, remaining_s=round(left, 1))
+            left = max(cmd.seconds, window) - elapsed
+            if cmd.seconds > elapsed:
+                self.note("soak.tick", wave=cmd.wave + 1, remaining_s=round(left, 1))
             await self.clock.sleep(min(self.opts.soak_interval_s, left))
             agents = self._watched()
             verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
             bad = {a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok}
+            self._flowing.update(a for a, j in zip(agents, verdicts, strict=True) if j.flowing)
             for agent, j in bad.items():
                 self.note("soak.problem", agent=agent, verdict=str(j.verdict), reason=j.reason)
             self._soak_problems.update(bad)
@@ -565,7 +679,7 @@ class Driver:
         as_json: list[JsonValue] = [
             {"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures
         ]
-        if self.gate_runner is not None and not problems:
+        if self._metric_gates(cmd.wave) and self.gate_runner is not None and not problems:
             gated = await self.gate_runner.judge(cmd.wave, set(self.state.changed), agents,
                                                  self.note)  # fmt: skip
             figures += tuple(GateFigure(v.gate, v.ok, v.detail()) for v in gated)
@@ -606,6 +720,8 @@ class Driver:
                 "revision": self.opts.revision,
                 "left_behind": list(cmd.left_behind),
                 "trigger": self.state.trigger,
+                "verdict": self.state.verdict,
+                "internal_errors": self.internal_errors,
                 "incident": paths or None,
                 **self.summary_extra,
                 **history_figures(self),
@@ -617,7 +733,10 @@ class Driver:
             exit_code=cmd.outcome.exit_code,
             left_behind=list(cmd.left_behind),
         )
-        return RunResult(cmd.outcome, self.opts.rollout_id, self.state, paths, cmd.left_behind)
+        return RunResult(
+            cmd.outcome, self.opts.rollout_id, self.state, paths, cmd.left_behind,
+            tuple(self.internal_errors),
+        )  # fmt: skip
 
 
 def _plain(data: Mapping[str, Any]) -> dict[str, Any]:

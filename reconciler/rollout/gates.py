@@ -375,9 +375,11 @@ def _error_rate(
     figures = {"canary": observed / n_c if n_c else math.nan}
     ratio_test = None
     used = [w for w in canary if w.agent in pools]
-    if gate.max_ratio is not None and used:
-        expect = {w.agent: w.tasks * _rate_of(pools[w.agent]) for w in used}
-        e0 = sum(expect.values())
+    expect = {w.agent: w.tasks * _rate_of(pools[w.agent]) for w in used}
+    e0 = sum(expect.values())
+    # e0 is 0 when the canary processed no task yet (a wave judged right after its
+    # change): no ratio to test; the sample count keeps the verdict inconclusive.
+    if gate.max_ratio is not None and used and e0 > 0:
         n_u = sum(w.tasks for w in used)
         o_u = sum(w.errors for w in used)
         distinct = _distinct(pools[w.agent] for w in used)
@@ -681,7 +683,10 @@ def evaluate(
     )
     if bad is not None:
         return replace(v, reason=f"invalid canary data: {bad}")
-    ratio_test, max_test, figs = _EVALUATORS[metric](gate, canary, pools, confidence, spread)
+    try:
+        ratio_test, max_test, figs = _EVALUATORS[metric](gate, canary, pools, confidence, spread)
+    except (ArithmeticError, ValueError) as exc:  # never a crash, never a pass
+        return replace(v, reason=f"the figures could not be computed: {exc}")
     samples = figs.pop("samples", None)
     n_c = round(samples if samples is not None else sum(w.tasks for w in canary))
     threshold = figs.get("threshold")

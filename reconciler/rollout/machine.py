@@ -109,6 +109,10 @@ def _wave_watched(r: Rollout) -> bool:
     return not r.watching and r.settled
 
 
+def _nothing_changed(r: Rollout) -> bool:
+    return r.settled and not r.changed
+
+
 def _all_restored(r: Rollout) -> bool:
     return r.settled and S.RESTORE_FAILED not in r.boxes.values()
 
@@ -123,6 +127,9 @@ STATE_TRANSITIONS: Final[tuple[tuple[Phase, str, Guard, Phase], ...]] = (
     (P.APPLYING, "wave applied", _wave_applied, P.WATCHING),
     (P.WATCHING, "budget exceeded", _exceeded, P.ROLLING_BACK),
     (P.WATCHING, "wave watched", _wave_watched, P.SOAKING),
+    # Stopped before any box held the new config (a lease lost to another run, a signal
+    # before the first write): nothing was rolled back because nothing changed.
+    (P.ROLLING_BACK, "nothing changed", _nothing_changed, P.ABORTED),
     (P.ROLLING_BACK, "all restored", _all_restored, P.ROLLED_BACK),
     (P.ROLLING_BACK, "a restore failed", _restore_failed, P.ROLLBACK_FAILED),
 )
@@ -206,11 +213,13 @@ def _note_watch_failed(r: Rollout, ev: WatchdogFailed) -> Rollout:
         return r
     if ev.agent not in r.watching:
         raise UnexpectedEvent(r, ev, f"{ev.agent} is not being watched")
+    budget = r.budget.charge(ev.agent, f"watchdog {ev.verdict}: {ev.reason}")
     r = replace(
         r,
         boxes=r.with_status({ev.agent: S.FAILED}),
         watching=r.watching - {ev.agent},
-        budget=r.budget.charge(ev.agent, f"watchdog {ev.verdict}: {ev.reason}"),
+        budget=budget,
+        verdict=r.verdict or budget.exceeded,
     )
     return _queue_restore(r, ev.agent)
 
@@ -233,7 +242,7 @@ def _note_gates_failed(r: Rollout, ev: GatesFailed) -> Rollout:
         return r
     _expect_wave(r, ev, ev.wave)
     why = "; ".join(f"{f.gate}: {f.detail}" for f in ev.failed)
-    return replace(r, trigger=f"gates failed in wave {ev.wave + 1}: {why}")
+    return replace(r, trigger=f"gates failed in wave {ev.wave + 1}: {why}", verdict=True)
 
 
 def _note_restored(r: Rollout, ev: BoxRestored) -> Rollout:

@@ -37,10 +37,14 @@ class Outcome(enum.StrEnum):
     ROLLED_BACK = "rolled-back"
     ROLLBACK_FAILED = "rollback-failed"
     ABORTED = "aborted"
+    # A rollout cut short (crash, signal) that a later run settled without a verdict: the
+    # cut-short wave put back, the passed waves kept; the next apply goes on to the head.
+    SETTLED = "settled"
 
     @property
     def exit_code(self) -> int:
-        """0 done, 1 nothing changed (aborted before a write), 3 rolled back, 4 rollback failed."""
+        """0 done (or settled), 1 nothing changed (aborted before a write), 3 rolled back,
+        4 rollback failed."""
         return _EXIT[self]
 
 
@@ -50,4 +54,10 @@ _OUTCOME_OF = {
     Phase.ROLLBACK_FAILED: Outcome.ROLLBACK_FAILED,
     Phase.ABORTED: Outcome.ABORTED,
 }
-_EXIT = {Outcome.DONE: 0, Outcome.ABORTED: 1, Outcome.ROLLED_BACK: 3, Outcome.ROLLBACK_FAILED: 4}
+_EXIT = {
+    Outcome.DONE: 0,
+    Outcome.SETTLED: 0,
+    Outcome.ABORTED: 1,
+    Outcome.ROLLED_BACK: 3,
+    Outcome.ROLLBACK_FAILED: 4,
+}

@@ -18,6 +18,7 @@ from typing import Any
 from reconciler.config.repo import EffectiveAgent, Repo
 from reconciler.diff.fleet import parse_config
 from reconciler.diff.values import diff_values, secret_names
+from reconciler.model.box import Stamp
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan.model import Change, PathChange
 from reconciler.render.canonical import render_payload, sha256_hex
@@ -31,15 +32,51 @@ class Desired:
     data: bytes
     sha: str
     secrets: frozenset[str]
+    secrets_fingerprint: str | None = None  # of the secrets file apply writes (None: unknown)
 
 
-def desired_of(repo: Repo) -> dict[str, Desired]:
-    """Every agent's rendered config, by name."""
+def desired_of(
+    repo: Repo, secrets_fingerprints: Mapping[str, str] | None = None
+) -> dict[str, Desired]:
+    """Every agent's rendered config, by name (with its secrets file's keyed fingerprint
+    when the fleet key and the values are at hand)."""
+    fps = secrets_fingerprints or {}
     out: dict[str, Desired] = {}
     for name, ea in repo.agents.items():
         data = render_payload(ea.agent.config)
-        out[name] = Desired(name, data, sha256_hex(data), frozenset(secret_names(ea.agent.config)))
+        names = frozenset(secret_names(ea.agent.config))
+        out[name] = Desired(name, data, sha256_hex(data), names, fps.get(name))
     return out
+
+
+def restore_sources(stamp: Stamp | None) -> tuple[str, ...]:
+    """The shas a box may be restored to from its own history (the revert fast path).
+
+    Only configs of rollouts that ended well: an entry whose rollout also rolled the box
+    back (a wave-1 canary of a rollout rolled back later, say) is no restore source.
+    """
+    if stamp is None:
+        return ()
+    entries = [*stamp.history]
+    rolled = {e.rollout_id for e in entries if e.outcome == "rolled-back"}
+    if stamp.outcome == "rolled-back":
+        rolled.add(stamp.rollout_id)
+    return tuple(
+        dict.fromkeys(
+            e.config_sha256
+            for e in entries
+            if e.outcome == "applied" and e.rollout_id not in rolled
+        )
+    )
+
+
+def _secrets_differ(want: Desired, box: LiveBox) -> bool:
+    """The box's secrets file is not the one apply would write (known on both sides only)."""
+    # The wanted fingerprint is known only with the fleet key, and then the box's secrets
+    # file was read too (None there: no secrets file on the box).
+    if want.secrets_fingerprint is None:
+        return False
+    return box.secrets_fingerprint != want.secrets_fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +117,13 @@ def survey(
     live: Mapping[str, LiveBox],
     *,
     target_revision: str,
+    fast_path: bool = True,
 ) -> Survey:
-    """Sort every agent of `repo` by comparing `desired` with the `live` boxes."""
+    """Sort every agent of `repo` by comparing `desired` with the `live` boxes.
+
+    `fast_path` False (a `--force` retry): no box is planned as a restore from its history,
+    so every changing box gets the canary's soak and gates.
+    """
     changes: list[Change] = []
     unchanged: list[str] = []
     unreachable: dict[str, str] = {}
@@ -98,10 +140,12 @@ def survey(
         stamp = box.stamp
         if stamp is not None and stamp.blocked_revision == target_revision:
             blocked.append(name)
-        if stamp is not None and stamp.config_sha256 == want.sha == box.config_sha256:
+        secrets = _secrets_differ(want, box)
+        same = stamp is not None and stamp.config_sha256 == want.sha == box.config_sha256
+        if same and not secrets:
             unchanged.append(name)
             continue
-        history = tuple(dict.fromkeys(h.config_sha256 for h in (stamp.history if stamp else ())))
+        history = restore_sources(stamp) if fast_path else ()
         changes.append(
             Change(
                 agent=name,
@@ -113,6 +157,7 @@ def survey(
                 stamp_sha=stamp.config_sha256 if stamp else None,
                 stamp_revision=stamp.revision if stamp else None,
                 history_shas=history,
+                secrets=secrets,
             )
         )
     return Survey(tuple(changes), tuple(unchanged), unreachable, foreign, tuple(blocked))

@@ -13,9 +13,16 @@ config file the stamp does not describe yet, stamps of the rollout both
   (the first entry of another rollout), and its target from the stamp.
 
 `decide` then gives each box one `Action`: keep it (consistent on the old or,
-when finishing, the new config: file sha == stamp sha == loaded sha), restore
-it to its pre-change sha from its own history, or leave it to a human
-(unreachable, or no pre-change file). Nothing here does I/O or reads a clock.
+when settling or finishing, the new config: file sha == stamp sha == loaded
+sha), restore it to its pre-change sha from its own history, or leave it to a
+human (unreachable, or no pre-change file). Nothing here does I/O or reads a clock.
+
+Modes (`Mode`): a verdict (a failed gate or watchdog) always rolls the whole
+rollout back and keeps its revision blocked. Otherwise (a crash, a signal, a lost
+lock, our own bug) fleet.yaml's `rollout.on_resume` says: `settle` (default) rolls
+back the wave that was cut short and keeps the waves whose gates had passed, so the
+next apply goes on to the head; `finish` also keeps the cut-short wave's boxes that
+are consistent on the target; `rollback` restores every box of the rollout.
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ from reconciler.rollout.phases import Phase
 from reconciler.rollout.state import Rollout
 
 ROLLBACK_PHASES = frozenset({Phase.ROLLING_BACK, Phase.ROLLED_BACK, Phase.ROLLBACK_FAILED})
+
+
+class Mode(enum.StrEnum):
+    """How a cut-short rollout is settled (fleet.yaml `rollout.on_resume`, `--policy`)."""
+
+    SETTLE = "settle"  # roll back the cut-short wave, keep the passed ones
+    FINISH = "finish"  # keep every box consistent on the target
+    ROLLBACK = "rollback"  # restore every box of the rollout
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +105,10 @@ class Unfinished:
     goals: Mapping[str, BoxGoal]
     source: str  # "journal" or "stamps"
     phase: Phase | None = None  # the journaled machine's phase (None: journal lost)
-    rolling_back: bool = False  # it was rolling back when it died: keep rolling back
+    rolling_back: bool = False  # it was rolling back when it died
     evidence: tuple[str, ...] = ()  # why it is taken as unfinished, for the operator
+    verdict: bool = False  # a failed gate or watchdog had judged it: roll back, keep blocked
+    passed: frozenset[str] | None = None  # agents of waves whose gates passed (None: unknown)
 
     @property
     def finished_waves(self) -> bool:
@@ -109,12 +126,20 @@ class Action(enum.StrEnum):
     NO_RESTORE = "no-restore"  # it had no config before: nothing to restore to
 
 
+def journal_state(
+    plan: Plan, pre_shas: Mapping[str, str | None], events: Iterable[Event]
+) -> Rollout:
+    """The machine's state after the journaled events (PLANNED when they do not fold)."""
+    start = Rollout.start(plan, pre_shas)
+    try:
+        return fold(start, events)
+    except (MachineError, ValueError):
+        return start
+
+
 def journal_phase(plan: Plan, pre_shas: Mapping[str, str | None], events: Iterable[Event]) -> Phase:
     """The machine's phase after the journaled events (PLANNED when they do not fold)."""
-    try:
-        return fold(Rollout.start(plan, pre_shas), events).phase
-    except (MachineError, ValueError):
-        return Phase.PLANNED
+    return journal_state(plan, pre_shas, events).phase
 
 
 def from_journal(
@@ -124,7 +149,9 @@ def from_journal(
     events: Iterable[Event],
 ) -> Unfinished:
     """The unfinished rollout as journaled: plan, pre-change shas, and how far it got."""
-    phase = journal_phase(plan, pre_shas, events)
+    state = journal_state(plan, pre_shas, events)
+    phase = state.phase
+    passed = frozenset(b.agent for b in plan.boxes) if phase is Phase.DONE else None
     goals = {
         b.agent: BoxGoal(b.agent, pre_shas.get(b.agent, b.pre_sha), b.stamp_revision,
                          b.target_sha, b.activation)
@@ -139,6 +166,8 @@ def from_journal(
         phase=phase,
         rolling_back=phase in ROLLBACK_PHASES,
         evidence=(f"the journal has rollout {rollout_id} with no outcome (phase {phase})",),
+        verdict=state.verdict,
+        passed=passed if passed is not None else frozenset(state.passed_agents),
     )
 
 
@@ -168,6 +197,10 @@ def _evidence(seen: Mapping[str, BoxSeen], partial_head: str | None) -> dict[str
         # leaves shows as a lease. Without one it is drift (a hand edit) or a sick agent,
         # and taking it for a cut-short rollout would undo the stamp's finished rollout.
         (applied if s.outcome == "applied" else rolled).setdefault(s.rollout_id, []).append(b.agent)
+        if s.outcome == "applied" and s.blocked_revision == s.revision:
+            why.setdefault(s.rollout_id, []).append(
+                f"{b.agent}: marked blocked by a failed gate or watchdog: a rollback was cut short"
+            )
     for rid in applied.keys() & rolled.keys():
         why.setdefault(rid, []).append(
             f"boxes stamped applied ({len(applied[rid])}) and rolled back ({len(rolled[rid])}) "
@@ -212,6 +245,7 @@ def from_stamps(
     goals: dict[str, BoxGoal] = {}
     target_revision: str | None = None
     rolling_back = False
+    verdict = False
     for b in seen.values():
         s = b.stamp
         ours_stamp = s is not None and s.rollout_id == rid
@@ -222,6 +256,8 @@ def from_stamps(
             pre, pre_rev = _pre_of(s, rid)
             goals[b.agent] = BoxGoal(b.agent, pre, pre_rev, s.config_sha256)
             target_revision = target_revision or s.revision
+            if s.blocked_revision == s.revision:
+                verdict = rolling_back = True
         elif s is not None and ours_stamp:
             rolling_back = True
             goals[b.agent] = BoxGoal(b.agent, s.config_sha256, s.revision, None)
@@ -230,6 +266,16 @@ def from_stamps(
             pre = s.config_sha256 if s is not None else None
             target = (head_shas or {}).get(b.agent)
             goals[b.agent] = BoxGoal(b.agent, pre, s.revision if s else None, target)
+    # A rolled-back stamp of the rollout names the target as blocked only after a verdict
+    # (a signal's or a crash's restore carries the box's earlier blocked revision, if any).
+    verdict = verdict or any(
+        b.stamp is not None
+        and b.stamp.rollout_id == rid
+        and b.stamp.outcome == "rolled-back"
+        and target_revision is not None
+        and b.stamp.blocked_revision == target_revision
+        for b in seen.values()
+    )
     return Unfinished(
         rollout_id=rid,
         fleet_id=fleet_id,
@@ -238,12 +284,32 @@ def from_stamps(
         source="stamps",
         rolling_back=rolling_back,
         evidence=tuple(why[rid]),
+        verdict=verdict,
     )
 
 
-def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, finish: bool) -> dict[str, Action]:
-    """Each box's action; `finish`: keep boxes already consistent on the target."""
-    keep_new = (finish and not u.rolling_back) or u.finished_waves
+def mode_of(u: Unfinished, policy: Mode) -> Mode:
+    """The mode a resume runs in: a verdict always rolls back; a finished run keeps all."""
+    if u.verdict:
+        return Mode.ROLLBACK
+    if u.finished_waves:
+        return Mode.FINISH
+    return policy
+
+
+def _keeps_new(u: Unfinished, agent: str, mode: Mode) -> bool:
+    """Whether the box may stay on the target (when consistent on it)."""
+    if mode is Mode.FINISH:
+        return True
+    if mode is Mode.SETTLE:
+        # the journal knows which waves passed their gates; without it, every box the
+        # rollout stamped and that is consistent on the target is kept
+        return u.passed is None or agent in u.passed
+    return False
+
+
+def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, mode: Mode) -> dict[str, Action]:
+    """Each box's action in `mode` (see the module's docstring)."""
     out: dict[str, Action] = {}
     for agent, goal in u.goals.items():
         b = seen.get(agent)
@@ -252,7 +318,7 @@ def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, finish: bool) -> dict[
             continue
         s = b.stamp
         if (
-            keep_new
+            _keeps_new(u, agent, mode)
             and b.consistent_on(goal.target_sha)
             and s is not None
             and s.rollout_id == u.rollout_id
@@ -268,6 +334,6 @@ def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, finish: bool) -> dict[
     return out
 
 
-def keeps_going_back(u: Unfinished, *, finish: bool) -> bool:
-    """The resume rolls back: policy rollback, or the run was already rolling back."""
-    return u.rolling_back or not (finish or u.finished_waves)
+def keeps_going_back(u: Unfinished, policy: Mode) -> bool:
+    """The resume rolls the whole rollout back (a verdict, or policy rollback)."""
+    return mode_of(u, policy) is Mode.ROLLBACK

@@ -14,11 +14,13 @@ entries) says so. A lease left by the resumed rollout is broken only when its
 holder is dead (gone from this host, or expired) or the operator says so
 (`break_leases`); any other lease makes that box fail, named.
 
-Policy (fleet.yaml `rollout.on_resume`): `rollback` (default) puts every box of
-the rollout back on its pre-change config and blocks the target revision;
-`finish` settles only boxes caught mid-step (back to their old config, the
-target not blocked) and keeps those already on the target, so that a plain
-apply of the same head can carry on in waves.
+Modes (recovery.Mode): a rollout that a failed gate or watchdog had judged (a
+verdict) is rolled back whole and its revision stays blocked. Any other cut-short
+rollout (a crash, a signal, a lost lock, our own bug) is settled by fleet.yaml's
+`rollout.on_resume` (or `--policy`): `settle` (default) puts the cut-short wave
+back and keeps the waves whose gates had passed; `finish` keeps every box already
+consistent on the target; `rollback` restores every box. None of these blocks the
+revision, so a plain apply then carries on to the head in waves.
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ from reconciler.rollout.recovery import (
     BoxGoal,
     BoxSeen,
     LeaseSeen,
+    Mode,
     Unfinished,
     decide,
     from_journal,
     from_stamps,
-    keeps_going_back,
+    mode_of,
 )
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.session import Link, Source
@@ -82,7 +85,7 @@ class ResumeOptions:
 
     fleet_id: str
     holder: str
-    finish: bool = False  # policy on_resume: finish (else roll back)
+    policy: Mode = Mode.SETTLE  # fleet.yaml rollout.on_resume, or --policy
     break_leases: bool = False  # the operator says the lease holders are dead
     parallel: int = 32
     history_keep: int = 5
@@ -108,6 +111,13 @@ class ResumeResult:
     @property
     def exit_code(self) -> int:
         return self.outcome.exit_code
+
+    target_revision: str | None = None
+
+    def stops_apply(self, head: str) -> bool:
+        """Apply must not go on to `head`: a box could not be put back, or the rollout was
+        rolled back (a verdict, or policy) and the head is still its revision."""
+        return bool(self.failed) or (self.rolled_back and head == self.target_revision)
 
 
 def lease_is_dead(lease: LeaseSeen, now: datetime) -> bool:
@@ -171,7 +181,8 @@ class Resumer:
         self.reporter = reporter
         self.journal = journal if u.source == "journal" else None
         self.on_boundary: Callable[[str, str | None], None] = lambda _n, _a: None
-        self.back = keeps_going_back(u, finish=opts.finish)
+        self.mode = mode_of(u, opts.policy)
+        self.back = self.mode is Mode.ROLLBACK
         self._lease_errors: dict[str, str] = {}
 
     def _note(self, kind: str, **fields: object) -> None:
@@ -182,10 +193,10 @@ class Resumer:
         started = self.clock.now()
         u = self.u
         self.on_boundary("resume.begin", None)
-        actions = decide(u, seen, finish=not self.back)
+        actions = decide(u, seen, mode=self.mode)
         self._note(
             "resume.started", rollout_id=u.rollout_id, source=u.source,
-            mode="roll back" if self.back else "finish", evidence=list(u.evidence),
+            mode=str(self.mode), verdict=u.verdict, evidence=list(u.evidence),
             boxes={a: str(x) for a, x in sorted(actions.items())},
         )  # fmt: skip
         self._check_leases(seen, actions, started)
@@ -193,7 +204,7 @@ class Resumer:
         if j is not None and self.back and (u.phase, Interrupted) in EVENT_TRANSITIONS:
             j.record_event(u.rollout_id, Interrupted("resumed after a crash: rolling back"))
         result = ResumeResult(u.rollout_id, u.source, Outcome.ABORTED, self.back, actions,
-                              evidence=u.evidence)  # fmt: skip
+                              evidence=u.evidence, target_revision=u.target_revision)  # fmt: skip
         gate = asyncio.Semaphore(self.opts.parallel)
 
         async def one(agent: str) -> None:
@@ -266,7 +277,7 @@ class Resumer:
         if r.failed:
             return Outcome.ROLLBACK_FAILED
         if not self.back:
-            return Outcome.DONE if self.u.finished_waves else Outcome.ABORTED
+            return Outcome.DONE if self.u.finished_waves else Outcome.SETTLED
         touched = (
             bool(r.restored)
             or self.u.rolling_back
@@ -284,11 +295,18 @@ class Resumer:
         summary: dict[str, Any] = {
             "revision": self.u.target_revision,
             "resumed": True,
-            "resume_mode": "roll back" if self.back else "finish",
+            "resume_mode": str(self.mode),
+            "verdict": self.u.verdict,
             "restored": sorted(r.restored),
+            "kept": sorted(a for a, x in r.actions.items() if x is Action.KEEP_NEW),
             "restore_failed": sorted(r.failed),
             "left_behind": [],
-            "trigger": "the reconciler died mid-rollout; resumed",
+            "trigger": "the rollout was cut short (the reconciler died or was stopped); "
+            + (
+                "rolled back after a failed gate or watchdog"
+                if self.u.verdict
+                else f"settled ({self.mode})"
+            ),
             "time_to_roll_back_s": r.duration_s if self.back else None,
             "duration_s": r.duration_s,
         }
@@ -347,7 +365,7 @@ class Resumer:
         settled = (
             s is not None
             and s.config_sha256 == pre
-            and ((s.rollout_id == rid and s.outcome == "rolled-back") or (not self.back))
+            and ((s.rollout_id == rid and s.outcome == "rolled-back") or not self.u.verdict)
         )
         if not settled:
             at("resume.stamp", h.name)
@@ -356,7 +374,7 @@ class Resumer:
                 config_sha256=pre, rollout_id=rid, outcome="rolled-back", now=self.clock.now(),
                 previous=s, keep=o.history_keep,
                 secrets_fingerprint=s.secrets_fingerprint if s else None,
-                blocked_revision=(self.u.target_revision if self.back else None)
+                blocked_revision=(self.u.target_revision if self.u.verdict else None)
                 or (s.blocked_revision if s else None),
             )  # fmt: skip
             await boxops.write_stamp(h, stamp)
@@ -378,17 +396,29 @@ async def release_dead_leases(
     )
 
 
-async def resume_fleet(
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A cut-short rollout as found: what it was, its boxes' handles, the boxes as read."""
+
+    unfinished: Unfinished
+    handles: Mapping[str, BoxHandle]
+    seen: Mapping[str, BoxSeen]
+
+    def preview(self, policy: Mode) -> tuple[Mode, dict[str, Action]]:
+        """The mode a resume would run in and each box's action (nothing is done)."""
+        mode = mode_of(self.unfinished, policy)
+        return mode, decide(self.unfinished, self.seen, mode=mode)
+
+
+async def find_unfinished(
     source: Source,
     link: Link,
     journal: Journal | None,
-    opts: ResumeOptions,
     *,
-    clock: Clock,
-    reporter: Reporter,
+    parallel: int,
     explicit: bool,
-) -> ResumeResult | None:
-    """Find the fleet's unfinished rollout and resume it; None when there is none.
+) -> Found | None:
+    """The fleet's cut-short rollout, read from the journal and the boxes; None: none.
 
     The journal's unfinished rollout comes first. Without one, the boxes are read:
     always for an explicit `reconcile resume`, and for `apply` only when the journal
@@ -403,24 +433,40 @@ async def resume_fleet(
             break
     if u is not None:
         handles = {a: link.box(agents[a]) for a in u.goals if a in agents}
-        seen = await read_boxes(handles, opts.parallel)
-    else:
-        known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
-        if known and not explicit:
-            return None
-        handles = {a: link.box(agent) for a, agent in agents.items()}
-        seen = await read_boxes(handles, opts.parallel)
-        head = {a: d.sha for a, d in desired_of(source.repo).items()}
-        fresh = explicit and not known
-        u = from_stamps(
-            seen, fleet_id=fleet.fleet_id,
-            head_revision=source.revision if fresh else None, head_shas=head if fresh else None,
-            finished=frozenset(r.rollout_id for r in known if r.finished),
-        )  # fmt: skip
-        if u is None:
-            return None
-    resumer = Resumer(u, handles, opts, clock=clock, reporter=reporter, journal=journal)
+        return Found(u, handles, await read_boxes(handles, parallel))
+    known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
+    if known and not explicit:
+        return None
+    handles = {a: link.box(agent) for a, agent in agents.items()}
+    seen = await read_boxes(handles, parallel)
+    head = {a: d.sha for a, d in desired_of(source.repo).items()}
+    fresh = explicit and not known
+    u = from_stamps(
+        seen, fleet_id=fleet.fleet_id,
+        head_revision=source.revision if fresh else None, head_shas=head if fresh else None,
+        finished=frozenset(r.rollout_id for r in known if r.finished),
+    )  # fmt: skip
+    return None if u is None else Found(u, handles, seen)
+
+
+async def resume_fleet(
+    source: Source,
+    link: Link,
+    journal: Journal | None,
+    opts: ResumeOptions,
+    *,
+    clock: Clock,
+    reporter: Reporter,
+    explicit: bool,
+) -> ResumeResult | None:
+    """Find the fleet's cut-short rollout (`find_unfinished`) and settle or roll it back."""
+    found = await find_unfinished(source, link, journal, parallel=opts.parallel, explicit=explicit)
+    if found is None:
+        return None
+    resumer = Resumer(
+        found.unfinished, found.handles, opts, clock=clock, reporter=reporter, journal=journal
+    )
     armed = crashpoints.hook(RESUME_BOUNDARIES, chain=resumer.on_boundary)
     if armed is not None:
         resumer.on_boundary = armed
-    return await resumer.run(seen)
+    return await resumer.run(found.seen)

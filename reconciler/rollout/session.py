@@ -25,6 +25,7 @@ from reconciler.config.source import read_dir
 from reconciler.journal.base import Journal
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
+from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
 from reconciler.plan.model import Delivery
@@ -35,6 +36,7 @@ from reconciler.rollout.driver import (
     BOUNDARIES,
     Driver,
     IncidentWriter,
+    InternalErrorSink,
     Options,
     RunResult,
     Target,
@@ -43,6 +45,7 @@ from reconciler.rollout.gatesetup import gate_runner
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
+from reconciler.secrets.desired import desired_fingerprints
 from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
 from reconciler.secrets.values import fingerprint, render_secrets
 from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
@@ -66,7 +69,7 @@ class Request:
     soak_s: float | None = None  # overrides the policy's soak (demo and tests)
     env: Mapping[str, str] | None = None
     parallel: int | None = None  # default: fleet.yaml rollout.parallel
-    watchdog: Limits = field(default_factory=Limits)
+    watchdog: Limits | None = None  # default: fleet.yaml rollout.stall_window_s and heartbeat
     soak_interval_s: float = 1.0
     gates: bool = True  # metric gates (fleet.yaml gates:); False: the watchdog only
 
@@ -113,6 +116,7 @@ class Link(FleetLink):
 
     def __init__(self, source: Source, root: Path) -> None:
         super().__init__(source.repo.fleet.connection, root)
+        self.head_revision = source.revision  # what the command was asked to reach
 
     def box(self, agent: Agent) -> BoxHandle:
         """The rollout's handle on one agent's box (nothing connects yet)."""
@@ -120,7 +124,7 @@ class Link(FleetLink):
         def fetch(url: str) -> Awaitable[Health]:
             return self.probe.fetch_health(url, timeout=self.timeout, box=agent.name)
 
-        return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=self.timeout)
+        return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=self.command_timeout(agent))
 
     async def connect(self, agent: Agent) -> BoxHandle:
         return self.box(agent)
@@ -171,10 +175,13 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
     link = (link_factory or (lambda s: Link(s, req.repo)))(source)
     try:
         agents = [ea.agent for ea in source.repo.agents.values()]
-        live = await link.read(agents, fleet.fleet_id)
+        key = fleet_key(fleet, req.repo, req.env)  # secrets files compared when at hand
+        live = await link.read(agents, fleet.fleet_id, key)
         read_at = time.monotonic()
-        desired = desired_of(source.repo)
-        found = survey(source.repo, desired, live, target_revision=source.revision)
+        desired = desired_of(source.repo, desired_fingerprints(source.repo, req.repo, req.env))
+        found = survey(
+            source.repo, desired, live, target_revision=source.revision, fast_path=not req.force
+        )
         _refuse_unfit(found, req, source)
         former = former_agents(req.repo, live.values(), source.repo.agents.keys())
         orphans = await link.orphans(agents, fleet.fleet_id, former)
@@ -233,7 +240,8 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
         if p.live and time.monotonic() - p.read_at < PREFLIGHT_REUSE_S:
             live = {a.name: p.live[a.name] for a in agents if a.name in p.live}
         else:
-            live = await p.link.read(agents, repo.fleet.fleet_id)
+            key = fleet_key(repo.fleet, p.request.repo, p.request.env)
+            live = await p.link.read(agents, repo.fleet.fleet_id, key)
         bad = {
             a: (b.reason or str(b.state))
             for a, b in live.items()
@@ -246,7 +254,10 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
         if bad:
             return "; ".join(f"{a}: {r}" for a, r in sorted(bad.items()))
         sub = replace(repo, agents={a: repo.agents[a] for a in p.plan.agents})
-        found = survey(sub, p.desired, live, target_revision=p.plan.target_revision)
+        found = survey(
+            sub, p.desired, live, target_revision=p.plan.target_revision,
+            fast_path=not p.request.force,
+        )  # fmt: skip
         try:
             verify_plan(p.plan, found.changes)
         except PlanError as exc:
@@ -254,6 +265,24 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
         return None
 
     return check
+
+
+def box_timeout(repo: Repo) -> float:
+    """How long one box's apply or restore may take: verification plus four commands at the
+    slowest agent's command timeout."""
+    conn = repo.fleet.connection
+    slowest = max(
+        (ea.agent.command_timeout_s or conn.command_timeout_s for ea in repo.agents.values()),
+        default=conn.command_timeout_s,
+    )
+    return repo.fleet.rollout.verify_timeout_s + 4 * slowest
+
+
+def watchdog_limits(policy: RolloutPolicy) -> Limits:
+    """The watchdog's limits as fleet.yaml's rollout policy sets them."""
+    return Limits(
+        max_heartbeat_age_s=policy.max_heartbeat_age_s, stall_window_s=policy.stall_window_s
+    )
 
 
 def new_rollout_id(clock: Clock) -> str:
@@ -271,6 +300,7 @@ async def execute(
     write_incident: IncidentWriter | None = None,
     on_driver: Callable[[Driver], None] | None = None,
     on_rollout_id: Callable[[str], None] | None = None,
+    internal_error: InternalErrorSink | None = None,
 ) -> RunResult:
     """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
     targets = targets_of(p)
@@ -284,14 +314,14 @@ async def execute(
         history_keep=fleet.rollout.history_keep,
         verify_timeout_s=fleet.rollout.verify_timeout_s,
         lease_ttl_s=fleet.rollout.lease_ttl_s,
-        box_timeout_s=fleet.rollout.verify_timeout_s + 4 * fleet.connection.command_timeout_s,
-        watchdog=p.request.watchdog,
+        box_timeout_s=box_timeout(p.source.repo),
+        watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
     )
     driver = Driver(
         p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
         preflight=preflight_check(p), write_incident=write_incident,
-        on_rollout_id=on_rollout_id,
+        on_rollout_id=on_rollout_id, internal_error=internal_error,
     )  # fmt: skip
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
         # A revert: every box gets back a config it ran. Time from its commit counts.

@@ -75,6 +75,9 @@ class Rollout:
     watching: frozenset[str] = frozenset()  # boxes whose watchdog verdict is awaited
     restore_queue: tuple[str, ...] = ()  # restores waiting for a free slot
     trigger: str | None = None  # why the rollout is rolling back (or aborted)
+    # A failed gate or watchdog judged the change: its revision is blocked. A crash, a
+    # signal, a lost lock or our own bug is no verdict: the revision may be tried again.
+    verdict: bool = False
 
     @classmethod
     def start(cls, plan: Plan, pre_shas: Mapping[str, str | None] | None = None) -> Rollout:
@@ -95,6 +98,11 @@ class Rollout:
         seen = set(self.changed)
         rest = [a for a in self.spec.steps if a not in seen and self.status(a) in wanted]
         return (*touched, *rest)
+
+    @property
+    def passed_agents(self) -> tuple[str, ...]:
+        """Agents of the waves whose gates passed (before the current wave)."""
+        return tuple(a for w in self.spec.waves[: self.wave] for a in w.agents)
 
     @property
     def current_wave(self) -> Wave | None:

@@ -66,6 +66,7 @@ class Judgement:
 
     verdict: Verdict
     reason: str
+    flowing: bool = False  # tasks were processed since the last sample, or the queue is empty
 
     @property
     def ok(self) -> bool:
@@ -78,7 +79,7 @@ def _short(sha: str | None) -> str:
 
 def _flow(health: Health, previous: Sample | None, now: datetime, limits: Limits) -> Judgement:
     if health.queue_depth == 0:
-        return Judgement(Verdict.OK, "idle: empty queue")
+        return Judgement(Verdict.OK, "idle: empty queue", flowing=True)
     if previous is None:
         return Judgement(Verdict.OK, f"queue {health.queue_depth}: no earlier sample yet")
     elapsed = (now - previous.taken_at).total_seconds()
@@ -89,7 +90,7 @@ def _flow(health: Health, previous: Sample | None, now: datetime, limits: Limits
         since, window = f"in {elapsed:g}s", elapsed
         done = health.tasks_processed - previous.health.tasks_processed
     if done > 0:
-        return Judgement(Verdict.OK, f"processing: {done} tasks {since}")
+        return Judgement(Verdict.OK, f"processing: {done} tasks {since}", flowing=True)
     if window < limits.stall_window_s:
         return Judgement(
             Verdict.OK, f"queue {health.queue_depth}, no task yet {since} (window not over)"

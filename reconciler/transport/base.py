@@ -58,18 +58,20 @@ class HostKeyError(TransportError):
         self.expected = tuple(expected)
         self.known_hosts = known_hosts
         where = host if port == 22 else f"[{host}]:{port}"
+        keyscan = f"ssh-keyscan {host}" if port == 22 else f"ssh-keyscan -p {port} {host}"
         if self.expected:
             message = (
-                f"host key of {where} CHANGED: it presented {presented}, but {known_hosts} "
-                f"expects {', '.join(self.expected)}; refused. If the box was really "
-                f"re-keyed, replace its line in {known_hosts} after checking the new key "
-                f"out of band."
+                f"host key changed (REMOTE HOST IDENTIFICATION HAS CHANGED): {where} presented "
+                f"{presented}, but {known_hosts} expects {', '.join(self.expected)}; refused "
+                f"before login, nothing sent. If the box was really re-keyed, check the new "
+                f"key out of band, then replace its line: ssh-keygen -R '{where}' -f "
+                f"{known_hosts} && {keyscan} >> {known_hosts}"
             )
         else:
             message = (
-                f"host key of {where} is unknown: it presented {presented}, and there is "
-                f"none for it in {known_hosts}; refused. Add the box's key to {known_hosts} "
-                f"(checked out of band), or pass trust_on_first_use to record it."
+                f"host key unknown: {where} presented {presented}, and there is none for "
+                f"it in {known_hosts}; refused before login, nothing sent. Check the key out "
+                f"of band, then add it: {keyscan} >> {known_hosts}"
             )
         super().__init__(box, "connect", message)
 
@@ -136,8 +138,14 @@ class BoxTransport(Protocol):
         """Temp file in the same directory, write, fsync, chmod, rename over `path`."""
         ...
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
-        """Run a command; a non-zero exit is a result, a timeout is OperationTimeout."""
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, read_only: bool = False
+    ) -> CommandResult:
+        """Run a command; a non-zero exit is a result, a timeout is OperationTimeout.
+
+        `read_only=True` says the command changes nothing (a health command), so the
+        transport may run it once more if the connection drops while it runs.
+        """
         ...
 
     async def mkdir(self, path: PurePosixPath) -> bool:

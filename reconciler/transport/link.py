@@ -67,6 +67,14 @@ class FleetLink:
         """The agent's box connection (connects lazily, reused)."""
         return self.pool.box(SshTarget.of(agent, self.root))
 
+    def command_timeout(self, agent: Agent) -> float:
+        """Seconds the agent's reload, restart or health command may take on its box.
+
+        The agent's own `command_timeout_s` when set (a box whose reload is known to be
+        slow), else fleet.yaml `connection.command_timeout_s`.
+        """
+        return self.timeout if agent.command_timeout_s is None else agent.command_timeout_s
+
     async def read(
         self,
         agents: Sequence[Agent],

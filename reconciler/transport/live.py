@@ -35,7 +35,9 @@ class Box(Protocol):
 
     async def listdir(self, path: PurePosixPath | str) -> list[str]: ...
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, read_only: bool = False
+    ) -> CommandResult: ...
 
 
 Connect = Callable[[Agent], Awaitable[Box]]
@@ -58,7 +60,8 @@ async def _health(agent: Agent, box: Box, fetch: FetchHealth, timeout: float) ->
     if url:
         return await fetch(url)
     if agent.commands.health:
-        done = await box.run(agent.commands.health, timeout=timeout)
+        limit = timeout if agent.command_timeout_s is None else agent.command_timeout_s
+        done = await box.run(agent.commands.health, timeout=limit, read_only=True)
         if done.exit_status != 0:
             raise ContractError(
                 f"health command {shlex.join(agent.commands.health)} exited {done.exit_status}"

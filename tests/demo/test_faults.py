@@ -9,7 +9,9 @@ from pathlib import Path
 import asyncssh
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from reconciler.cli.app import app
 from reconciler.demo import DemoFleet, FaultKind
 from reconciler.model.box import parse_health
 
@@ -182,3 +184,102 @@ async def test_clock_skew_ages_the_heartbeat(demo_fleet: DemoFleet) -> None:
     health = parse_health((await _get(box.health_url)).content)
     assert health.alive
     assert health.heartbeat_age_s >= 120
+
+
+async def _health_ok(conn: asyncssh.SSHClientConnection) -> bool:
+    return (await conn.run("agentctl health", check=False)).exit_status == 0
+
+
+async def test_connection_reset_drops_every_open_connection_once(demo_fleet: DemoFleet) -> None:
+    """connection-reset: all open SSH connections dies at once, the fault is gone, new ones work."""
+    box = demo_fleet.box(FAST)
+    first = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    second = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    await first.start_sftp_client()
+    box.fault(FaultKind.CONNECTION_RESET)
+    await asyncio.wait_for(asyncio.gather(first.wait_closed(), second.wait_closed()), 2)
+    assert box.counters.connection_resets == 2
+    assert box.faults.as_dict() == {}  # one-shot: it acted and cleared itself
+    async with asyncssh.connect(**demo_fleet.ssh_options(FAST)) as conn:
+        assert await _health_ok(conn)
+    assert box.counters.connection_resets == 2
+
+
+async def test_slow_reload_takes_its_time_then_acts(demo_fleet: DemoFleet) -> None:
+    """slow-reload S: reload and restart wait S seconds, then act and exit 0; health is quick."""
+    box = demo_fleet.box(FAST)
+    box.fault(FaultKind.SLOW_RELOAD)
+    assert box.faults.as_dict() == {"slow-reload": 10.0}  # the default
+    box.fault(FaultKind.SLOW_RELOAD, 0.4)
+    loop = asyncio.get_running_loop()
+    async with asyncssh.connect(**demo_fleet.ssh_options(FAST)) as conn:
+        for command in ("agentctl reload", "agentctl restart"):
+            started = loop.time()
+            assert (await conn.run(command, check=False)).exit_status == 0
+            assert loop.time() - started >= 0.4
+        started = loop.time()
+        assert await _health_ok(conn)
+        assert loop.time() - started < 0.3
+    assert (box.counters.reloads, box.counters.restarts) == (1, 1)
+
+
+async def test_slow_reload_abandoned_by_its_client_never_acts(demo_fleet: DemoFleet) -> None:
+    """A client that gives up on a slow reload and closes the session: the reload never happens."""
+    box = demo_fleet.box(FAST)
+    box.fault(FaultKind.SLOW_RELOAD, 0.5)
+    async with asyncssh.connect(**demo_fleet.ssh_options(FAST)) as conn:
+        process = await conn.create_process("agentctl reload")
+        with pytest.raises(asyncssh.TimeoutError):
+            await process.wait(timeout=0.1)
+        process.close()
+        await asyncio.sleep(0.6)
+    assert box.counters.reloads == 0
+    assert box.counters.commands_abandoned == 1
+
+
+async def test_host_key_changed_then_connection_reset(demo_fleet: DemoFleet) -> None:
+    """They combine: an open connection lives until the reset; the reconnect sees a new key."""
+    box = demo_fleet.box(FAST)
+    conn = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    box.fault(FaultKind.HOST_KEY_CHANGED)
+    assert await _health_ok(conn)  # the key was checked at this connection's handshake
+    box.fault(FaultKind.CONNECTION_RESET)
+    await asyncio.wait_for(conn.wait_closed(), 2)
+    with pytest.raises(asyncssh.HostKeyNotVerifiable):
+        await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    assert box.faults.as_dict() == {"host-key-changed": None}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+async def test_new_faults_through_the_control_endpoint_and_the_cli(demo_fleet: DemoFleet) -> None:
+    """`reconcile demo fault` and POST /_demo/fault set slow-reload and fire connection-reset."""
+    box, root = demo_fleet.box(FAST), str(demo_fleet.dir.root)
+    conn = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    code, output = await asyncio.to_thread(
+        _cli, "demo", "fault", "--dir", root, FAST, "slow-reload", "3"
+    )
+    assert code == 0, output
+    assert "slow-reload=3" in output
+    assert box.faults.value(FaultKind.SLOW_RELOAD) == 3
+    code, output = await asyncio.to_thread(
+        _cli, "demo", "fault", "--dir", root, FAST, "connection-reset"
+    )
+    assert code == 0, output
+    await asyncio.wait_for(conn.wait_closed(), 2)
+    assert box.counters.connection_resets == 1
+    conn = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
+    async with httpx.AsyncClient(base_url=box.base_url) as client:
+        r = await client.post("/_demo/fault", json={"kind": "connection-reset"})
+        assert r.status_code == 200 and r.json() == {"slow-reload": 3.0}
+        await asyncio.wait_for(conn.wait_closed(), 2)
+        r = await client.post("/_demo/fault", json={"kind": "slow-reload"})
+        assert r.json() == {"slow-reload": 10.0}
+        r = await client.post("/_demo/fault", json={"kind": "connection-reset", "value": 1})
+        assert r.status_code == 400 and "takes no value" in r.json()["error"]
+    assert box.counters.connection_resets == 2
+    help_code, help_text = await asyncio.to_thread(_cli, "demo", "fault", "--help")
+    assert help_code == 0 and "connection-reset" in help_text and "slow-reload" in help_text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,8 +39,8 @@ def edit(repo: Path, rel: str, old: str, new: str, message: str) -> None:
 def small_policy(repo: Path, extra: str = "") -> None:
     """min_samples 40 and a 20 s inconclusive limit: the fast demo decides within seconds."""
     text = (repo / "fleet.yaml").read_text(encoding="utf-8")
-    text = text.replace("min_samples: 200", "min_samples: 40")
-    text = text.replace("inconclusive_wait_s: 600", f"inconclusive_wait_s: 20{extra}")
+    text = re.sub(r"min_samples: \d+", "min_samples: 40", text)
+    text = re.sub(r"inconclusive_wait_s: \d+", f"inconclusive_wait_s: 20{extra}", text)
     (repo / "fleet.yaml").write_text(text, encoding="utf-8")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run([*git, "commit", "-qam", "small gate policy"], cwd=repo, check=True)

@@ -51,13 +51,14 @@ async def test_kill_during_apply_then_resume_converges(
 async def test_kill_during_rollback_then_resume_keeps_rolling_back(
     fleet: DemoFleet, tmp_path: Path, kind: str
 ) -> None:
-    """Killed at `kind` while rolling back, resume (policy finish even) rolls back: all old."""
+    """Killed at `kind` while rolling back (a box failure: no verdict), resume with policy
+    rollback rolls every box back: all old."""
     old, new = old_shas(fleet), head_shas(fleet)
     wave_two_crashes(fleet)
     code, _, err = await cli(*apply_args(fleet, tmp_path), crash_at=kind)
     assert code == -9, f"never reached {kind}: exit {code}\n{err}"
     code, _, err = await cli("resume", "--repo", str(fleet.repo), "--state-dir", str(tmp_path),
-                             "--policy", "finish")  # fmt: skip
+                             "--policy", "rollback")  # fmt: skip
     assert code == 3, err
     assert set(assert_converged(fleet, old, new).values()) == {"old"}
 
@@ -66,11 +67,13 @@ async def test_kill_during_rollback_then_resume_keeps_rolling_back(
 async def test_kill_during_resume_then_resume_again_converges(
     fleet: DemoFleet, tmp_path: Path, kind: str
 ) -> None:
-    """A resume killed at `kind` is itself resumed; twice more changes nothing."""
+    """A resume (policy rollback) killed at `kind` is itself resumed; twice more changes
+    nothing."""
     old, new = old_shas(fleet), head_shas(fleet)
     code, _, _ = await cli(*apply_args(fleet, tmp_path), crash_at="watch:2")
     assert code == -9
-    args = ("resume", "--repo", str(fleet.repo), "--state-dir", str(tmp_path))
+    args = ("resume", "--repo", str(fleet.repo), "--state-dir", str(tmp_path),
+            "--policy", "rollback")  # fmt: skip
     code, _, err = await cli(*args, crash_at=kind)
     assert code == -9, f"never reached {kind}: exit {code}\n{err}"
     code, _, err = await cli(*args)
@@ -83,13 +86,15 @@ async def test_kill_during_resume_then_resume_again_converges(
     assert {n: b.counters.writes for n, b in fleet.boxes.items()} == writes
 
 
-async def test_apply_after_a_crash_resumes_first_and_rolls_back(
+async def test_apply_after_a_crash_settles_then_reaches_the_head(
     fleet: DemoFleet, tmp_path: Path
 ) -> None:
-    """`reconcile apply` finds the rollout a crash cut short and rolls it back (exit 3)."""
+    """`reconcile apply` settles the rollout a crash cut short (no verdict), then goes on to
+    the head: exit 0, every box new."""
     old, new = old_shas(fleet), head_shas(fleet)
     code, _, _ = await cli(*apply_args(fleet, tmp_path), crash_at="apply.verify:2")
     assert code == -9
     code, _, err = await cli(*apply_args(fleet, tmp_path))
-    assert code == 3, err
-    assert set(assert_converged(fleet, old, new).values()) == {"old"}
+    assert code == 0, err
+    assert "settled" in err
+    assert set(assert_converged(fleet, old, new).values()) == {"new"}

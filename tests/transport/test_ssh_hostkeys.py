@@ -38,6 +38,8 @@ async def test_unknown_host_key_is_refused_before_anything_moves(
     assert f"[127.0.0.1]:{ssh_server.port}" in str(err)
     assert fingerprint(ssh_server.host_key) in str(err)
     assert f"none for it in {empty}" in str(err)
+    assert f"ssh-keyscan -p {ssh_server.port} 127.0.0.1 >> {empty}" in str(err)
+    assert "trust_on_first_use" not in str(err)  # no CLI option of that name exists
     assert list(box_dir.iterdir()) == []
     assert ssh_server.stats.logins == 0
     assert ssh_server.stats.sftp_sessions == 0
@@ -54,7 +56,8 @@ async def test_changed_host_key_is_refused_naming_both_keys(
     (box_dir / "agent.yaml").write_bytes(b"old\n")
     err = await _try_write_and_read(pool, replace(target, known_hosts=kh), box_dir)
     assert err.changed
-    assert "CHANGED" in str(err)
+    assert str(err).startswith("box-1: connect: host key changed")
+    assert f"ssh-keygen -R '[127.0.0.1]:{ssh_server.port}' -f {kh}" in str(err)
     assert fingerprint(ssh_server.host_key) in str(err)
     assert fingerprint(other) in str(err)
     assert (box_dir / "agent.yaml").read_bytes() == b"old\n"
