@@ -66,7 +66,9 @@ class _Box:
     async def listdir(self, path: PurePosixPath | str) -> list[str]:
         return []
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+    async def run(
+        self, argv: Sequence[str], *, timeout: float, read_only: bool = False
+    ) -> CommandResult:
         raise AssertionError("no command is run to read a box")
 
 
