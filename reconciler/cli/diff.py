@@ -106,10 +106,14 @@ def _live_mode(repo: Path, format: Format, *, exit_code: bool, allow_unreachable
     typer.echo(emit_report, nl=False)
     if unknown and not allow_unreachable:
         for b in unknown[:20]:
-            err.print(f"unreachable: {b.reason}", markup=False)
+            word = "unknown" if b.stamp_error is not None else "unreachable"
+            err.print(f"{word}: {b.reason}", markup=False)
+        if len(unknown) > 20:
+            err.print(f"... and {len(unknown) - 20} more", markup=False)
         fail(
-            f"{len(unknown)} box(es) could not be read; the diff is incomplete. Fix them or "
-            "pass --allow-unreachable to accept a partial diff"
+            f"{len(unknown)} box(es) could not be read (unreachable, or an unreadable stamp);"
+            " the diff is incomplete. Fix them or pass --allow-unreachable to accept a"
+            " partial diff"
         )
     if exit_code and fleet_diff.has_changes:
         raise typer.Exit(int(Exit.CHANGES))
@@ -128,7 +132,9 @@ def diff(
         False, "--exit-code", help="Exit 2 when anything changes, 0 when nothing does."
     ),
     allow_unreachable: bool = typer.Option(
-        False, "--allow-unreachable", help="Live mode: report unreachable boxes, do not fail."
+        False,
+        "--allow-unreachable",
+        help="Live mode: report unknown boxes (unreachable, unreadable stamp), do not fail.",
     ),
     costs: Path | None = typer.Option(
         None,
@@ -141,7 +147,8 @@ def diff(
 
     Without --base (live mode) the repo's work tree is compared with what every box
     really runs (its config file, stamp and health, read over SSH and HTTP); an
-    unreachable box fails the run unless --allow-unreachable. With --base and --head
+    unknown box (unreachable, or its stamp unreadable) fails the run (exit 1) unless
+    --allow-unreachable. With --base and --head
     (pull-request mode) both revisions are read from git objects: the work tree is
     untouched and the fleet is not contacted. Exit codes: 0 success (with
     --exit-code: no changes), 2 changes (--exit-code), 1 error.

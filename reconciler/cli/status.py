@@ -49,10 +49,12 @@ async def collect(repo: Repo, root: Path, agents: list[Agent], window_s: float) 
         live = await live_task
         former = former_agents(root, live.values(), repo.agents.keys())
         orphans = await link.orphans(agents, repo.fleet.fleet_id, former)
-    signals = {
-        a.name: _signals(rates.get(a.name) if live[a.name].state is not BoxState.UNKNOWN else None)
-        for a in agents
+    # Metrics of a box that could not be read say nothing; one that answered with an
+    # unreadable stamp is still judged by them.
+    answered = {
+        n for n, b in live.items() if b.state is not BoxState.UNKNOWN or b.stamp_error is not None
     }
+    signals = {a.name: _signals(rates.get(a.name) if a.name in answered else None) for a in agents}
     peers: dict[str, list[float]] = {}
     for a in agents:
         p95 = signals[a.name].latency_p95_s
@@ -93,10 +95,10 @@ def status(
 ) -> None:
     """Show each agent green, yellow or red, with the reasons, grouped by shard and tier.
 
-    Red: unreachable, dead, stale heartbeat, stalled (queue and no throughput), high error
-    rate. Yellow: alive but degrading (missed heartbeat, errors or p95 latency up, loaded
-    config not the applied one, drift, unmanaged). Idle agents are green. Exits 1 when
-    any agent is red.
+    Red: unreachable, unknown (an unreadable stamp), foreign, dead, stale heartbeat, stalled
+    (queue and no throughput), high error rate. Yellow: alive but degrading (missed
+    heartbeat, errors or p95 latency up, loaded config not the applied one, drift,
+    unmanaged). Idle agents are green. Exits 1 when any agent is red.
 
     Example:  reconcile status --repo demo-fleet/fleet --watch 5
     """

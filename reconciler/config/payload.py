@@ -43,9 +43,26 @@ class PayloadSchema:
         An unknown key is reported at the key itself (not at the map holding it),
         with the nearest known key as a suggestion.
         """
-        for err in sorted(
+        for path, message, _ in self.problems(payload):
+            yield path, message
+
+    def problems(self, payload: dict[str, Any]) -> Iterator[tuple[FieldPath, str, bool]]:
+        """`errors`, each with whether it is a required key that is absent.
+
+        A required key that an unknown key beside it misspells is reported once, as the
+        unknown key with its did-you-mean.
+        """
+        found = sorted(
             self.validator.iter_errors(payload), key=lambda e: [str(p) for p in e.absolute_path]
-        ):
+        )
+        meant: set[FieldPath] = set()
+        for err in found:
+            known = sorted(err.schema.get("properties") or {}) if _unknown_keys(err) else []
+            for key in _unknown_keys(err):
+                near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                if near:
+                    meant.add((*(str(p) for p in err.absolute_path), near[0]))
+        for err in found:
             path = tuple(str(p) for p in err.absolute_path)
             extras = _unknown_keys(err)
             if extras:
@@ -54,16 +71,18 @@ class PayloadSchema:
                     near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                     hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
                     where = ".".join(("config", *path, key))
-                    yield (*path, key), f"{where}: unknown field {key!r}; {hint}"
+                    yield (*path, key), f"{where}: unknown field {key!r}; {hint}", False
                 continue
             missing = _missing_key(err)
+            if missing is not None and (*path, missing) in meant:
+                continue
             if missing is not None:
                 # At the key's path, so the line that deleted it (a null) is named if any.
                 where = ".".join(("config", *path, missing))
-                yield (*path, missing), f"{where}: required, but no layer sets it"
+                yield (*path, missing), f"{where}: required, but no layer sets it", True
                 continue
             where = ".".join(("config", *path))
-            yield path, f"{where}: {err.message}"
+            yield path, f"{where}: {err.message}", False
 
 
 def _missing_key(err: ValidationError) -> str | None:

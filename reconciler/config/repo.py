@@ -6,26 +6,41 @@ first). Steps: safe-load each YAML file; check each file's shape against its
 model; fold fleet connection < base < tier < shard defaults < agent for every
 agent (sharing the folded prefix of each tier and shard); check each effective
 agent and its payload; then the rules across files (validate.py).
+
+A shape error stops nothing: the rules across files still run on every part
+that has the right shape (`Parts`), with defaults standing in for a broken part
+of fleet.yaml, and leave out only what would merely echo an error already
+reported (the agents of a broken layer file, references to a broken index).
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import enum
 import gc
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from reconciler.config.errors import ConfigError, ConfigErrors, SourceSpan
 from reconciler.config.layer import Layer, Provenance, fold
-from reconciler.config.load import Doc, Loc, load_yaml
+from reconciler.config.load import Doc, load_yaml
 from reconciler.config.payload import PayloadSchema, load_payload_schema
-from reconciler.config.shape import check_shape
-from reconciler.model.agent import Agent, BaseFile, ShardFile, TierFile
-from reconciler.model.fleet import AlertsFile, Connection, FleetFile, SecretsIndex
+from reconciler.config.shape import FieldPath, check_shape, salvage
+from reconciler.model.agent import (
+    Agent,
+    AgentEntry,
+    AgentSettings,
+    BaseFile,
+    Name,
+    ShardFile,
+    TierFile,
+)
+from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex
 
 FLEET_FILE = "fleet.yaml"
 BASE_FILE = "agents/_base.yaml"
@@ -103,6 +118,7 @@ def _settings_layer(name: str, doc: Doc, skip: frozenset[str] = frozenset()) -> 
 
 
 _FILE_ONLY = frozenset({"description", "gates"})  # file settings, not agent settings
+L = TypeVar("L", BaseFile, TierFile)
 
 
 @contextlib.contextmanager
@@ -125,20 +141,217 @@ def load_repo(files: Mapping[str, bytes], prefix: str = "") -> Repo:
         return _load_repo(files, prefix)
 
 
+class Loss(enum.IntEnum):
+    """What shape errors removed from the settings an agent is layered from."""
+
+    NONE = 0
+    SETTINGS = 1  # some setting: the agent is not told it lacks what that may have set
+    TARGET = 2  # maybe its host, port or config_path: nor is its target checked as unique
+
+
+_TARGET_FIELDS: Final = frozenset({"host", "port", "config_path"})
+_SETTING_FIELDS: Final = sorted({*AgentSettings.model_fields, "name", "tier"})
+
+
+def _near_target(path: FieldPath, targets: Collection[str] = _TARGET_FIELDS) -> bool:
+    """Whether a removed settings path is, or looks like a misspelling of, a target field."""
+    if not path:
+        return True
+    key = path[0]
+    if key in targets:
+        return True
+    if key in _SETTING_FIELDS:
+        return False
+    near = difflib.get_close_matches(key, [*_SETTING_FIELDS, *targets], n=1, cutoff=0.6)
+    return bool(near) and near[0] in targets
+
+
+def _loss(dropped: Iterable[FieldPath], under: FieldPath = ()) -> Loss:
+    """The loss of the settings map at `under`, from the paths a salvage removed."""
+    loss = Loss.NONE
+    for path in dropped:
+        if path[: len(under)] != under and path != under[: len(path)]:
+            continue
+        rel = path[len(under) :]
+        if rel[:1] and rel[0] in _FILE_ONLY:
+            continue
+        if _near_target(rel):
+            return Loss.TARGET
+        loss = Loss.SETTINGS
+    return loss
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEntry:
+    """One agent entry of a shard file, with the right shape or salvaged."""
+
+    index: int
+    entry: AgentEntry
+    value: dict[str, Any]  # its settings as layered (less what broke its shape)
+    loss: Loss
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPart:
+    """A shard file as far as it has the right shape (all of it, in a valid repo)."""
+
+    name: str
+    doc: Doc
+    declared: str | None  # its `shard:`, when that is valid
+    defaults: dict[str, Any]  # its defaults, less what broke their shape
+    defaults_loss: Loss
+    entries: tuple[ShardEntry, ...]  # the entries that can be layered
+    # Each entry's valid name and tier (None: invalid), by index, also from entries that break
+    # their shape otherwise: a duplicate name or an unknown tier there is an error of its own.
+    ids: tuple[tuple[int, str, str | None], ...]
+    # Entries in the file, right or not; None when a broken file has no `agents:` list, so
+    # an empty fleet is not claimed on the strength of a misspelt key.
+    written: int | None
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the rules across files look at: each part that passed its shape check.
+
+    A file with shape errors (already reported) stands in by its valid part and
+    defaults for the rest (`salvage`), or is left out of the rules it would only
+    echo into: the agents layered from a salvaged part (`salvaged`) are not checked
+    for what a removed value might have set (a required field or payload key; a
+    unique target, for `unsure_targets`); a broken secrets index (`secrets` None)
+    leaves references unchecked.
+    """
+
+    fleet: FleetFile
+    fleet_doc: Doc | None
+    tier_names: frozenset[str]  # every tier file, valid or not
+    shards: dict[str, ShardPart]
+    shards_loaded: bool  # every shard file loaded as YAML
+    agents: dict[str, EffectiveAgent]
+    salvaged: frozenset[str]  # agents layered from a part of a file that broke its shape
+    unsure_targets: frozenset[str]  # of those, agents whose host, port or path may be off
+    payload_schema: PayloadSchema | None
+    secrets: frozenset[str] | None
+    secrets_doc: Doc | None
+
+
+# fleet_id's stand-in while fleet.yaml's own is missing or invalid (that error is reported).
+_FLEET_ID_STAND_IN = "unknown"
+
+
+def _fleet(c: _Collector, doc: Doc | None) -> tuple[FleetFile, Loss]:
+    """fleet.yaml's settings, and what its shape errors removed from the agents' port.
+
+    Every connection setting has a default, so a removed one leaves no agent without a
+    setting; only the port is part of a box's identity.
+    """
+    if doc is None:
+        return FleetFile(fleet_id=_FLEET_ID_STAND_IN), Loss.NONE
+    fleet, errs = check_shape(FleetFile, doc)
+    if fleet is not None:
+        return fleet, Loss.NONE
+    c.errors.extend(errs)
+    s = salvage(FleetFile, doc.value, {"fleet_id": _FLEET_ID_STAND_IN})
+    port = any(p in {(), ("connection",)} or _near_target(p[1:], {"port"}) for p in s.dropped
+               if p[:1] in {(), ("connection",)})  # fmt: skip
+    return s.model or FleetFile(fleet_id=_FLEET_ID_STAND_IN), Loss.TARGET if port else Loss.NONE
+
+
+def _secret_names(c: _Collector, doc: Doc) -> frozenset[str] | None:
+    """The declared secret names; None when the index is broken so that one is unknown."""
+    index, errs = check_shape(SecretsIndex, doc)
+    if index is not None:
+        return frozenset(s.name for s in index.secrets)
+    c.errors.extend(errs)
+    # Its names are known only when `secrets:` is still a list of entries that each name one
+    # (a misspelt `secrets:` key or an entry without a name leaves them unknown).
+    entries = doc.value.get("secrets") if isinstance(doc.value, dict) else None
+    if not isinstance(entries, list):
+        return None
+    names = [e.get("name") if isinstance(e, dict) else None for e in entries]
+    if not all(isinstance(n, str) for n in names):
+        return None
+    return frozenset(n for n in names if isinstance(n, str))
+
+
+def _layer_file(
+    c: _Collector, model: type[L], name: str, doc: Doc | None
+) -> tuple[Layer | None, Loss, L | None]:
+    """A layer file's settings as a layer (None: nothing usable), what its shape errors
+    removed, and the file's model when it has the right shape.
+
+    A file with the wrong shape is reported once; its valid part is still layered, so
+    the agents below it are checked, but not for what a removed value might have set.
+    """
+    if doc is None:
+        return None, Loss.TARGET, None
+    checked, errs = check_shape(model, doc)
+    if checked is not None:
+        return _settings_layer(name, doc, _FILE_ONLY), Loss.NONE, checked
+    c.errors.extend(errs)
+    s = salvage(model, doc.value)
+    if () in s.dropped:  # not a map at all
+        return None, Loss.TARGET, None
+    value = {k: v for k, v in s.value.items() if k not in _FILE_ONLY}
+    return Layer(name, value, doc.loc), _loss(s.dropped), None
+
+
+def _shard_part(c: _Collector, name: str, doc: Doc) -> tuple[ShardPart, ShardFile | None]:
+    shard, errs = check_shape(ShardFile, doc)
+    raw = doc.value if isinstance(doc.value, dict) else {}
+    raw_agents = raw.get("agents")
+    if shard is not None:
+        given: list[Any] = raw_agents if isinstance(raw_agents, list) else []
+        entries = tuple(ShardEntry(i, e, given[i], Loss.NONE) for i, e in enumerate(shard.agents))
+        named = tuple((e.index, e.entry.name, e.entry.tier) for e in entries)
+        defaults = raw.get("defaults") or {}
+        part = ShardPart(name, doc, shard.shard, defaults, Loss.NONE, entries, named, len(entries))
+        return part, shard
+    c.errors.extend(errs)
+    top = salvage(ShardFile, {k: v for k, v in raw.items() if k != "agents"})
+    lost = _loss(top.dropped, ("defaults",))
+    entries_ok: list[ShardEntry] = []
+    ids: list[tuple[int, str, str | None]] = []
+    written: int | None = None
+    if isinstance(doc.value, dict) and isinstance(raw_agents, list):
+        written = len(raw_agents)
+        for i, given in enumerate(raw_agents):
+            entry = salvage(AgentEntry, given)
+            if entry.model is not None:
+                entries_ok.append(ShardEntry(i, entry.model, entry.value, _loss(entry.dropped)))
+                ids.append((i, entry.model.name, entry.model.tier))
+                continue
+            fields: dict[str, Any] = given if isinstance(given, dict) else {}
+            agent_name, tier = _valid_name(fields.get("name")), _valid_name(fields.get("tier"))
+            if agent_name is not None:
+                ids.append((i, agent_name, tier))
+    declared = top.model.shard if top.model is not None else None
+    defaults = top.value.get("defaults") or {}
+    part = ShardPart(name, doc, declared, defaults, lost, tuple(entries_ok), tuple(ids), written)
+    return part, None
+
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name, config=ConfigDict(strict=True))
+
+
+def _valid_name(value: Any) -> str | None:
+    """`value` when it is a valid agent or tier name, else None."""
+    try:
+        return _NAME.validate_python(value)
+    except ValidationError:
+        return None
+
+
 def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR0915
-    from reconciler.config.validate import validate_repo  # noqa: PLC0415 (validate uses Repo)
+    from reconciler.config.validate import dedupe, validate_repo  # noqa: PLC0415 (uses Parts)
 
     c = _Collector(files, prefix)
 
-    fleet: FleetFile | None = None
     fleet_doc: Doc | None = None
     if FLEET_FILE not in files:
         c.missing(FLEET_FILE, "every config repo needs fleet.yaml with at least fleet_id")
     else:
         fleet_doc = c.doc(FLEET_FILE)
-        if fleet_doc is not None:
-            fleet, errs = check_shape(FleetFile, fleet_doc)
-            c.errors.extend(errs)
+    fleet, fleet_loss = _fleet(c, fleet_doc)
 
     payload_schema: PayloadSchema | None = None
     if PAYLOAD_SCHEMA_FILE not in files:
@@ -151,53 +364,48 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         except ConfigError as exc:
             c.errors.append(exc)
 
-    secrets: set[str] = set()
+    secrets: frozenset[str] | None = frozenset()
     secrets_doc: Doc | None = None
     if SECRETS_FILE in files:
         secrets_doc = c.doc(SECRETS_FILE)
-        if secrets_doc is not None:
-            index, errs = check_shape(SecretsIndex, secrets_doc)
-            c.errors.extend(errs)
-            if index is not None:
-                secrets = {s.name for s in index.secrets}
+        secrets = None if secrets_doc is None else _secret_names(c, secrets_doc)
 
-    # A layer file that does not load or has the wrong shape is reported once; the agents
-    # that depend on it are not layered, since their errors would only echo it.
+    # A layer file that does not load, or is not a map at all, is reported once; the agents
+    # that depend on it are not layered, since their errors would only echo it. One with
+    # other shape errors is layered by its valid part, and what it lost is noted (`losses`).
     broken: set[str] = set()
+    losses: dict[str, Loss] = {FLEET_FILE: fleet_loss}
     base_layer: Layer | None = None
     if BASE_FILE in files:
-        base_doc = c.doc(BASE_FILE)
-        base = check_shape(BaseFile, base_doc) if base_doc is not None else (None, [])
-        c.errors.extend(base[1])
-        if base_doc is not None and base[0] is not None:
-            base_layer = _settings_layer("base", base_doc, _FILE_ONLY)
-        else:
+        base_layer, losses[BASE_FILE], _ = _layer_file(c, BaseFile, "base", c.doc(BASE_FILE))
+        if base_layer is None:
             broken.add(BASE_FILE)
 
     tiers: dict[str, TierFile] = {}
     tier_layers: dict[str, Layer] = {}
-    for rel in sorted(f for f in files if f.startswith("agents/tier-") and f.endswith(".yaml")):
+    tier_files = sorted(f for f in files if f.startswith("agents/tier-") and f.endswith(".yaml"))
+    for rel in tier_files:
         name = _tier_name(rel)
-        doc = c.doc(rel)
-        tier, errs = check_shape(TierFile, doc) if doc is not None else (None, [])
-        c.errors.extend(errs)
-        if doc is not None and tier is not None:
-            tier_layers[name] = _settings_layer(f"tier {name}", doc, _FILE_ONLY)
-            tiers[name] = tier
-        else:
+        layer, losses[name], tier = _layer_file(c, TierFile, f"tier {name}", c.doc(rel))
+        if layer is None:
             broken.add(name)
+            continue
+        tier_layers[name] = layer
+        if tier is not None:
+            tiers[name] = tier
 
     shards: dict[str, ShardFile] = {}
-    shard_docs: dict[str, Doc] = {}
+    parts: dict[str, ShardPart] = {}
+    shards_loaded = True
     for rel in sorted(f for f in files if f.startswith("shards/") and f.endswith(".yaml")):
         doc = c.doc(rel)
         if doc is None:
+            shards_loaded = False
             continue
-        shard, errs = check_shape(ShardFile, doc)
-        c.errors.extend(errs)
+        part, shard = _shard_part(c, _shard_name(rel), doc)
+        parts[part.name] = part
         if shard is not None:
-            shards[_shard_name(rel)] = shard
-            shard_docs[_shard_name(rel)] = doc
+            shards[part.name] = shard
 
     alerts: dict[str, AlertsFile] = {}
     for rel in sorted(f for f in files if f.startswith("alerts/") and f.endswith(".yaml")):
@@ -208,81 +416,91 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
             if rules is not None:
                 alerts[rel] = rules
 
-    agents = (
-        {}
-        if BASE_FILE in broken
-        else _layer_agents(c, fleet, fleet_doc, base_layer, tier_layers, shard_docs, shards, broken)
+    agents: dict[str, EffectiveAgent] = {}
+    agent_losses: dict[str, Loss] = {}
+    if BASE_FILE not in broken:
+        agents, agent_losses = _layer_agents(
+            c, fleet, fleet_doc, base_layer, tier_layers, parts, broken, losses
+        )
+
+    found = Parts(
+        fleet=fleet,
+        fleet_doc=fleet_doc,
+        tier_names=frozenset(_tier_name(rel) for rel in tier_files),
+        shards=parts,
+        shards_loaded=shards_loaded,
+        agents=agents,
+        salvaged=frozenset(agent_losses),
+        unsure_targets=frozenset(a for a, loss in agent_losses.items() if loss is Loss.TARGET),
+        payload_schema=payload_schema,
+        secrets=secrets,
+        secrets_doc=secrets_doc,
     )
-
-    if c.errors or fleet is None or payload_schema is None or fleet_doc is None:
-        raise ConfigErrors(c.errors)
-    repo = Repo(fleet, tiers, shards, agents, payload_schema, frozenset(secrets), alerts)
-    errors = validate_repo(repo, fleet_doc, shard_docs, secrets_doc, c.label)
-    if errors:
+    errors = dedupe([*c.errors, *validate_repo(found, c.label)])
+    if errors or payload_schema is None or secrets is None:
         raise ConfigErrors(errors)
-    return repo
-
-
-def _connection_layer(fleet: FleetFile | None, fleet_doc: Doc | None, loc: Loc | None) -> Layer:
-    """The fleet's SSH defaults as the lowest layer.
-
-    When fleet.yaml itself is broken (its errors are already reported), its
-    `connection:` is used if that part is valid, else the defaults, so that the
-    agents are still checked without a cascade of "no user" errors.
-    """
-    if fleet is not None:
-        conn = fleet.connection
-    else:
-        top = fleet_doc.value if fleet_doc else None
-        raw = top.get("connection") if isinstance(top, dict) else None
-        try:
-            conn = Connection.model_validate(raw if isinstance(raw, dict) else {})
-        except ValidationError:
-            conn = Connection()
-    value = {"user": conn.user, "port": conn.port, "key": conn.key, "known_hosts": conn.known_hosts}
-    return Layer("fleet connection", {k: v for k, v in value.items() if v is not None}, loc)
+    return Repo(fleet, tiers, shards, agents, payload_schema, secrets, alerts)
 
 
 def _layer_agents(
     c: _Collector,
-    fleet: FleetFile | None,
+    fleet: FleetFile,
     fleet_doc: Doc | None,
     base: Layer | None,
     tiers: dict[str, Layer],
-    shard_docs: dict[str, Doc],
-    shards: dict[str, ShardFile],
+    shards: dict[str, ShardPart],
     broken: set[str],
-) -> dict[str, EffectiveAgent]:
+    losses: dict[str, Loss],
+) -> tuple[dict[str, EffectiveAgent], dict[str, Loss]]:
+    """Every agent that can be layered, and the loss of each one layered from a salvaged
+    part of a file (`losses`: by file, base and tier name).
+
+    An agent layered from a salvaged part is not reported for a setting it lacks: the
+    removed value (already reported) may be what was meant to set it.
+    """
     out: dict[str, EffectiveAgent] = {}
+    lost: dict[str, Loss] = {}
+    above = max(losses.get(FLEET_FILE, Loss.NONE), losses.get(BASE_FILE, Loss.NONE))
     fleet_loc = fleet_doc.loc.kids.get("connection") if fleet_doc and fleet_doc.loc.kids else None
-    connection = _connection_layer(fleet, fleet_doc, fleet_loc)
+    conn = fleet.connection
+    value = {"user": conn.user, "port": conn.port, "key": conn.key, "known_hosts": conn.known_hosts}
+    connection = Layer(
+        "fleet connection", {k: v for k, v in value.items() if v is not None}, fleet_loc
+    )
     start, start_prov = fold([connection] + ([base] if base else []))
     prefixes: dict[tuple[str, str], tuple[dict[str, Any], Provenance]] = {}
-    for shard_name, shard in shards.items():
-        doc = shard_docs[shard_name]
-        shard_loc = doc.loc.kids or {}
-        defaults = (doc.value or {}).get("defaults") or {}
-        shard_layer = Layer(f"shard {shard_name}", defaults, shard_loc.get("defaults"))
+    for shard_name, part in shards.items():
+        shard_loc = part.doc.loc.kids or {}
+        shard_layer = Layer(f"shard {shard_name}", part.defaults, shard_loc.get("defaults"))
         entries_loc = shard_loc.get("agents")
-        for i, entry in enumerate(shard.agents):
+        for e in part.entries:
+            entry = e.entry
             if entry.tier in broken:
                 continue
-            entry_loc = entries_loc.kids[i] if entries_loc and entries_loc.kids else None
-            entry_span = entry_loc.span if entry_loc else doc.loc.span
+            loss = max(above, losses.get(entry.tier, Loss.NONE), part.defaults_loss, e.loss)
+            partial = loss is not Loss.NONE
+            entry_loc = entries_loc.kids[e.index] if entries_loc and entries_loc.kids else None
+            entry_span = entry_loc.span if entry_loc else part.doc.loc.span
             key = (entry.tier, shard_name)
             if key not in prefixes:
                 tier_layer = tiers.get(entry.tier)
                 layers = [tier_layer, shard_layer] if tier_layer else [shard_layer]
                 prefixes[key] = fold(layers, start, start_prov)
-            raw_entry = doc.value["agents"][i]
-            value, prov = fold([Layer(f"agent {entry.name}", raw_entry, entry_loc)], *prefixes[key])
+            value, prov = fold([Layer(f"agent {entry.name}", e.value, entry_loc)], *prefixes[key])
             value["shard"] = shard_name
             try:
                 agent = Agent.model_validate(value)
             except ValidationError as exc:
+                stood_in = _with_stand_ins(value, exc) if partial else None
+                if stood_in is not None and stood_in.name not in out:  # its payload is checked
+                    out[stood_in.name] = EffectiveAgent(stood_in, prov, entry_span)
+                    lost[stood_in.name] = Loss.TARGET
+                    continue
                 for err in exc.errors():
                     where = ".".join(str(p) for p in err["loc"])
                     if err["type"] == "missing":
+                        if partial:
+                            continue
                         msg = (
                             f"agent {entry.name!r} has no {where}: set it in the agent entry, "
                             f"its shard's defaults, tier-{entry.tier}.yaml or _base.yaml"
@@ -299,7 +517,26 @@ def _layer_agents(
                 continue
             if agent.name not in out:
                 out[agent.name] = EffectiveAgent(agent, prov, entry_span)
-    return out
+                if partial:
+                    lost[agent.name] = loss
+    return out, lost
+
+
+# Stand-ins for what a salvaged agent lacks, so that its payload is still checked. Such an
+# agent is left out of the rules its reachability decides (unique targets); its missing
+# settings are not reported: the value removed for a shape error may be what set them.
+_STAND_INS: dict[str, Any] = {"host": "unknown", "user": "unknown", "config_path": "/unknown"}
+
+
+def _with_stand_ins(value: dict[str, Any], exc: ValidationError) -> Agent | None:
+    """The agent with stand-ins for its missing settings, if only those are wrong."""
+    missing = [e["loc"][0] for e in exc.errors() if e["type"] == "missing" and len(e["loc"]) == 1]
+    if len(missing) != len(exc.errors()) or not all(k in _STAND_INS for k in missing):
+        return None
+    try:
+        return Agent.model_validate({**value, **{str(k): _STAND_INS[str(k)] for k in missing}})
+    except ValidationError:
+        return None
 
 
 def payload_json(agent: Agent) -> str:

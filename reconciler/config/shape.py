@@ -7,10 +7,14 @@ and this check agree. Messages name type confusion precisely ("the string
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 import types
 import typing
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -91,26 +95,43 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigError:
+def _real_loc(err: ErrorDetails) -> tuple[int | str, ...]:
     # pydantic adds union-member names (e.g. 'int', 'str') into loc; keep only real keys.
-    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not _is_union_tag(p))
+    return tuple(p for p in err["loc"] if isinstance(p, int) or not _is_union_tag(p))
+
+
+def _meant(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The known key an unknown key at `loc` most likely misspells, if any is close."""
+    near = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigError:
+    loc = _real_loc(err)
     span = doc.loc.find(tuple(loc))
     kind = err["type"]
     where = _dotted(loc) or "the file"
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        known = _fields_at(model, loc)
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(known)}"
+        near = _meant(model, loc)
+        hint = (
+            f"; did you mean {near!r}?"
+            if near
+            else f"; known keys: {', '.join(_fields_at(model, loc))}"
+        )
         return ConfigError(span, "schema.unknown-key", f"unknown key {key!r}{hint}")
     if kind == "missing":
         return ConfigError(span, "schema.required", f"{where} is required")
     if kind in _TYPE_NAMES:
         got = describe(err.get("input"))
         return ConfigError(span, "schema.type", f"{where}: expected {_TYPE_NAMES[kind]}, got {got}")
-    return ConfigError(
-        span, "schema.value", f"{where}: {err['msg']} (got {describe(err.get('input'))})"
-    )
+    hint = ""
+    value = err.get("input")
+    if kind == "literal_error" and isinstance(value, str):
+        allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(span, "schema.value", f"{where}: {err['msg']} (got {describe(value)}){hint}")
 
 
 def _is_union_tag(part: str) -> bool:
@@ -125,7 +146,82 @@ def check_shape(model: type[M], doc: Doc) -> tuple[M | None, list[ConfigError]]:
     except ValidationError as exc:
         # One error per place: a union reports each member's failure, the first says enough.
         errors: dict[tuple[str, int, int], ConfigError] = {}
-        for err in exc.errors():
+        found = exc.errors()
+        # A required key that an unknown key beside it misspells is that one error, not two.
+        meant = {
+            (*loc[:-1], near)
+            for loc, near in (
+                (loc, _meant(model, loc))
+                for loc in (_real_loc(e) for e in found if e["type"] == "extra_forbidden")
+            )
+            if near is not None
+        }
+        # An unknown key first: at the place of a missing one, its did-you-mean says more.
+        for err in sorted(found, key=lambda e: e["type"] != "extra_forbidden"):
+            if err["type"] == "missing" and _real_loc(err) in meant:
+                continue
             ce = _to_error(model, doc, err)
             errors.setdefault((ce.where.file, ce.where.line, ce.where.column), ce)
         return None, list(errors.values())
+
+
+FieldPath = tuple[str, ...]
+
+
+def _drop(data: dict[str, Any], path: FieldPath) -> bool:
+    """Remove the value at `path` from nested maps; False when there is nothing to remove."""
+    parent: Any = data
+    for part in path[:-1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if isinstance(parent, dict) and path[-1] in parent:
+        del parent[path[-1]]
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class Salvaged(Generic[M]):
+    """What is left of a value that broke its model once the bad parts are removed."""
+
+    model: M | None  # None: a required key cannot be salvaged
+    value: dict[str, Any]  # the value less what was removed
+    dropped: frozenset[FieldPath]  # the paths removed; () when nothing valid is left
+
+
+def salvage(model: type[M], value: Any, fill: Mapping[str, Any] | None = None) -> Salvaged[M]:
+    """The valid part of a file that failed its shape check, with defaults for the rest.
+
+    Once the file's own errors are reported, later checks still need its settings:
+    each value that breaks the model is removed so its field takes its default (a
+    list goes as a whole, since a list with an entry missing means something else;
+    a map that lacks a required key goes as a whole), and a required top-level key
+    takes its `fill` stand-in.
+    """
+    fill = dict(fill or {})
+    data: dict[str, Any] = copy.deepcopy(value) if isinstance(value, dict) else {}
+    dropped: set[FieldPath] = set() if isinstance(value, dict | None) else {()}
+    # Each round removes at least one value, so this ends; the bound is only a backstop.
+    for _ in range(1000):
+        try:
+            return Salvaged(model.model_validate(data), data, frozenset(dropped))
+        except ValidationError as exc:
+            errors = exc.errors()
+        changed = False
+        for err in errors:
+            loc = _real_loc(err)
+            cut = next((i for i, p in enumerate(loc) if isinstance(p, int)), len(loc))
+            path = tuple(str(p) for p in loc[:cut])
+            if err["type"] == "missing" and cut == len(loc):
+                path = path[:-1]  # the map without its required key
+            if path and _drop(data, path):
+                dropped.add(path)
+                changed = True
+            elif not path and loc and str(loc[0]) in fill:
+                key = str(loc[0])
+                if data.get(key) != fill[key]:
+                    data[key] = fill[key]
+                    dropped.add((key,))
+                    changed = True
+        if not changed:
+            break
+    return Salvaged(None, data, frozenset({*dropped, ()}))

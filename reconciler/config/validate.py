@@ -1,21 +1,25 @@
-"""The rules across files: meaning, after every file has the right shape.
+"""The rules across files: meaning, on every part of the repo that has the right shape.
 
 Each rule appends `ConfigError`s; none stops the others, so one run of
-`reconcile validate` lists everything that is wrong.
+`reconcile validate` lists everything that is wrong. The rules run even when
+some file broke its shape (those errors are reported by repo.py): they look
+only at the parts that passed (`Parts`), so a broken file never causes a
+second, follow-on error here.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
 from reconciler.config.load import Doc
-from reconciler.config.repo import EffectiveAgent, Repo, payload_json
+from reconciler.config.payload import PayloadSchema
+from reconciler.config.repo import EffectiveAgent, Parts, payload_json
 from reconciler.config.shape import describe
-from reconciler.model.fleet import PERCENT_RE
+from reconciler.model.fleet import PERCENT_RE, FleetFile
 
 
 def secret_refs(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -40,9 +44,9 @@ def _span(ea: EffectiveAgent, path: tuple[str, ...]) -> SourceSpan:
     return ea.entry
 
 
-def _waves(repo: Repo, fleet_doc: Doc) -> list[ConfigError]:
+def _waves(fleet: FleetFile, fleet_doc: Doc) -> list[ConfigError]:
     errors: list[ConfigError] = []
-    waves = repo.fleet.rollout.waves
+    waves = fleet.rollout.waves
     loc = fleet_doc.loc
 
     def at(i: int) -> SourceSpan:
@@ -134,7 +138,7 @@ def _waves(repo: Repo, fleet_doc: Doc) -> list[ConfigError]:
                 f"the last wave is {waves[-1]}; it must be 100% so the whole fleet is reached",
             )
         )
-    budget = repo.fleet.rollout.failure_budget
+    budget = fleet.rollout.failure_budget
     if isinstance(budget, str):
         m = PERCENT_RE.match(budget)
         if m is None or not 0 <= float(m.group(1)) <= 100:
@@ -148,65 +152,52 @@ def _waves(repo: Repo, fleet_doc: Doc) -> list[ConfigError]:
     return errors
 
 
-def _entries(
-    shard_docs: dict[str, Doc],
-) -> Iterator[tuple[str, dict[str, Any], SourceSpan, Doc, int]]:
-    for shard, doc in shard_docs.items():
-        for i, entry in enumerate((doc.value or {}).get("agents") or []):
-            yield shard, entry, doc.loc.find(("agents", i)), doc, i
+def _near(name: str, known: list[str], what: str) -> str:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {near[0]!r}?" if near else f"known {what}: {', '.join(known) or 'none'}"
 
 
-def validate_repo(
-    repo: Repo,
-    fleet_doc: Doc,
-    shard_docs: dict[str, Doc],
-    secrets_doc: Doc | None,
-    label: Callable[[str], str],
-) -> list[ConfigError]:
-    """Every cross-file rule broken by a repo whose files each have the right shape."""
-    errors = _waves(repo, fleet_doc)
+def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError]:
+    """Every cross-file rule broken by the parts of a repo that have the right shape."""
+    errors = _waves(parts.fleet, parts.fleet_doc) if parts.fleet_doc is not None else []
 
-    for shard, doc in shard_docs.items():
-        declared = (doc.value or {}).get("shard")
-        if declared is not None and declared != shard:
+    for shard, part in parts.shards.items():
+        if part.declared is not None and part.declared != shard:
             errors.append(
                 ConfigError(
-                    doc.loc.find(("shard",)),
+                    part.doc.loc.find(("shard",)),
                     "shard.name-mismatch",
-                    f"shard: {declared!r} in shards/{shard}.yaml; make them equal",
+                    f"shard: {part.declared!r} in shards/{shard}.yaml; make them equal",
                 )
             )
 
     seen: dict[str, SourceSpan] = {}
-    for _, entry, span, doc, i in _entries(shard_docs):
-        name, tier = entry["name"], entry["tier"]
-        if name in seen:
-            errors.append(
-                ConfigError(
-                    span,
-                    "agent.duplicate-name",
-                    f"agent {name!r} is already defined at {seen[name]}",
+    tiers = sorted(parts.tier_names)
+    for part in parts.shards.values():
+        for i, name, tier in part.ids:
+            span = part.doc.loc.find(("agents", i))
+            if name in seen:
+                errors.append(
+                    ConfigError(
+                        span,
+                        "agent.duplicate-name",
+                        f"agent {name!r} is already defined at {seen[name]}",
+                    )
                 )
-            )
-        else:
-            seen[name] = span
-        if tier not in repo.tiers:
-            near = difflib.get_close_matches(tier, sorted(repo.tiers), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {near[0]!r}?"
-                if near
-                else f"known tiers: {', '.join(sorted(repo.tiers)) or 'none'}"
-            )
-            errors.append(
-                ConfigError(
-                    doc.loc.find(("agents", i, "tier")),
-                    "tier.unknown",
-                    f"agent {name!r} names tier {tier!r}, which has no agents/tier-{tier}.yaml;"
-                    f" {hint}",
+            else:
+                seen[name] = span
+            if tier is not None and tier not in parts.tier_names:
+                errors.append(
+                    ConfigError(
+                        part.doc.loc.find(("agents", i, "tier")),
+                        "tier.unknown",
+                        f"agent {name!r} names tier {tier!r}, which has no"
+                        f" agents/tier-{tier}.yaml; {_near(tier, tiers, 'tiers')}",
+                    )
                 )
-            )
 
-    if not seen:
+    # Empty only when every shard file was read and none lists an entry, right or wrong.
+    if parts.shards_loaded and all(p.written == 0 for p in parts.shards.values()):
         errors.append(
             ConfigError(
                 SourceSpan(label("fleet.yaml"), 1, 1),
@@ -217,9 +208,11 @@ def validate_repo(
         )
 
     targets: dict[tuple[str, int, str], str] = {}
-    for ea in repo.agents.values():
+    for ea in parts.agents.values():
         a = ea.agent
-        if a.target in targets:
+        if a.name in parts.unsure_targets:
+            pass  # its target may come from a default standing in for a removed value
+        elif a.target in targets:
             errors.append(
                 ConfigError(
                     ea.entry,
@@ -241,51 +234,76 @@ def validate_repo(
                     )
                 )
 
-    if secrets_doc is not None:
+    if parts.secrets_doc is not None:
+        raw = parts.secrets_doc.value
+        decls = raw.get("secrets") if isinstance(raw, dict) else None
         names: dict[str, int] = {}
-        for i, decl in enumerate((secrets_doc.value or {}).get("secrets") or []):
-            if decl["name"] in names:
+        for i, decl in enumerate(decls if isinstance(decls, list) else []):
+            secret = decl.get("name") if isinstance(decl, dict) else None
+            if not isinstance(secret, str):
+                continue
+            if secret in names:
                 errors.append(
                     ConfigError(
-                        secrets_doc.loc.find(("secrets", i)),
+                        parts.secrets_doc.loc.find(("secrets", i)),
                         "secret.duplicate",
-                        f"secret {decl['name']!r} is declared twice",
+                        f"secret {secret!r} is declared twice",
                     )
                 )
-            names[decl["name"]] = i
+            names[secret] = i
 
-    errors.extend(_payload_errors(repo))
-    return _dedupe(errors)
+    errors.extend(
+        _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
+    )
+    return dedupe(errors)
 
 
-def _payload_errors(repo: Repo) -> list[ConfigError]:
+def _payload_errors(
+    agents: Mapping[str, EffectiveAgent],
+    schema: PayloadSchema | None,
+    secrets: frozenset[str] | None,
+    salvaged: frozenset[str],
+) -> list[ConfigError]:
+    """Payload schema errors (unless the schema is broken) and undeclared secret references
+    (unless the secrets index is broken). A salvaged agent is not told that a required key
+    is absent: the value removed for its shape error may be what was meant to set it."""
     found: dict[tuple[SourceSpan, str, str], list[str]] = {}
+    declared = sorted(secrets or ())
     # Most agents of a tier and shard share one payload: check each distinct payload once.
-    checked: dict[str, list[tuple[tuple[str, ...], str, str]]] = {}
-    for ea in repo.agents.values():
+    checked: dict[str, list[tuple[tuple[str, ...], str, str, bool]]] = {}
+    for ea in agents.values():
         payload = ea.agent.config
         key = payload_json(ea.agent)
         problems = checked.get(key)
         if problems is None:
             problems = checked[key] = [
-                (path, "payload.schema", message)
-                for path, message in repo.payload_schema.errors(payload)
+                (path, "payload.schema", message, absent)
+                for path, message, absent in (
+                    schema.problems(payload) if schema is not None else ()
+                )
             ]
             for path, name in secret_refs(payload, ()):
-                if name not in repo.secrets:
+                if secrets is not None and name not in secrets:
                     dotted = ".".join(path)
-                    msg = f"config.{dotted}: secret {name!r} is not declared in secrets/index.yaml"
-                    problems.append((path, "secret.undeclared", msg))
-        for path, rule, message in problems:
+                    msg = (
+                        f"config.{dotted}: secret {name!r} is not declared in"
+                        f" secrets/index.yaml; {_near(name, declared, 'secrets')}"
+                    )
+                    problems.append((path, "secret.undeclared", msg, False))
+        partial = ea.name in salvaged
+        for path, rule, message, absent in problems:
+            if absent and partial:
+                continue
             found.setdefault((_span(ea, ("config", *path)), rule, message), []).append(ea.name)
     out: list[ConfigError] = []
-    for (span, rule, message), agents in found.items():
-        more = f" and {len(agents) - 1} more" if len(agents) > 1 else ""
-        out.append(ConfigError(span, rule, f"{message} (agent {agents[0]}{more})"))
+    for (span, rule, message), names in found.items():
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        out.append(ConfigError(span, rule, f"{message} (agent {names[0]}{more})"))
     return out
 
 
-def _dedupe(errors: list[ConfigError]) -> list[ConfigError]:
+def dedupe(errors: list[ConfigError]) -> list[ConfigError]:
+    """The errors, each once, in their first order."""
     seen: set[str] = set()
     out = []
     for e in errors:

@@ -19,8 +19,10 @@ class BoxState(enum.StrEnum):
 
     MANAGED = "managed"  # stamped by this fleet for this agent
     UNMANAGED = "unmanaged"  # no stamp: the first apply adopts it
-    FOREIGN = "foreign"  # stamped for another fleet or agent: refused
-    UNKNOWN = "unknown"  # could not be read (unreachable, refused host key, ...)
+    FOREIGN = "foreign"  # a valid stamp for another fleet or agent: refused
+    # Could not be read (unreachable, refused host key, ...), or its stamp is unreadable (not
+    # JSON, or not a stamp): whose box it is cannot be known, so it is neither ours nor foreign.
+    UNKNOWN = "unknown"
 
 
 class SecretsCheck(enum.StrEnum):
@@ -43,6 +45,8 @@ class LiveBox:
     secrets_fingerprint: str | None = None  # of the box's secrets file (None: not checked)
     health: Health | None = None
     health_error: str | None = None
+    # Set when the box answered but its stamp file is not a valid stamp (state UNKNOWN).
+    stamp_error: str | None = None
 
     @property
     def drifted(self) -> bool:

@@ -193,7 +193,7 @@ def _headline(diff: FleetDiff, s: Summary) -> list[str]:
     if s.restart_required:
         line += f" · {s.restart_required} need a restart"
     if s.unknown or s.foreign:
-        line += f" · **{s.unknown} unreachable, {s.foreign} refused**"
+        line += f" · **{s.unknown} unknown (unreachable or unreadable stamp), {s.foreign} refused**"
     lines.append(line)
     if s.cost_impacting:
         who = ", ".join(diff.approvers) or "nobody (set fleet.review.cost_impacting_approvers)"

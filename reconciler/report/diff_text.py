@@ -51,7 +51,10 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
     if s.restart_required:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
     if s.unknown or s.foreign:
-        lines.append(f"Not compared: {s.unknown} unreachable, {s.foreign} refused (foreign).")
+        lines.append(
+            f"Not compared: {s.unknown} unknown (unreachable or unreadable stamp),"
+            f" {s.foreign} refused (foreign)."
+        )
     return lines
 
 

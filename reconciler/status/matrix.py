@@ -1,11 +1,12 @@
 """Judging each agent from what its box says now (pure; the clock and I/O live elsewhere).
 
-Red is "needs a human now": unreachable, refused, dead, stale heartbeat,
-stalled (alive with a queue and zero throughput), or an error rate over the
-red limit. Yellow is "alive but degrading": a missed heartbeat, error rate or
-p95 latency up, the loaded config not the applied one, drift from a hand
-edit, an unmanaged box. An idle agent (empty queue, no throughput) is green.
-Colors order like gitops-engine's health codes: `worse()` picks the worst.
+Red is "needs a human now": unreachable, unknown (an unreadable stamp),
+refused, dead, stale heartbeat, stalled (alive with a queue and zero
+throughput), or an error rate over the red limit. Yellow is "alive but
+degrading": a missed heartbeat, error rate or p95 latency up, the loaded
+config not the applied one, drift from a hand edit, an unmanaged box. An
+idle agent (empty queue, no throughput) is green. Colors order like
+gitops-engine's health codes: `worse()` picks the worst.
 """
 
 from __future__ import annotations
@@ -105,10 +106,15 @@ def assess(
         color = color.worse(c)
         reasons.append(why)
 
+    # A box that answered with an unreadable stamp is unknown, not unreachable: its health
+    # and metrics were read and are judged below.
+    answered = live.state is not BoxState.UNKNOWN or live.stamp_error is not None
+    # The row names the agent: a reason need not start with it again.
+    why = (live.reason or "no reason given").removeprefix(f"{agent}: ")
     if live.state is BoxState.UNKNOWN:
-        flag(Color.RED, f"unreachable: {live.reason}")
+        flag(Color.RED, f"{'unknown' if answered else 'unreachable'}: {why}")
     elif live.state is BoxState.FOREIGN:
-        flag(Color.RED, f"foreign stamp: {live.reason}")
+        flag(Color.RED, f"foreign stamp: {why}")
     elif live.state is BoxState.UNMANAGED:
         flag(Color.YELLOW, "unmanaged: no stamp (the first apply adopts it)")
     if live.drifted:
@@ -116,7 +122,7 @@ def assess(
     if desired_sha and live.config_sha256 and live.config_sha256 != desired_sha:
         reasons.append("out of date: the repo's head differs")
     h = live.health
-    if live.state is not BoxState.UNKNOWN and h is None:
+    if answered and h is None:
         flag(Color.RED, f"no health answer: {live.health_error or 'unknown error'}")
     if h is not None:
         if not h.alive:
@@ -141,7 +147,7 @@ def assess(
     p95 = signals.latency_p95_s
     if p95 is not None and peer_p95_s and p95 > limits.latency_vs_peers * peer_p95_s:
         flag(Color.YELLOW, f"p95 latency {p95:.1f}s, tier median {peer_p95_s:.1f}s")
-    if signals.problem and live.state is not BoxState.UNKNOWN:
+    if signals.problem and answered:
         reasons.append(f"metrics: {signals.problem}")
     return AgentStatus(
         agent=agent,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
 from reconciler.model.live import BoxState, LiveBox
@@ -114,12 +116,20 @@ async def read_box(
     stamp: Stamp | None = None
     state = BoxState.UNMANAGED
     reason = None
+    stamp_error = None
     if stamp_bytes is not None:
-        try:
-            stamp = parse_stamp(stamp_bytes)
-        except ContractError as exc:
-            state, reason = BoxState.FOREIGN, f"{agent.name}: {paths.stamp}: {exc}"
+        parsed = _parse_stamp(stamp_bytes)
+        if isinstance(parsed, str):
+            # Not foreign: an unreadable stamp names no fleet. Unknown, so that diff fails
+            # (unless --allow-unreachable) and apply refuses the box, as for an unreachable one.
+            state, stamp_error = BoxState.UNKNOWN, parsed
+            reason = (
+                f"{agent.name}: stamp unreadable: {paths.stamp} on {agent.host}:{agent.port}:"
+                f" {parsed}; check what wrote it, then repair it or move it aside (the next"
+                " apply then adopts the box)"
+            )
         else:
+            stamp = parsed
             if stamp.fleet_id != fleet_id or stamp.agent != agent.name:
                 state = BoxState.FOREIGN
                 reason = (
@@ -153,7 +163,20 @@ async def read_box(
         ),
         health=health,
         health_error=health_error,
+        stamp_error=stamp_error,
     )
+
+
+def _parse_stamp(data: bytes) -> Stamp | str:
+    """The stamp in a stamp file, or what is wrong with it (never its content)."""
+    try:
+        return Stamp.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "json_invalid":
+            return str(first["msg"])  # "Invalid JSON: expected value at line 1 column 1"
+        return f"not a valid stamp: {first['msg']}" + (f" ({where})" if where else "")
 
 
 async def read_fleet(

@@ -288,7 +288,7 @@ def test_text_report_lists_unknown_boxes_with_reasons() -> None:
     assert "b1: 127.0.0.11:22: timed out" in text
     assert "b2: 127.0.0.12:22: host key mismatch" in text
     md = render_markdown(d)
-    assert "2 unreachable" in md and "host key mismatch" in md
+    assert "2 unknown" in md and "host key mismatch" in md
 
 
 def test_golden_dir_exists() -> None:
