@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from reconciler.testing.journeys import (
     FleetPool,
@@ -58,10 +59,6 @@ pytestmark = pytest.mark.timeout(180)
 
 GATING_RATE = 3.5  # tasks/s: ~18 in a 5 s soak, short of the gates' 30 samples
 SLOW_RELOAD_S = 10.0
-VERBOSE_PROMPT = (
-    "  max_tokens: 3072\n  prompt: |\n    You are a customer-support agent for Acme.\n"
-    "    Think step by step and explain every detail of your answer.\n"
-)
 
 
 @dataclass(frozen=True)
@@ -146,10 +143,18 @@ def test_interrupted_apply_then_one_plain_apply(fleets, case, tmp_path):
     others = sorted(set(demo.agents) - set(fast))
     base = demo.truths()
     if case.verdict:  # a bad config of its own: no box's history holds it (no fast path)
-        head = demo.commit_edit(
-            "agents/tier-fast.yaml", "  max_tokens: 512\n", f"{VERBOSE_PROMPT}    ({case})\n",
-            "tier fast: think step by step, max_tokens 3072",
-        )  # fmt: skip
+        verbose = (
+            "You are a customer-support agent for Acme.\n"
+            f"Think step by step and explain every detail of your answer. ({case})\n"
+        )
+
+        def make_verbose(doc):  # whatever an earlier case on this fleet left in the tier
+            doc["config"]["max_tokens"] = 3072
+            doc["config"]["prompt"] = LiteralScalarString(verbose)
+
+        head = demo.commit_yaml(
+            "agents/tier-fast.yaml", make_verbose, "tier fast: think step by step, max_tokens 3072"
+        )
     else:
         prompt = (
             "You are a customer-support agent for Acme.\n"
