@@ -154,9 +154,12 @@ PREFLIGHT_REUSE_S = 30.0
 def _refuse_unfit(found: Survey, req: Request, source: Source) -> None:
     """Refuse unreachable or foreign boxes (unless left out), a blocked revision (unless forced)."""
     if found.refused and not req.allow_unreachable:
-        lines = "\n  ".join(f"{a}: {r}" for a, r in sorted(found.refused.items()))
+        lines = "\n  ".join(
+            f"{a}: {r.removeprefix(f'{a}: ')}" for a, r in sorted(found.refused.items())
+        )
         raise ApplyRefused(
-            f"{len(found.refused)} box(es) cannot be reached or are refused; nothing was "
+            f"{len(found.refused)} box(es) cannot be read (unreachable, unreadable stamp) or "
+            "are refused; nothing was "
             f"touched:\n  {lines}\nfix them, or pass --allow-unreachable to leave them out"
         )
     if found.blocked and not req.force:
