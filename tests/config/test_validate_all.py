@@ -39,8 +39,8 @@ BREAKAGE = [
     ("shards/us-east.yaml", "tier: fast", "tier: fsat", "tier.unknown", "did you mean 'fast'?"),
     (
         "shards/eu-west.yaml",
-        "host: 127.0.20.12",
-        "host: 127.0.20.11",
+        "host: 10.20.0.12",
+        "host: 10.20.0.11",
         "agent.duplicate-target",
         "eu-west-fast-002",
     ),
