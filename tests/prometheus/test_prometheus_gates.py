@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
 from reconciler.demo.fleet import DemoFleet
 from reconciler.rollout.driver import Driver, RunResult, SystemClock
 from reconciler.rollout.phases import Outcome
@@ -34,17 +36,23 @@ def _edit(repo: Path, rel: str, old: str, new: str) -> None:
 
 def use_prometheus(repo: Path, url: str) -> None:
     """Gates on Prometheus, small enough to decide in seconds; fail fast when it is down."""
-    text = (repo / "fleet.yaml").read_text(encoding="utf-8")
-    text = text.replace("min_samples: 200", "min_samples: 40")
-    text = text.replace(
-        "  source: scrape          # or prometheus, with prometheus_url\n  scrape_interval_s: 15\n"
-        "  retries: 3              # a failed measurement is retried, then the gate fails\n"
-        "  inconclusive_wait_s: 600\n",
-        f"  source: prometheus\n  prometheus_url: {url}\n  scrape_interval_s: 1\n"
-        "  retries: 2\n  retry_delay_s: 0.5\n  inconclusive_wait_s: 20\n  stale_after_s: 10\n",
-    )
-    assert f"prometheus_url: {url}" in text
-    (repo / "fleet.yaml").write_text(text, encoding="utf-8")
+    yaml = YAML()
+    path = repo / "fleet.yaml"
+    doc = yaml.load(path.read_text(encoding="utf-8"))
+    for gate in doc.get("gates") or []:
+        gate["min_samples"] = 40
+    doc["metrics"] = {
+        "source": "prometheus",
+        "prometheus_url": url,
+        "scrape_interval_s": 1,
+        "retries": 2,
+        "retry_delay_s": 0.5,
+        "inconclusive_wait_s": 20,
+        "stale_after_s": 10,
+    }
+    with path.open("w", encoding="utf-8") as out:
+        yaml.dump(doc, out)
+    assert f"prometheus_url: {url}" in path.read_text(encoding="utf-8")
     _commit(repo, "gates on prometheus")
 
 

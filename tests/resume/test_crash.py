@@ -97,4 +97,6 @@ async def test_apply_after_a_crash_settles_then_reaches_the_head(
     code, _, err = await cli(*apply_args(fleet, tmp_path))
     assert code == 0, err
     assert "settled" in err
-    assert set(assert_converged(fleet, old, new).values()) == {"new"}
+    where = assert_converged(fleet, old, new)
+    changed = {n for n in fleet.names if old[n] != new[n]}
+    assert changed and {where[n] for n in changed} == {"new"}, where
