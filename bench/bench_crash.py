@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from reconciler.demo.fleet import DemoFleet
+from reconciler.engine.driver import BOUNDARIES
+from reconciler.engine.session import Request, read_source
 from reconciler.model.box import parse_stamp
-from reconciler.rollout.driver import BOUNDARIES
 from reconciler.rollout.preflight import desired_of
-from reconciler.rollout.session import Request, read_source
 from reconciler.testing.fleetrepo import without_gates
 
 RECONCILE = str(Path(sys.executable).parent / "reconcile")

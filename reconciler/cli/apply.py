@@ -35,21 +35,9 @@ from reconciler.cli.resuming import (
     state_dir_of,
     take_lock,
 )
-from reconciler.journal.base import LockError, LockHeld
-from reconciler.journal.lock import SqliteLock
-from reconciler.journal.sqlite import SqliteJournal
-from reconciler.plan.model import Delivery, Plan
-from reconciler.report.incident import (
-    incident_doc,
-    render_incident_json,
-    render_incident_markdown,
-)
-from reconciler.rollout.clock import SystemClock
-from reconciler.rollout.commands import WriteIncident
-from reconciler.rollout.driver import Driver, RunResult
-from reconciler.rollout.phases import Outcome
-from reconciler.rollout.reporter import JsonValue
-from reconciler.rollout.session import (
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import Driver, RunResult
+from reconciler.engine.session import (
     ApplyRefused,
     Link,
     Prepared,
@@ -59,6 +47,18 @@ from reconciler.rollout.session import (
     prepare,
     read_source,
 )
+from reconciler.journal.base import LockError, LockHeld
+from reconciler.journal.lock import SqliteLock
+from reconciler.journal.sqlite import SqliteJournal
+from reconciler.plan.model import Delivery, Plan
+from reconciler.report.incident import (
+    incident_doc,
+    render_incident_json,
+    render_incident_markdown,
+)
+from reconciler.rollout.commands import WriteIncident
+from reconciler.rollout.phases import Outcome
+from reconciler.rollout.reporter import JsonValue
 from reconciler.rollout.state import BoxStatus
 
 

@@ -10,6 +10,8 @@ import typer
 
 from reconciler.cli.common import Format, RepoOpt, err, fail, out
 from reconciler.cli.resuming import state_dir_of
+from reconciler.engine.resume import read_boxes
+from reconciler.engine.session import ApplyRefused, Link, Request, read_source
 from reconciler.journal.db import FILE_NAME
 from reconciler.journal.sqlite import SqliteJournal
 from reconciler.model.box import Stamp
@@ -20,8 +22,6 @@ from reconciler.report.history import (
     to_json,
     to_text,
 )
-from reconciler.rollout.resume import read_boxes
-from reconciler.rollout.session import ApplyRefused, Link, Request, read_source
 
 
 async def _stamps(repo: Path) -> dict[str, Stamp]:

@@ -15,16 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import err, fail
-from reconciler.journal.base import Holder, LockHeld, LockLease
-from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
-from reconciler.journal.db import default_state_dir
-from reconciler.journal.lock import SqliteLock
-from reconciler.journal.sqlite import SqliteJournal
-from reconciler.journal.takeover import acquire_or_take_over
-from reconciler.rollout.clock import SystemClock
-from reconciler.rollout.recovery import Action, Mode
-from reconciler.rollout.resume import ResumeOptions, ResumeResult, find_unfinished, resume_fleet
-from reconciler.rollout.session import (
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.resume import ResumeOptions, ResumeResult, find_unfinished, resume_fleet
+from reconciler.engine.session import (
     ApplyRefused,
     Link,
     Request,
@@ -33,6 +26,13 @@ from reconciler.rollout.session import (
     holder_id,
     read_source,
 )
+from reconciler.journal.base import Holder, LockHeld, LockLease
+from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
+from reconciler.journal.db import default_state_dir
+from reconciler.journal.lock import SqliteLock
+from reconciler.journal.sqlite import SqliteJournal
+from reconciler.journal.takeover import acquire_or_take_over
+from reconciler.rollout.recovery import Action, Mode
 
 
 def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:

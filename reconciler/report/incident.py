@@ -14,9 +14,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from reconciler.engine.driver import Driver
 from reconciler.render.stamp import rfc3339
 from reconciler.rollout.commands import WriteIncident
-from reconciler.rollout.driver import Driver
 
 _CHECK_KINDS = ("box.failed", "watchdog.failed", "soak.problem", "gates.failed")
 

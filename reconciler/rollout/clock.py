@@ -1,16 +1,14 @@
-"""Time as a value handed in: the `Clock` seam, and the system clock for the driver.
+"""Time as a value handed in: the `Clock` seam.
 
 The pure core never reads the time: the machine takes none, the watchdog takes
-`now`. Only the driver holds a clock, so soak timers and stall windows are
-testable without sleeping (`reconciler.testing.clock.FakeClock`). This module
-is the edge: it is not imported by the machine, watchdog or plan.
+`now`. Only the engine holds a clock, so soak timers and stall windows are
+testable without sleeping (`reconciler.testing.clock.FakeClock`); the real one is
+`reconciler.engine.clock.SystemClock`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 
@@ -28,18 +26,3 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` (a fake clock just advances)."""
         ...
-
-
-class SystemClock:
-    """The real clock: datetime.now(UTC), time.monotonic(), asyncio.sleep()."""
-
-    __slots__ = ()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.plan.model import Delivery
 
 if TYPE_CHECKING:
-    from reconciler.rollout.driver import Driver
+    from reconciler.engine.driver import Driver
 
 
 def seconds(start: datetime | None, end: datetime | None) -> float | None:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from reconciler.demo.fleet import DemoFleet
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import RunResult
+from reconciler.engine.session import Prepared, Request, execute, prepare
 from reconciler.model.box import parse_stamp
-from reconciler.rollout.driver import RunResult, SystemClock
 from reconciler.rollout.reporter import Recorder
-from reconciler.rollout.session import Prepared, Request, execute, prepare
 from reconciler.rollout.watchdog import Limits
 from reconciler.testing.fleetrepo import without_gates
 

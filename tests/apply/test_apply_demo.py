@@ -8,11 +8,11 @@ from collections.abc import Mapping
 import pytest
 
 from reconciler.demo.fleet import DemoFleet
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.session import ApplyRefused, execute, prepare
 from reconciler.model.box import parse_stamp
-from reconciler.rollout.driver import SystemClock
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Recorder
-from reconciler.rollout.session import ApplyRefused, execute, prepare
 
 from .conftest import box_truth, commit, request, run_apply, three_waves
 

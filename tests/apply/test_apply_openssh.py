@@ -21,13 +21,14 @@ import pytest
 
 from reconciler.config.repo import load_repo
 from reconciler.config.validate import secret_refs
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import RunResult
+from reconciler.engine.session import Request, execute, prepare
 from reconciler.model.box import BoxPaths, parse_stamp
 from reconciler.render.canonical import render_payload, sha256_hex
 from reconciler.render.stamp import make_stamp
-from reconciler.rollout.driver import RunResult, SystemClock
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import Recorder
-from reconciler.rollout.session import Request, execute, prepare
 from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.resolve import resolve_values
 from reconciler.secrets.values import render_secrets

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.demo.fleet import DemoFleet
+from reconciler.engine.session import prepare
 from reconciler.journal.base import Holder, LockLease
 from reconciler.journal.lock import SqliteLock
-from reconciler.rollout.session import prepare
 
 from .conftest import box_truth, request, three_waves
 

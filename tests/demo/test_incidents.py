@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.demo import DemoFleet, FaultKind
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.session import Request, execute, prepare
 from reconciler.model.box import parse_stamp
-from reconciler.rollout.driver import SystemClock
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Recorder
-from reconciler.rollout.session import Request, execute, prepare
 from reconciler.rollout.watchdog import Limits
 from reconciler.testing.fleetrepo import without_gates
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from reconciler.demo.fleet import DemoFleet
-from reconciler.rollout.driver import RunResult, SystemClock
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import RunResult
+from reconciler.engine.session import Request, execute, prepare
 from reconciler.rollout.reporter import Recorder
-from reconciler.rollout.session import Request, execute, prepare
 from reconciler.rollout.watchdog import Limits
 
 FAST = Limits(max_heartbeat_age_s=5.0, stall_window_s=2.0)

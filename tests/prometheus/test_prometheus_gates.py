@@ -11,10 +11,11 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.demo.fleet import DemoFleet
-from reconciler.rollout.driver import Driver, RunResult, SystemClock
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import Driver, RunResult
+from reconciler.engine.session import Request, execute, prepare
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Recorder
-from reconciler.rollout.session import Request, execute, prepare
 from reconciler.rollout.watchdog import Limits
 
 from .conftest import Prom

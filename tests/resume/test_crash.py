@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.demo.fleet import DemoFleet
-from reconciler.rollout.driver import BOUNDARIES
-from reconciler.rollout.resume import RESUME_BOUNDARIES
+from reconciler.engine.driver import BOUNDARIES
+from reconciler.engine.resume import RESUME_BOUNDARIES
 
 from .conftest import assert_converged, cli, head_shas, old_shas
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from reconciler.engine import boxops
 from reconciler.model.box import BoxPaths
-from reconciler.rollout import boxops
 from reconciler.testing.openssh import OpenSshBox
 from reconciler.transport.ssh import SshOptions, SshPool
 

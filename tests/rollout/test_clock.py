@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler.rollout.clock import Clock, SystemClock
+from reconciler.engine.clock import SystemClock
+from reconciler.rollout.clock import Clock
 from reconciler.testing.clock import EPOCH, FakeClock
 
 

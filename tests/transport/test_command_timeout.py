@@ -16,10 +16,10 @@ import pytest
 from reconciler.config.repo import load_repo
 from reconciler.config.source import read_dir
 from reconciler.demo import DemoFleet, FaultKind
+from reconciler.engine.boxops import ActivationFailed, BoxHandle, activate
 from reconciler.model.agent import Agent, Commands
 from reconciler.model.box import Health
 from reconciler.plan.model import Activation
-from reconciler.rollout.boxops import ActivationFailed, BoxHandle, activate
 from reconciler.rollout.events import ApplyStep
 from reconciler.testing.sshserver import ClientKey, LoopbackSshServer
 from reconciler.transport.base import OperationTimeout

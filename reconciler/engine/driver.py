@@ -23,13 +23,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+from reconciler.engine import boxops
+from reconciler.engine.boxops import BoxHandle, BoxOpError
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.gaterun import GateRunner, figures_json
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health, Stamp
 from reconciler.plan.model import Activation, Delivery, Plan
 from reconciler.render.stamp import make_stamp
-from reconciler.rollout import boxops
-from reconciler.rollout.boxops import BoxHandle, BoxOpError
-from reconciler.rollout.clock import Clock, SystemClock
+from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import (
     ApplyBox,
     CancelChecks,
@@ -61,7 +63,6 @@ from reconciler.rollout.events import (
     WatchdogPassed,
 )
 from reconciler.rollout.figures import history_figures
-from reconciler.rollout.gaterun import GateRunner, figures_json
 from reconciler.rollout.machine import step
 from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.reporter import JsonValue, Reporter

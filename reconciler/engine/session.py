@@ -22,17 +22,8 @@ from pathlib import Path
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.config.source import read_dir
-from reconciler.journal.base import Journal
-from reconciler.model.agent import Agent
-from reconciler.model.box import Health
-from reconciler.model.fleet import Rollout as RolloutPolicy
-from reconciler.model.live import BoxState, LiveBox
-from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
-from reconciler.plan.model import Delivery
-from reconciler.rollout import crashpoints
-from reconciler.rollout.boxops import BoxHandle
-from reconciler.rollout.clock import Clock
-from reconciler.rollout.driver import (
+from reconciler.engine.boxops import BoxHandle
+from reconciler.engine.driver import (
     BOUNDARIES,
     Driver,
     IncidentWriter,
@@ -41,13 +32,22 @@ from reconciler.rollout.driver import (
     RunResult,
     Target,
 )
-from reconciler.rollout.gatesetup import gate_runner
+from reconciler.engine.gatesetup import gate_runner
+from reconciler.journal.base import Journal
+from reconciler.model.agent import Agent
+from reconciler.model.box import Health
+from reconciler.model.fleet import Rollout as RolloutPolicy
+from reconciler.model.live import BoxState, LiveBox
+from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
+from reconciler.plan.model import Delivery
+from reconciler.rollout.clock import Clock
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.desired import desired_fingerprints
 from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
 from reconciler.secrets.values import fingerprint, render_secrets
+from reconciler.testing import crashpoints
 from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.live import Orphan

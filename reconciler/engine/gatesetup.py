@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconciler.config.repo import Repo
+from reconciler.engine.gaterun import GatePolicy, GateRunner, merge_gates
 from reconciler.metrics.scrape import ScrapeSource
 from reconciler.metrics.source import MetricSource
 from reconciler.plan.model import Plan
 from reconciler.rollout.clock import Clock
-from reconciler.rollout.gaterun import GatePolicy, GateRunner, merge_gates
 from reconciler.rollout.gates import AgentInfo
 from reconciler.transport.http import HttpProbe
 

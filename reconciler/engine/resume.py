@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from reconciler.engine import boxops
+from reconciler.engine.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
+from reconciler.engine.session import Link, Source
 from reconciler.journal.base import Journal
 from reconciler.journal.takeover import process_alive
 from reconciler.model.box import ContractError
 from reconciler.plan.model import Activation
 from reconciler.render.stamp import make_stamp
-from reconciler.rollout import boxops, crashpoints
-from reconciler.rollout.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox
 from reconciler.rollout.events import Interrupted
@@ -61,7 +62,7 @@ from reconciler.rollout.recovery import (
     mode_of,
 )
 from reconciler.rollout.reporter import Reporter
-from reconciler.rollout.session import Link, Source
+from reconciler.testing import crashpoints
 from reconciler.transport.base import TransportError
 
 RESUME_BOUNDARIES: Final = (
