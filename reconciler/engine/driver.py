@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
@@ -27,10 +27,10 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
+from reconciler.engine.steps import ApplyJob, Boundary, Crew, RestoreJob, apply_box, restore_box
 from reconciler.journal.base import Holder, Journal
-from reconciler.model.box import ContractError, Health, Stamp
-from reconciler.plan.model import Activation, Delivery, Plan
-from reconciler.render.stamp import make_stamp
+from reconciler.model.box import ContractError, Health
+from reconciler.plan.model import Plan
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import (
     ApplyBox,
@@ -392,101 +392,45 @@ class Driver:
         self.note("box.applied", agent=cmd.agent, wave=cmd.wave + 1)
         return BoxApplied(cmd.agent)
 
-    async def _apply_steps(
-        self, cmd: ApplyBox, t: Target, h: BoxHandle, reached: list[ApplyStep]
-    ) -> ApplyStep:
-        o, agent = self.opts, cmd.agent
-        plan_step = self.plan.box(agent)
-        activate = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
-        steps = {
-            "apply.lease": ApplyStep.LEASE,
-            "apply.stamp-check": ApplyStep.STAMP_CHECK,
-            "apply.write": ApplyStep.WRITE,
-            "apply.secrets": ApplyStep.WRITE,
-            "apply.activate": activate,
-            "apply.verify": ApplyStep.VERIFY,
-            "apply.stamp": ApplyStep.STAMP,
-        }
+    def _crew(self) -> Crew:
+        o = self.opts
+        return Crew(
+            holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
+            lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
+            history_keep=o.history_keep,
+        )  # fmt: skip
 
-        async def boundary(name: str, coro: Any) -> Any:
-            if name in steps:
-                reached.append(steps[name])
-            self._boundary(name, agent, "intent", cmd)
-            out = await coro
-            self._boundary(name, agent, "result", cmd, ok=True)
+    def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:
+        """Journal each step of one box: intent before, result after."""
+
+        async def boundary(name: str, work: Awaitable[Any]) -> Any:
+            full = f"{prefix}.{name}"
+            self._boundary(full, agent, "intent", cmd)
+            out = await work
+            self._boundary(full, agent, "result", cmd, ok=True)
             return out
 
-        await boundary("apply.lease", boxops.take_lease(
-            h, holder=o.holder, rollout_id=o.rollout_id, ttl_s=o.lease_ttl_s,
-            now=self.clock.now()))  # fmt: skip
-        now = await boundary("apply.stamp-check", boxops.read_now(h))
-        done = boxops.check_unmoved(
-            h, now, stamp_sha=plan_step.stamp_sha, stamp_revision=plan_step.stamp_revision,
-            pre_sha=cmd.pre_sha, target_sha=cmd.target_sha, rollout_id=o.rollout_id,
+        return boundary
+
+    async def _apply_steps(
+        self, cmd: ApplyBox, t: Target, h: BoxHandle, reached: list[ApplyStep]
+    ) -> None:
+        agent = cmd.agent
+        plan_step = self.plan.box(agent)
+        job = ApplyJob(
+            target_sha=cmd.target_sha, pre_sha=cmd.pre_sha, delivery=cmd.delivery,
+            activation=cmd.activation, revision=self.opts.revision, data=t.data,
+            stamp_sha=plan_step.stamp_sha, stamp_revision=plan_step.stamp_revision,
+            secrets=t.secrets, secrets_fingerprint=t.secrets_fingerprint,
         )  # fmt: skip
-        if not done:
-            await boundary("apply.write", self._deliver(cmd, t, h, now.file))
-            if t.secrets is not None:
-                if agent not in self._old_secrets:
-                    self._old_secrets[agent] = await h.box.read_file(h.paths.secrets)
-                old = self._old_secrets[agent]
-                await boundary("apply.secrets", boxops.write_secrets(h, t.secrets, current=old))
-            step_ = ApplyStep.RESTART if cmd.activation is Activation.RESTART else ApplyStep.RELOAD
-            try:
-                await boundary("apply.activate", boxops.activate(h, cmd.activation))
-            except BoxOpError as exc:
-                exc.step = step_
-                raise
-        await boundary("apply.verify", boxops.verify_loaded(
-            h, cmd.target_sha, timeout_s=o.verify_timeout_s, clock=self.clock))  # fmt: skip
-        if not done:
-            stamp = self._stamp(h, now.stamp, cmd.target_sha, o.revision, "applied", t)
-            await boundary("apply.stamp", boxops.write_stamp(h, stamp))
-            keep = [e.config_sha256 for e in stamp.history]
-            if cmd.pre_sha:
-                keep.append(cmd.pre_sha)
-            await boxops.prune_history(h, keep)
-        await boundary(
-            "apply.release", boxops.release_lease(h, rollout_id=o.rollout_id, taken=True)
-        )
-        return ApplyStep.STAMP
 
-    async def _deliver(self, cmd: ApplyBox, t: Target, h: BoxHandle, current: bytes | None) -> None:
-        if cmd.delivery is Delivery.RESTORE:
-            with contextlib.suppress(boxops.RestoreRefused):
-                await boxops.keep_in_history(h, current) if current is not None else None
-                sha = boxops.sha256_hex(current) if current is not None else None
-                await boxops.restore_file(h, cmd.target_sha, current_sha=sha)
-                return
-        await boxops.write_config(h, t.data, current)
+        async def old_secrets() -> bytes | None:
+            if agent not in self._old_secrets:
+                self._old_secrets[agent] = await h.box.read_file(h.paths.secrets)
+            return self._old_secrets[agent]
 
-    def _stamp(
-        self,
-        h: BoxHandle,
-        previous: Stamp | None,
-        sha: str,
-        revision: str,
-        outcome: str,
-        t: Target | None,
-        blocked: str | None = None,
-    ) -> Stamp:
-        carried = previous.blocked_revision if previous else None
-        if outcome == "applied" and carried == revision:
-            carried = None  # applied on purpose (--force) and it held
-        return make_stamp(
-            fleet_id=self.opts.fleet_id,
-            agent=h.name,
-            revision=revision,
-            config_sha256=sha,
-            rollout_id=self.opts.rollout_id,
-            outcome="applied" if outcome == "applied" else "rolled-back",
-            now=self.clock.now(),
-            previous=previous,
-            keep=self.opts.history_keep,
-            secrets_fingerprint=(t.secrets_fingerprint if t else None)
-            or (previous.secrets_fingerprint if previous else None),
-            blocked_revision=blocked or carried,
-        )
+        await apply_box(h, job, self._crew(), boundary=self._steps("apply", cmd, agent),
+                        reached=reached, old_secrets=old_secrets)  # fmt: skip
 
     # -- restore one box ----------------------------------------------------------------
 
@@ -541,48 +485,13 @@ class Driver:
         return BoxRestored(cmd.agent)
 
     async def _restore_steps(self, cmd: RestoreBox, h: BoxHandle) -> None:
-        o, agent = self.opts, cmd.agent
-
-        async def boundary(name: str, coro: Any) -> Any:
-            self._boundary(name, agent, "intent", cmd)
-            out = await coro
-            self._boundary(name, agent, "result", cmd, ok=True)
-            return out
-
-        if cmd.pre_sha is None:
-            raise boxops.RestoreRefused(
-                agent, "restore", "the box had no config file before this rollout; there is "
-                "nothing to restore: decide by hand whether to keep or remove the new one",
-            )  # fmt: skip
-        await boundary("restore.lease", boxops.take_lease(
-            h, holder=o.holder, rollout_id=o.rollout_id, ttl_s=o.lease_ttl_s,
-            now=self.clock.now()))  # fmt: skip
-        now = await boxops.read_now(h)
-        await boundary("restore.write", boxops.restore_file(h, cmd.pre_sha,
-                                                            current_sha=now.file_sha))  # fmt: skip
-        if agent in self._old_secrets:
-            old = self._old_secrets[agent]
-            if old is not None:
-                await boundary("restore.secrets", boxops.write_secrets(h, old))
-        await boundary("restore.activate", self._reactivate(h, cmd.activation))
-        await boundary("restore.verify", boxops.verify_loaded(
-            h, cmd.pre_sha, timeout_s=o.verify_timeout_s, clock=self.clock))  # fmt: skip
-        plan_step = self.plan.box(agent)
-        stamp = self._stamp(
-            h, now.stamp, cmd.pre_sha, plan_step.stamp_revision or "unmanaged", "rolled-back",
-            None, blocked=o.revision if self.state.verdict else None,
+        plan_step = self.plan.box(cmd.agent)
+        job = RestoreJob(
+            pre_sha=cmd.pre_sha, pre_revision=plan_step.stamp_revision,
+            activation=cmd.activation, old_secrets=self._old_secrets.get(cmd.agent),
+            verdict_on=self.opts.revision if self.state.verdict else None,
         )  # fmt: skip
-        await boundary("restore.stamp", boxops.write_stamp(h, stamp))
-        await boundary("restore.release", boxops.release_lease(h, rollout_id=o.rollout_id))
-
-    async def _reactivate(self, h: BoxHandle, how: Activation) -> None:
-        """Reload (or restart); a crashed agent that refuses a reload is restarted."""
-        try:
-            await boxops.activate(h, how)
-        except BoxOpError:
-            if how is Activation.RESTART or h.agent.commands.restart is None:
-                raise
-            await boxops.activate(h, Activation.RESTART)
+        await restore_box(h, job, self._crew(), boundary=self._steps("restore", cmd, cmd.agent))
 
     # -- checks -------------------------------------------------------------------------
 

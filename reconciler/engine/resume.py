@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -37,11 +37,10 @@ from typing import Any, Final
 from reconciler.engine import boxops
 from reconciler.engine.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
 from reconciler.engine.session import Link, Source
+from reconciler.engine.steps import Crew, RestoreJob, restore_box
 from reconciler.journal.base import Journal
 from reconciler.journal.takeover import process_alive
 from reconciler.model.box import ContractError
-from reconciler.plan.model import Activation
-from reconciler.render.stamp import make_stamp
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox
 from reconciler.rollout.events import Interrupted
@@ -337,50 +336,22 @@ class Resumer:
         return None
 
     async def _restore_steps(self, h: BoxHandle, goal: BoxGoal) -> None:
-        o, rid, at = self.opts, self.u.rollout_id, self.on_boundary
-        pre = goal.pre_sha
-        assert pre is not None  # noqa: S101 - decide() gives NO_RESTORE otherwise
-        at("resume.lease", h.name)
-        await boxops.take_lease(
-            h, holder=o.holder, rollout_id=rid, ttl_s=o.lease_ttl_s, now=self.clock.now()
-        )
-        now = await boxops.read_now(h)
-        at("resume.write", h.name)
-        await boxops.restore_file(h, pre, current_sha=now.file_sha)
-        at("resume.activate", h.name)
-        try:
-            health = await boxops.read_health(h)
-            loaded = health.loaded_sha256 if health.alive else None
-        except (TransportError, ContractError):
-            loaded = None
-        if loaded != pre:
-            try:
-                await boxops.activate(h, goal.activation)
-            except BoxOpError:
-                if h.agent.commands.restart is None:
-                    raise
-                await boxops.activate(h, Activation.RESTART)
-        at("resume.verify", h.name)
-        await boxops.verify_loaded(h, pre, timeout_s=o.verify_timeout_s, clock=self.clock)
-        s = now.stamp
-        settled = (
-            s is not None
-            and s.config_sha256 == pre
-            and ((s.rollout_id == rid and s.outcome == "rolled-back") or not self.u.verdict)
-        )
-        if not settled:
-            at("resume.stamp", h.name)
-            stamp = make_stamp(
-                fleet_id=o.fleet_id, agent=h.name, revision=goal.pre_revision or "unmanaged",
-                config_sha256=pre, rollout_id=rid, outcome="rolled-back", now=self.clock.now(),
-                previous=s, keep=o.history_keep,
-                secrets_fingerprint=s.secrets_fingerprint if s else None,
-                blocked_revision=(self.u.target_revision if self.u.verdict else None)
-                or (s.blocked_revision if s else None),
-            )  # fmt: skip
-            await boxops.write_stamp(h, stamp)
-        at("resume.release", h.name)
-        await boxops.release_lease(h, rollout_id=rid)
+        o = self.opts
+        crew = Crew(
+            holder=o.holder, rollout_id=self.u.rollout_id, fleet_id=o.fleet_id,
+            clock=self.clock, lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
+            history_keep=o.history_keep,
+        )  # fmt: skip
+        job = RestoreJob(
+            pre_sha=goal.pre_sha, pre_revision=goal.pre_revision, activation=goal.activation,
+            verdict_on=self.u.target_revision if self.u.verdict else None,
+        )  # fmt: skip
+
+        async def boundary(name: str, work: Awaitable[Any]) -> Any:
+            self.on_boundary(f"resume.{name}", h.name)
+            return await work
+
+        await restore_box(h, job, crew, boundary=boundary)
 
 
 async def release_dead_leases(

@@ -56,3 +56,37 @@ def make_stamp(
         secrets_fingerprint=secrets_fingerprint,
         blocked_revision=blocked_revision,
     )
+
+
+def blocked_after(
+    previous: Stamp | None,
+    *,
+    outcome: Outcome,
+    revision: str | None,
+    verdict_on: str | None = None,
+) -> str | None:
+    """The `blocked_revision` a new stamp carries: the one rule for when a block clears.
+
+    A verdict (a failed gate or watchdog) blocks the revision it condemned. Otherwise
+    the previous stamp's block is carried, except that applying the blocked revision
+    itself (on purpose, with --force) and having it hold clears it.
+    """
+    if verdict_on is not None:
+        return verdict_on
+    carried = previous.blocked_revision if previous else None
+    if outcome == "applied" and carried == revision:
+        return None
+    return carried
+
+
+def restamp_needed(
+    current: Stamp | None, *, sha: str, rollout_id: str, blocked: str | None
+) -> bool:
+    """False when the box's stamp already records this restore (a re-run writes nothing)."""
+    return not (
+        current is not None
+        and current.config_sha256 == sha
+        and current.rollout_id == rollout_id
+        and current.outcome == "rolled-back"
+        and current.blocked_revision == blocked
+    )

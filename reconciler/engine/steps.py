@@ -1,0 +1,223 @@
+"""The two things the engine does to one box: `apply_box` and `restore_box`.
+
+Both are written once, here, and used by the driver (a rollout and its rollback),
+by resume (finishing or rolling back a cut-short rollout) and later by rotation.
+Each step is announced to a `Boundary` before it runs: the caller journals the
+intent, counts it or (in the crash tests) dies there.
+
+    apply_box:   lease -> stamp check (CAS) -> write -> secrets -> activate -> verify
+                 -> stamp -> release
+    restore_box: lease -> write (from the box's own history) -> secrets -> activate
+                 -> verify -> stamp -> release
+
+The stamp written is decided by one pure rule (`reconciler.render.stamp`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from reconciler.engine import boxops
+from reconciler.engine.boxops import BoxHandle, BoxOpError
+from reconciler.model.box import ContractError
+from reconciler.plan.model import Activation, Delivery
+from reconciler.render.stamp import blocked_after, make_stamp, restamp_needed
+from reconciler.rollout.clock import Clock
+from reconciler.rollout.events import ApplyStep
+from reconciler.transport.base import TransportError
+
+T = TypeVar("T")
+
+# Announces a step (its short name: "lease", "write", ...) and runs it.
+Boundary = Callable[[str, Awaitable[Any]], Awaitable[Any]]
+
+
+async def run_plainly(_name: str, step: Awaitable[T]) -> T:
+    """A boundary that only runs the step."""
+    return await step
+
+
+@dataclass(frozen=True, slots=True)
+class Crew:
+    """Who works on the box, and their limits: written into every lease and stamp."""
+
+    holder: str
+    rollout_id: str
+    fleet_id: str
+    clock: Clock
+    lease_ttl_s: float = 900.0
+    verify_timeout_s: float = 60.0
+    history_keep: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyJob:
+    """What to put on one box, and what the plan saw there."""
+
+    target_sha: str
+    pre_sha: str | None
+    delivery: Delivery
+    activation: Activation
+    revision: str  # what the stamp records
+    data: bytes  # the config bytes (unused for a RESTORE delivery found in history)
+    stamp_sha: str | None  # the stamp the plan saw (compare-and-swap)
+    stamp_revision: str | None
+    secrets: bytes | None = None  # the new secrets file; None: secrets unchanged
+    secrets_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreJob:
+    """What to put one box back on."""
+
+    pre_sha: str | None  # None: it had no config file, nothing to restore
+    pre_revision: str | None
+    activation: Activation
+    old_secrets: bytes | None = None  # the secrets file before the rollout; None: leave it
+    verdict_on: str | None = None  # the revision a failed gate or watchdog condemned
+
+
+STEP_OF = {
+    "lease": ApplyStep.LEASE,
+    "stamp-check": ApplyStep.STAMP_CHECK,
+    "write": ApplyStep.WRITE,
+    "secrets": ApplyStep.WRITE,
+    "verify": ApplyStep.VERIFY,
+    "stamp": ApplyStep.STAMP,
+}
+
+
+async def apply_box(
+    h: BoxHandle,
+    job: ApplyJob,
+    crew: Crew,
+    *,
+    boundary: Boundary = run_plainly,
+    reached: list[ApplyStep] | None = None,
+    old_secrets: Callable[[], Awaitable[bytes | None]] | None = None,
+) -> None:
+    """Put `job` on the box: lease, compare, deliver, activate, verify, stamp, release.
+
+    `reached` collects the steps begun (the last is where a failure happened);
+    `old_secrets` reads (once, and keeps) the secrets file before the first write.
+
+    Raises:
+        BoxOpError, TransportError, ContractError: the step that failed is in `reached`.
+    """
+    reached = reached if reached is not None else []
+    activate_step = ApplyStep.RESTART if job.activation is Activation.RESTART else ApplyStep.RELOAD
+
+    async def step(name: str, work: Awaitable[T]) -> T:
+        reached.append(activate_step if name == "activate" else STEP_OF.get(name, reached[-1]))
+        result: T = await boundary(name, work)
+        return result
+
+    reached.append(ApplyStep.CONNECT)
+    await step("lease", boxops.take_lease(
+        h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
+        now=crew.clock.now()))  # fmt: skip
+    now = await step("stamp-check", boxops.read_now(h))
+    done = boxops.check_unmoved(
+        h, now, stamp_sha=job.stamp_sha, stamp_revision=job.stamp_revision,
+        pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
+    )  # fmt: skip
+    if not done:
+        await step("write", _deliver(h, job, now.file))
+        if job.secrets is not None:
+            old = await old_secrets() if old_secrets is not None else True
+            await step("secrets", boxops.write_secrets(h, job.secrets, current=old))
+        try:
+            await step("activate", boxops.activate(h, job.activation))
+        except BoxOpError as exc:
+            raise type(exc)(exc.box, activate_step, exc.message) from exc
+    await step("verify", boxops.verify_loaded(
+        h, job.target_sha, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
+    if not done:
+        stamp = make_stamp(
+            fleet_id=crew.fleet_id, agent=h.name, revision=job.revision,
+            config_sha256=job.target_sha, rollout_id=crew.rollout_id, outcome="applied",
+            now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
+            secrets_fingerprint=job.secrets_fingerprint
+            or (now.stamp.secrets_fingerprint if now.stamp else None),
+            blocked_revision=blocked_after(now.stamp, outcome="applied", revision=job.revision),
+        )  # fmt: skip
+        await step("stamp", boxops.write_stamp(h, stamp))
+        keep = [e.config_sha256 for e in stamp.history]
+        if job.pre_sha:
+            keep.append(job.pre_sha)
+        await boxops.prune_history(h, keep)
+    await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+
+
+async def _deliver(h: BoxHandle, job: ApplyJob, current: bytes | None) -> None:
+    """The target file onto the box: from its history when the plan says so, else sent."""
+    if job.delivery is Delivery.RESTORE:
+        with contextlib.suppress(boxops.RestoreRefused):
+            await boxops.keep_in_history(h, current) if current is not None else None
+            sha = boxops.sha256_hex(current) if current is not None else None
+            await boxops.restore_file(h, job.target_sha, current_sha=sha)
+            return
+    await boxops.write_config(h, job.data, current)
+
+
+async def restore_box(
+    h: BoxHandle, job: RestoreJob, crew: Crew, *, boundary: Boundary = run_plainly
+) -> None:
+    """Put the box back on `job.pre_sha` from its own history; no config byte is sent.
+
+    The agent is reloaded unless it already runs the old config (and no secrets were put
+    back); a crashed agent that refuses a reload is restarted. The stamp records the
+    restore (and the verdict's blocked revision) unless it already does.
+
+    Raises:
+        RestoreRefused: nothing to restore (no file before, or its history copy is bad).
+        BoxOpError, TransportError, ContractError: a step failed.
+    """
+    pre = job.pre_sha
+    if pre is None:
+        raise boxops.RestoreRefused(
+            h.name, "restore", "the box had no config file before this rollout; there is "
+            "nothing to restore: decide by hand whether to keep or remove the new one",
+        )  # fmt: skip
+    await boundary("lease", boxops.take_lease(
+        h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
+        now=crew.clock.now()))  # fmt: skip
+    now = await boxops.read_now(h)
+    await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
+    if job.old_secrets is not None:
+        await boundary("secrets", boxops.write_secrets(h, job.old_secrets))
+    await boundary("activate", _reactivate(h, job, pre))
+    await boundary("verify", boxops.verify_loaded(
+        h, pre, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
+    blocked = blocked_after(now.stamp, outcome="rolled-back", revision=job.pre_revision,
+                            verdict_on=job.verdict_on)  # fmt: skip
+    if restamp_needed(now.stamp, sha=pre, rollout_id=crew.rollout_id, blocked=blocked):
+        stamp = make_stamp(
+            fleet_id=crew.fleet_id, agent=h.name, revision=job.pre_revision or "unmanaged",
+            config_sha256=pre, rollout_id=crew.rollout_id, outcome="rolled-back",
+            now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
+            secrets_fingerprint=now.stamp.secrets_fingerprint if now.stamp else None,
+            blocked_revision=blocked,
+        )  # fmt: skip
+        await boundary("stamp", boxops.write_stamp(h, stamp))
+    await boundary("release", boxops.release_lease(h, rollout_id=crew.rollout_id))
+
+
+async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str) -> None:
+    """Reload (or restart) unless the agent already runs `pre`; restart a crashed one."""
+    if job.old_secrets is None:
+        try:
+            health = await boxops.read_health(h)
+            if health.alive and health.loaded_sha256 == pre:
+                return
+        except (TransportError, ContractError):
+            pass
+    try:
+        await boxops.activate(h, job.activation)
+    except BoxOpError:
+        if job.activation is Activation.RESTART or h.agent.commands.restart is None:
+            raise
+        await boxops.activate(h, Activation.RESTART)
