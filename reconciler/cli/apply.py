@@ -59,6 +59,7 @@ from reconciler.report.incident import (
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue
+from reconciler.rollout.runrecord import RunRecord
 from reconciler.rollout.state import BoxStatus
 
 
@@ -164,11 +165,11 @@ def show_plan(p: Prepared, fmt: Format) -> None:
 
 
 def _incident_writer(state_dir: Path) -> Any:
-    def write(driver: Driver, cmd: WriteIncident) -> dict[str, str]:
-        doc = incident_doc(driver, cmd)
+    def write(run: RunRecord, cmd: WriteIncident) -> dict[str, str]:
+        doc = incident_doc(run, cmd)
         folder = state_dir / "incidents"
         folder.mkdir(parents=True, exist_ok=True)
-        base = folder / driver.opts.rollout_id
+        base = folder / run.rollout_id
         md, js = base.with_suffix(".md"), base.with_suffix(".json")
         md.write_text(render_incident_markdown(doc), encoding="utf-8")
         js.write_text(render_incident_json(doc), encoding="utf-8")

@@ -20,7 +20,6 @@ import contextlib
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Final
 
 from reconciler.engine import boxops
@@ -30,7 +29,7 @@ from reconciler.engine.gaterun import GateRunner, figures_json
 from reconciler.engine.steps import ApplyJob, Boundary, Crew, RestoreJob, apply_box, restore_box
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Delivery, Plan
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import (
     ApplyBox,
@@ -66,8 +65,17 @@ from reconciler.rollout.figures import history_figures
 from reconciler.rollout.machine import step
 from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.reporter import JsonValue, Reporter
+from reconciler.rollout.runrecord import RunRecord
 from reconciler.rollout.state import BoxStatus, Rollout
-from reconciler.rollout.watchdog import Judgement, Limits, Sample, Verdict, judge
+from reconciler.rollout.watchdog import (
+    Judgement,
+    Limits,
+    Sample,
+    Verdict,
+    judge,
+    soak_over,
+    watchdog_figure,
+)
 from reconciler.transport.base import TransportError
 
 # Every step boundary of a rollout, by name, in order. The journal records an intent
@@ -141,7 +149,8 @@ class RunResult:
         return self.outcome.exit_code
 
 
-IncidentWriter = Callable[["Driver", WriteIncident], dict[str, str]]
+IncidentWriter = Callable[[RunRecord, WriteIncident], dict[str, str]]
+BoundaryHook = Callable[[str, str | None], None]  # (boundary, agent): told before each step
 # Keeps the traceback of an unexpected error (a bug of ours, not the config) and says where.
 InternalErrorSink = Callable[[str, str], str | None]  # (rollout id, traceback text) -> path
 
@@ -163,7 +172,15 @@ class Driver:
         pre_shas: Mapping[str, str | None] | None = None,
         on_rollout_id: Callable[[str], None] | None = None,
         internal_error: InternalErrorSink | None = None,
+        gate_runner: GateRunner | None = None,
+        on_boundary: BoundaryHook | None = None,
+        committed_at: float | None = None,
     ) -> None:
+        """Every collaborator comes in here; nothing is assigned after construction.
+
+        `gate_runner` measures the metric gates (None: the watchdog only); `on_boundary`
+        is told before each journaled step; `committed_at` is a revert commit's time.
+        """
         self.plan = plan
         self.targets = targets
         self.opts = options
@@ -184,45 +201,47 @@ class Driver:
         self._samples: dict[str, Sample] = {}
         self._soak_problems: dict[str, Judgement] = {}
         self._old_secrets: dict[str, bytes | None] = {}
-        self.timeline: list[tuple[datetime, str, dict[str, JsonValue]]] = []
-        self.started_at = clock.now()
-        self.wave_started_at: dict[int, datetime] = {}
-        self.detected_at: datetime | None = None
-        self.finished_at: datetime | None = None
-        self.restored_shas: dict[str, str | None] = {}
-        self.on_boundary: Callable[[str, str | None], None] = lambda _name, _agent: None
+        self.record = RunRecord(
+            plan=plan, rollout_id=options.rollout_id, fleet_id=options.fleet_id,
+            revision=options.revision, state=self.state, started_at=clock.now(),
+            committed_at=committed_at,
+        )  # fmt: skip
+        self.on_boundary: BoundaryHook = on_boundary or (lambda _name, _agent: None)
         self._intents: dict[tuple[str, str | None], int] = {}
-        self.gate_runner: GateRunner | None = None  # metric gates; None: the watchdog only
-        self.summary_extra: dict[str, Any] = {}  # more figures for the journal's summary
+        self.gate_runner = gate_runner
 
     # -- bookkeeping --------------------------------------------------------------------
 
     def note(self, kind: str, **fields: JsonValue) -> None:
         """Tell the reporter, and keep it on the timeline."""
-        self.timeline.append((self.clock.now(), kind, dict(fields)))
+        self.record.timeline.append((self.clock.now(), kind, dict(fields)))
         self.reporter.note(kind, fields)
 
-    def _boundary(
-        self, name: str, agent: str | None, phase: str, cmd: Command | None = None, **data: Any
+    def _intent(
+        self, name: str, agent: str | None, cmd: Command | None = None, **data: Any
     ) -> None:
-        """Journal an intent (before) or a result (after) at the step boundary `name`."""
-        key = (name, agent)
+        """Journal the intent of the step `name` (before it runs) and tell `on_boundary`."""
         if self.journal is not None and cmd is not None:
             body = {"boundary": name, **_plain(data)}
             rid = self.opts.rollout_id
-            if phase == "intent":
-                self._intents[key] = self.journal.record_intent(rid, agent, cmd, body)
-            elif key in self._intents:
-                ok = bool(data.get("ok", True))
-                self.journal.record_result(rid, self._intents.pop(key), ok=ok, data=body)
-        if phase == "intent":
-            self.on_boundary(name, agent)
+            self._intents[(name, agent)] = self.journal.record_intent(rid, agent, cmd, body)
+        self.on_boundary(name, agent)
+
+    def _result(
+        self, name: str, agent: str | None, cmd: Command, *, ok: bool = True, **data: Any
+    ) -> None:
+        """Journal the result of the step `name` (after it ran), closing its intent."""
+        key = (name, agent)
+        if self.journal is not None and key in self._intents:
+            body = {"boundary": name, "ok": ok, **_plain(data)}
+            self.journal.record_result(self.opts.rollout_id, self._intents.pop(key), ok=ok,
+                                       data=body)  # fmt: skip
 
     def _fail_open(self, cmd: Command, reason: str) -> None:
         """Close the agent's open intents as failed (the step that raised)."""
         agent = getattr(cmd, "agent", None)
         for name, who in [k for k in self._intents if k[1] == agent]:
-            self._boundary(name, who, "result", cmd, ok=False, reason=reason)
+            self._result(name, who, cmd, ok=False, reason=reason)
 
     def interrupt(self, reason: str = "interrupted by the operator (Ctrl-C)") -> None:
         """Stop between boxes and roll back (safe to call from a signal handler's callback)."""
@@ -239,9 +258,10 @@ class Driver:
                 self.plan, dict(self.state.spec.pre_shas), Holder.here()
             )
             self.opts = replace(self.opts, rollout_id=rid)
+            self.record.rollout_id = rid
             if self.on_rollout_id is not None:
                 self.on_rollout_id(rid)
-        self._boundary("rollout.begin", None, "intent")
+        self._intent("rollout.begin", None)
         self.note(
             "rollout.started",
             rollout_id=self.opts.rollout_id,
@@ -268,14 +288,15 @@ class Driver:
             self.journal.record_event(self.opts.rollout_id, ev)
         before = self.state.phase
         self.state, cmds = step(self.state, ev)
+        self.record.state = self.state
         if self.state.phase is Phase.ROLLING_BACK and before is not Phase.ROLLING_BACK:
-            self.detected_at = self.clock.now()
+            self.record.detected_at = self.clock.now()
             if not self.state.verdict:  # else told once the verdict is on the boxes
                 self.note("rollback.started", trigger=self.state.trigger or "")
         if self.state.phase is Phase.APPLYING:
             wave = self.state.current_wave
-            if wave is not None and wave.index not in self.wave_started_at:
-                self.wave_started_at[wave.index] = self.clock.now()
+            if wave is not None and wave.index not in self.record.wave_started_at:
+                self.record.wave_started_at[wave.index] = self.clock.now()
                 self.note("wave.started", wave=wave.index + 1, agents=list(wave.agents))
         return cmds
 
@@ -352,14 +373,14 @@ class Driver:
     # -- preflight ----------------------------------------------------------------------
 
     async def _run_preflight(self, _cmd: Preflight) -> Event:
-        self._boundary("preflight", None, "intent", _cmd)
+        self._intent("preflight", None, _cmd)
         problem = None
         if self._preflight is not None:
             try:
                 problem = await self._preflight()
             except (TransportError, BoxOpError, ContractError) as exc:
                 problem = str(exc)
-        self._boundary("preflight", None, "result", _cmd, ok=not problem, problem=problem)
+        self._result("preflight", None, _cmd, ok=not problem, problem=problem)
         if problem:
             self.note("preflight.failed", reason=problem)
             return PreflightFailed(problem)
@@ -405,9 +426,9 @@ class Driver:
 
         async def boundary(name: str, work: Awaitable[Any]) -> Any:
             full = f"{prefix}.{name}"
-            self._boundary(full, agent, "intent", cmd)
+            self._intent(full, agent, cmd)
             out = await work
-            self._boundary(full, agent, "result", cmd, ok=True)
+            self._result(full, agent, cmd, ok=True)
             return out
 
         return boundary
@@ -480,7 +501,7 @@ class Driver:
             self._fail_open(cmd, reason)
             self.note("box.restore_failed", agent=cmd.agent, reason=reason)
             return BoxRestoreFailed(cmd.agent, reason)
-        self.restored_shas[cmd.agent] = cmd.pre_sha
+        self.record.restored_shas[cmd.agent] = cmd.pre_sha
         self.note("box.restored", agent=cmd.agent)
         return BoxRestored(cmd.agent)
 
@@ -518,7 +539,7 @@ class Driver:
         return verdict
 
     async def _run_watch(self, cmd: Watch) -> Event | None:
-        self._boundary("watch", None, "intent", cmd, wave=cmd.wave, agents=list(cmd.agents))
+        self._intent("watch", None, cmd, wave=cmd.wave, agents=list(cmd.agents))
         verdicts = await asyncio.gather(*(self._judge(a) for a in cmd.agents))
         for agent, j in zip(cmd.agents, verdicts, strict=True):
             if j.ok:
@@ -527,7 +548,7 @@ class Driver:
             else:
                 self.note("watchdog.failed", agent=agent, verdict=str(j.verdict), reason=j.reason)
                 self._events.put_nowait(WatchdogFailed(agent, j.verdict, j.reason))
-        self._boundary("watch", None, "result", cmd)
+        self._result("watch", None, cmd)
         return None
 
     def _watched(self) -> list[str]:
@@ -544,7 +565,7 @@ class Driver:
         agent is only seen as such after it. A wave whose soak is over ends as soon as
         every one of its boxes has been seen working (or idle) since its change.
         """
-        self._boundary("soak", None, "intent", cmd, wave=cmd.wave, seconds=cmd.seconds)
+        self._intent("soak", None, cmd, wave=cmd.wave, seconds=cmd.seconds)
         if self._metric_gates(cmd.wave) and self.gate_runner is not None:
             await self.gate_runner.open(cmd.wave, self.note)
         window = self.opts.watchdog.stall_window_s
@@ -553,9 +574,8 @@ class Driver:
         while True:
             elapsed = (self.clock.now() - start).total_seconds()
             agents = self._watched()
-            if elapsed >= cmd.seconds and (
-                elapsed >= window or all(a in self._flowing for a in agents)
-            ):
+            if soak_over(elapsed, soak_s=cmd.seconds, stall_window_s=window, watched=agents,
+                         flowing=self._flowing):  # fmt: skip
                 break
             left = max(cmd.seconds, window) - elapsed
             if cmd.seconds > elapsed:
@@ -570,22 +590,20 @@ class Driver:
             self._soak_problems.update(bad)
             if bad:
                 break
-        self._boundary("soak", None, "result", cmd)
+        self._result("soak", None, cmd)
         return SoakOver(cmd.wave)
 
     async def _run_gates(self, cmd: RunGates) -> Event:
         """The watchdog, then the metric gates (gaterun.py) on the changed, healthy agents."""
-        self._boundary("gates", None, "intent", cmd, wave=cmd.wave)
+        self._intent("gates", None, cmd, wave=cmd.wave)
         agents = self._watched()
         verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
         problems = dict(self._soak_problems)
         problems.update({a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok})
         self._soak_problems.clear()
-        if problems:
-            detail = "; ".join(f"{a}: {j.reason}" for a, j in sorted(problems.items()))
-            figures: tuple[GateFigure, ...] = (GateFigure("watchdog", False, detail),)
-        else:
-            figures = (GateFigure("watchdog", True, f"{len(agents)} boxes alive, fresh, loaded"),)
+        figures: tuple[GateFigure, ...] = (
+            GateFigure("watchdog", *watchdog_figure(problems, len(agents))),
+        )
         as_json: list[JsonValue] = [
             {"gate": f.gate, "ok": f.ok, "detail": f.detail} for f in figures
         ]
@@ -601,7 +619,7 @@ class Driver:
                 "off); the watchdog is the gate",
             )
         ok = all(f.ok for f in figures)
-        self._boundary("gates", None, "result", cmd, ok=ok,
+        self._result("gates", None, cmd, ok=ok,
                        figures=[f"{f.gate}: {f.detail}" for f in figures])  # fmt: skip
         if not ok:
             self.note("gates.failed", wave=cmd.wave + 1, figures=as_json)
@@ -612,19 +630,26 @@ class Driver:
     # -- the end ------------------------------------------------------------------------
 
     def _incident(self, cmd: WriteIncident) -> None:
-        self._boundary("incident", None, "intent", cmd)
-        self.finished_at = self.clock.now()
+        self._intent("incident", None, cmd)
+        self.record.finished_at = self.clock.now()
         self._pending_incident = cmd
 
+    def _revert_summary(self) -> dict[str, Any]:
+        """A revert (every box gets back a config it ran) is marked, with its commit time."""
+        boxes = self.plan.boxes
+        if boxes and all(b.delivery is Delivery.RESTORE for b in boxes):
+            return {"revert": True, "committed_at": self.record.committed_at}
+        return {}
+
     def _finish(self, cmd: Finish) -> RunResult:
-        self.finished_at = self.finished_at or self.clock.now()
+        self.record.finished_at = self.record.finished_at or self.clock.now()
         paths: dict[str, str] = {}
         pending: WriteIncident | None = getattr(self, "_pending_incident", None)
         if pending is not None and self._write_incident is not None:
-            paths = self._write_incident(self, pending)
-            self._boundary("incident", None, "result", pending, paths=paths)
+            paths = self._write_incident(self.record, pending)
+            self._result("incident", None, pending, paths=paths)
             self.note("incident.written", **paths)
-        self._boundary("rollout.finish", None, "intent")
+        self._intent("rollout.finish", None)
         if self.journal is not None:
             summary = {
                 "revision": self.opts.revision,
@@ -633,8 +658,8 @@ class Driver:
                 "verdict": self.state.verdict,
                 "internal_errors": self.internal_errors,
                 "incident": paths or None,
-                **self.summary_extra,
-                **history_figures(self),
+                **self._revert_summary(),
+                **history_figures(self.record),
             }
             self.journal.finish(self.opts.rollout_id, cmd.outcome, summary)
         self.note(

@@ -321,23 +321,20 @@ async def execute(
         watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
     )
-    driver = Driver(
-        p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
-        preflight=preflight_check(p), write_incident=write_incident,
-        on_rollout_id=on_rollout_id, internal_error=internal_error,
-    )  # fmt: skip
+    committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
         # A revert: every box gets back a config it ran. Time from its commit counts.
         committed = commit_time(p.request.repo, p.plan.target_revision)
-        driver.summary_extra = {"revert": True, "committed_at": committed}
-    armed = crashpoints.hook(BOUNDARIES, chain=driver.on_boundary)
-    if armed is not None:
-        driver.on_boundary = armed
+    runner = None
     if p.request.gates:
         shas = {a: d.sha for a, d in p.desired.items()}
-        driver.gate_runner = gate_runner(
-            p.source.repo, p.plan, shas, p.link.probe, p.link.timeout, clock
-        )
+        runner = gate_runner(p.source.repo, p.plan, shas, p.link.probe, p.link.timeout, clock)
+    driver = Driver(
+        p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
+        preflight=preflight_check(p), write_incident=write_incident,
+        on_rollout_id=on_rollout_id, internal_error=internal_error, gate_runner=runner,
+        on_boundary=crashpoints.hook(BOUNDARIES), committed_at=committed,
+    )  # fmt: skip
     if on_driver is not None:
         on_driver(driver)
     try:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.model.box import ContractError
-from reconciler.plan.model import Activation, Delivery
+from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import blocked_after, make_stamp, restamp_needed
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
@@ -215,9 +215,11 @@ async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str) -> None:
                 return
         except (TransportError, ContractError):
             pass
-    try:
-        await boxops.activate(h, job.activation)
-    except BoxOpError:
-        if job.activation is Activation.RESTART or h.agent.commands.restart is None:
-            raise
-        await boxops.activate(h, Activation.RESTART)
+    *first, last = restore_activations(
+        job.activation, can_restart=h.agent.commands.restart is not None
+    )
+    for how in first:
+        with contextlib.suppress(BoxOpError):
+            await boxops.activate(h, how)
+            return
+    await boxops.activate(h, last)

@@ -31,6 +31,14 @@ class Activation(enum.StrEnum):
     RESTART = "restart"
 
 
+def restore_activations(how: Activation, *, can_restart: bool) -> tuple[Activation, ...]:
+    """What a restore tries, in order: the planned activation, then a restart when the
+    agent refuses a reload (a crashed agent cannot reload) and a restart command exists."""
+    if how is Activation.RELOAD and can_restart:
+        return (Activation.RELOAD, Activation.RESTART)
+    return (how,)
+
+
 class Delivery(enum.StrEnum):
     """Where the new file comes from: written over SFTP, or restored from the box's history."""
 

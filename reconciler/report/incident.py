@@ -14,9 +14,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from reconciler.engine.driver import Driver
 from reconciler.render.stamp import rfc3339
 from reconciler.rollout.commands import WriteIncident
+from reconciler.rollout.runrecord import RunRecord
 
 _CHECK_KINDS = ("box.failed", "watchdog.failed", "soak.problem", "gates.failed")
 
@@ -25,36 +25,36 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else round((end - start).total_seconds(), 3)
 
 
-def incident_doc(driver: Driver, cmd: WriteIncident) -> dict[str, Any]:
+def incident_doc(run: RunRecord, cmd: WriteIncident) -> dict[str, Any]:
     """The incident as a JSON-able document."""
-    state = driver.state
+    state = run.state
     wave = min(state.wave, len(state.spec.waves) - 1) if state.spec.waves else 0
-    wave_start = driver.wave_started_at.get(wave)
+    wave_start = run.wave_started_at.get(wave)
     checks = [
         {"at": rfc3339(at), "kind": kind, **fields}
-        for at, kind, fields in driver.timeline
+        for at, kind, fields in run.timeline
         if kind in _CHECK_KINDS
     ]
     return {
         "incident_version": 1,
-        "rollout_id": driver.opts.rollout_id,
-        "fleet_id": driver.opts.fleet_id,
-        "plan_id": driver.plan.plan_id,
-        "revision": driver.opts.revision,
+        "rollout_id": run.rollout_id,
+        "fleet_id": run.fleet_id,
+        "plan_id": run.plan.plan_id,
+        "revision": run.revision,
         "outcome": str(state.phase),
         "trigger": cmd.trigger,
         "failing_wave": wave + 1,
         "failing_wave_agents": list(state.spec.waves[wave].agents) if state.spec.waves else [],
         "failed": [{"agent": f.agent, "what": f.what} for f in state.budget.spent],
         "failed_checks": checks,
-        "restored": [{"agent": a, "to_sha": driver.restored_shas.get(a)} for a in cmd.restored],
+        "restored": [{"agent": a, "to_sha": run.restored_shas.get(a)} for a in cmd.restored],
         "restore_failed": list(cmd.restore_failed),
-        "time_to_detect_s": _seconds(wave_start, driver.detected_at),
-        "time_to_roll_back_s": _seconds(driver.detected_at, driver.finished_at),
-        "started_at": rfc3339(driver.started_at),
+        "time_to_detect_s": _seconds(wave_start, run.detected_at),
+        "time_to_roll_back_s": _seconds(run.detected_at, run.finished_at),
+        "started_at": rfc3339(run.started_at),
         "timeline": [
             {"at": rfc3339(at), "kind": kind, **fields}
-            for at, kind, fields in driver.timeline
+            for at, kind, fields in run.timeline
             if kind != "soak.tick"
         ],
     }

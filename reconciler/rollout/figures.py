@@ -9,12 +9,10 @@ the revert commit to the fleet restored. Plain numbers only, journal-safe.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.plan.model import Delivery
-
-if TYPE_CHECKING:
-    from reconciler.engine.driver import Driver
+from reconciler.rollout.runrecord import RunRecord
 
 
 def seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -22,12 +20,12 @@ def seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else round((end - start).total_seconds(), 3)
 
 
-def history_figures(d: Driver) -> dict[str, Any]:
+def history_figures(d: RunRecord) -> dict[str, Any]:
     """Duration, waves reached, time to detect and to roll back, restores from history."""
     state = d.state
     failing = min(state.wave, len(state.spec.waves) - 1) if state.spec.waves else 0
     restores = sum(1 for b in d.plan.boxes if b.delivery is Delivery.RESTORE)
-    committed = d.summary_extra.get("committed_at")
+    committed = d.committed_at
     return {
         "duration_s": seconds(d.started_at, d.finished_at),
         "waves_total": len(d.plan.waves),

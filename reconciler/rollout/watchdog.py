@@ -13,6 +13,7 @@ between (the box's uptime went down) starts the window at the restart.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -128,3 +129,25 @@ def judge(
             f"runs config {_short(health.loaded_sha256)}, expected {_short(expected_sha)}",
         )
     return _flow(health, previous, now, lim)
+
+
+def soak_over(
+    elapsed_s: float, *, soak_s: float, stall_window_s: float, watched: Iterable[str],
+    flowing: Collection[str],
+) -> bool:  # fmt: skip
+    """A wave's soak ends once its time is up and either the stall window has passed or
+    every watched box has been seen working (or idle) since its change.
+
+    The stall window applies even when the soak is 0 (a revert's waves): a stalled agent
+    is only seen as such after it.
+    """
+    if elapsed_s < soak_s:
+        return False
+    return elapsed_s >= stall_window_s or all(a in flowing for a in watched)
+
+
+def watchdog_figure(problems: Mapping[str, Judgement], watched: int) -> tuple[bool, str]:
+    """The watchdog's line in a wave's verdict: ok, and the figures in words."""
+    if problems:
+        return False, "; ".join(f"{a}: {j.reason}" for a, j in sorted(problems.items()))
+    return True, f"{watched} boxes alive, fresh, loaded"
