@@ -24,10 +24,10 @@ from pathlib import Path
 from reconciler.config.repo import load_repo
 from reconciler.config.source import read_dir
 from reconciler.demo.workload import Behaviour, behaviour
+from reconciler.gates import AgentInfo, AgentWindow, Outcome, judge_wave
 from reconciler.model.box import LATENCY_BUCKETS
 from reconciler.plan.waves import wave_totals
 from reconciler.render.canonical import render_payload, sha256_hex
-from reconciler.rollout.gates import AgentInfo, AgentWindow, Outcome, judge_wave
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "fleet-config-example"
 BASE_ERROR_RATE = 0.01

@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 CORE_PACKAGES = ("model", "config", "render", "diff", "plan", "report")
-CORE_MODULES = ("rollout/machine", "rollout/gates", "rollout/watchdog")
+CORE_MODULES = ("rollout/machine", "gates", "rollout/watchdog")
 FORBIDDEN = frozenset({"asyncio", "httpx", "asyncssh", "git"})
 
 

@@ -16,10 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
-from reconciler.metrics.source import Measurement, MetricSource, SourceError
-from reconciler.model.fleet import Gate
-from reconciler.rollout.clock import Clock
-from reconciler.rollout.gates import (
+from reconciler.gates import (
     AgentInfo,
     AgentWindow,
     GateVerdict,
@@ -27,6 +24,9 @@ from reconciler.rollout.gates import (
     judge_wave,
     window_problem,
 )
+from reconciler.metrics.source import Measurement, MetricSource, SourceError
+from reconciler.model.fleet import Gate
+from reconciler.rollout.clock import Clock
 from reconciler.rollout.reporter import JsonValue
 
 Note = Callable[..., None]

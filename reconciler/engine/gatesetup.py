@@ -13,11 +13,11 @@ from collections.abc import Mapping
 
 from reconciler.config.repo import Repo
 from reconciler.engine.gaterun import GatePolicy, GateRunner, merge_gates
+from reconciler.gates import AgentInfo
 from reconciler.metrics.scrape import ScrapeSource
 from reconciler.metrics.source import MetricSource
 from reconciler.plan.model import Plan
 from reconciler.rollout.clock import Clock
-from reconciler.rollout.gates import AgentInfo
 from reconciler.transport.http import HttpProbe
 
 

@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Final, cast
 
+from reconciler.gates import AgentWindow
 from reconciler.metrics.source import Measurement, SourceError
 from reconciler.model.box import (
     METRIC_COST,
@@ -31,7 +32,6 @@ from reconciler.model.box import (
     METRIC_TOKENS_IN,
     METRIC_TOKENS_OUT,
 )
-from reconciler.rollout.gates import AgentWindow
 from reconciler.transport.prometheus import PrometheusClient, PrometheusError
 
 TEMPLATES: Final[Mapping[str, str]] = {

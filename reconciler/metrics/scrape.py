@@ -7,9 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import cast
 
+from reconciler.gates import AgentWindow
 from reconciler.metrics.source import Measurement
 from reconciler.metrics.window import window_between
-from reconciler.rollout.gates import AgentWindow
 from reconciler.transport.base import TransportError
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.metrics import MetricSnapshot, Problem, parse_exposition

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.rollout.gates import AgentWindow
+from reconciler.gates import AgentWindow
 
 
 class SourceError(Exception):

@@ -7,6 +7,7 @@ window then holds the raw increases the gates test.
 
 from __future__ import annotations
 
+from reconciler.gates import AgentWindow
 from reconciler.model.box import (
     METRIC_COST,
     METRIC_TASK_ERRORS,
@@ -14,7 +15,6 @@ from reconciler.model.box import (
     METRIC_TOKENS_IN,
     METRIC_TOKENS_OUT,
 )
-from reconciler.rollout.gates import AgentWindow
 from reconciler.transport.metrics import MetricSnapshot, Problem, Reason, rates
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.model.fleet import Gate
-from reconciler.rollout.gates import (
+from reconciler.gates import (
     AgentInfo,
     AgentWindow,
     Outcome,
@@ -19,6 +18,7 @@ from reconciler.rollout.gates import (
     evaluate,
     window_problem,
 )
+from reconciler.model.fleet import Gate
 
 CASES = sorted((Path(__file__).parent.parent / "cases" / "gates").glob("*.json"))
 

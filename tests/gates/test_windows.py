@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.gates import AgentWindow
 from reconciler.metrics.promsource import selector
 from reconciler.metrics.window import window_between
-from reconciler.rollout.gates import AgentWindow
 from reconciler.transport.metrics import MetricSnapshot
 
 BUCKETS = ((0.5, 0.0), (float("inf"), 0.0))
