@@ -40,7 +40,9 @@ from reconciler.engine.session import Link, Source
 from reconciler.engine.steps import Crew, RestoreJob, restore_box
 from reconciler.journal.base import Journal
 from reconciler.journal.takeover import process_alive
+from reconciler.model.agent import Agent
 from reconciler.model.box import ContractError
+from reconciler.model.live import BoxState
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox
 from reconciler.rollout.events import Interrupted
@@ -63,6 +65,8 @@ from reconciler.rollout.recovery import (
 from reconciler.rollout.reporter import Reporter
 from reconciler.testing import crashpoints
 from reconciler.transport.base import TransportError
+from reconciler.transport.live import Box as LiveReadable
+from reconciler.transport.live import read_box as read_live
 
 RESUME_BOUNDARIES: Final = (
     "resume.begin",
@@ -128,34 +132,43 @@ def lease_is_dead(lease: LeaseSeen, now: datetime) -> bool:
     return bool(m and m["host"] == socket.gethostname() and not process_alive(int(m["pid"])))
 
 
-async def read_box(h: BoxHandle) -> BoxSeen:
-    """Stamp, file sha, loaded sha and lease of one box (errors become `error`)."""
+async def read_box(h: BoxHandle, fleet_id: str) -> BoxSeen:
+    """Stamp, file sha, loaded sha and lease of one box (errors become `error`).
+
+    The box is read by the one live reader (`transport.live.read_box`, as diff and
+    apply read it), then its lease directory.
+    """
+
+    async def connect(_agent: Agent) -> LiveReadable:
+        return h.box
+
+    live = await read_live(h.agent, connect, h.fetch_health, fleet_id=fleet_id, fleet_key=None,
+                           timeout=h.command_timeout)  # fmt: skip
+    if live.state is BoxState.UNKNOWN:
+        return BoxSeen.of(live)
     try:
-        now = await boxops.read_now(h)
         raw = await h.box.read_file(h.paths.lease_dir / LEASE_FILE)
         lease = Lease.parse(raw) if raw is not None else None
         if lease is None and (st := await h.box.stat(h.paths.lease_dir)) is not None:
             # a lease dir without its file: a take cut short (or a torn write)
             fresh_until = datetime.fromtimestamp(st.mtime + boxops.TORN_FRESH_S, UTC)
             lease = Lease(TORN, "", fresh_until)
-        try:
-            health = await boxops.read_health(h)
-            loaded, alive = health.loaded_sha256, health.alive
-        except (TransportError, ContractError):
-            loaded, alive = None, False
-    except (TransportError, BoxOpError) as exc:
+    except TransportError as exc:
         return BoxSeen(h.name, error=str(exc))
     seen_lease = LeaseSeen(lease.holder, lease.rollout_id, lease.expires_at) if lease else None
-    return BoxSeen(h.name, now.stamp, now.file_sha, loaded, alive, seen_lease)
+    return BoxSeen.of(live, seen_lease)
 
 
-async def read_boxes(handles: Mapping[str, BoxHandle], parallel: int) -> dict[str, BoxSeen]:
-    """Every box read, at most `parallel` at once."""
+async def read_boxes(
+    handles: Mapping[str, BoxHandle], parallel: int, *, fleet_id: str = ""
+) -> dict[str, BoxSeen]:
+    """Every box read, at most `parallel` at once. `fleet_id` only tells foreign stamps
+    apart (resume trusts a box by its rollout id and shas, not by its fleet)."""
     gate = asyncio.Semaphore(parallel)
 
     async def one(h: BoxHandle) -> BoxSeen:
         async with gate:
-            return await read_box(h)
+            return await read_box(h, fleet_id)
 
     seen = await asyncio.gather(*(one(h) for h in handles.values()))
     return {b.agent: b for b in seen}
@@ -405,12 +418,12 @@ async def find_unfinished(
             break
     if u is not None:
         handles = {a: link.box(agents[a]) for a in u.goals if a in agents}
-        return Found(u, handles, await read_boxes(handles, parallel))
+        return Found(u, handles, await read_boxes(handles, parallel, fleet_id=fleet.fleet_id))
     known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
     if known and not explicit:
         return None
     handles = {a: link.box(agent) for a, agent in agents.items()}
-    seen = await read_boxes(handles, parallel)
+    seen = await read_boxes(handles, parallel, fleet_id=fleet.fleet_id)
     head = {a: d.sha for a, d in desired_of(source.repo).items()}
     fresh = explicit and not known
     u = from_stamps(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reconciler.model.box import Stamp
+from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan.model import Activation, Plan
 from reconciler.rollout.events import Event
 from reconciler.rollout.machine import MachineError, fold
@@ -70,6 +71,20 @@ class BoxSeen:
     alive: bool = False  # the agent answered health and says it is alive
     lease: LeaseSeen | None = None
     error: str | None = None
+
+    @classmethod
+    def of(cls, live: LiveBox, lease: LeaseSeen | None = None) -> BoxSeen:
+        """The resume's view of a box read by the one live reader (transport.live)."""
+        health = live.health
+        return cls(
+            agent=live.agent,
+            stamp=live.stamp,
+            file_sha=live.config_sha256,
+            loaded_sha=health.loaded_sha256 if health is not None else None,
+            alive=health is not None and health.alive,
+            lease=lease,
+            error=live.reason if live.state is BoxState.UNKNOWN else None,
+        )
 
     def consistent_on(self, sha: str | None) -> bool:
         """file sha == stamp sha == loaded sha == `sha`, and the agent is alive."""

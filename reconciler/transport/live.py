@@ -31,9 +31,9 @@ from reconciler.transport.base import CommandResult, TransportError
 class Box(Protocol):
     """What live-state reading needs of a box connection (transport.ssh provides it)."""
 
-    async def read_file(self, path: PurePosixPath | str) -> bytes | None: ...
+    async def read_file(self, path: PurePosixPath) -> bytes | None: ...
 
-    async def listdir(self, path: PurePosixPath | str) -> list[str]: ...
+    async def listdir(self, path: PurePosixPath) -> list[str]: ...
 
     async def run(
         self, argv: Sequence[str], *, timeout: float, read_only: bool = False
@@ -249,7 +249,7 @@ async def find_orphans(
         async with gate:
             try:
                 box = await connect(agent)
-                names = await box.listdir(directory)
+                names = await box.listdir(PurePosixPath(directory))
                 for name in sorted(n for n in names if n.endswith(".stamp.json")):
                     if (host, port, f"{directory}/{name}") in current_stamps:
                         continue  # a current agent's stamp: read_fleet reads it
