@@ -77,11 +77,11 @@ def generate(dest: Path, agents: int) -> Path:
 def measure(repo: Path) -> dict[str, object]:
     """Time one full load of `repo` in this process."""
     from reconciler.config.repo import load_repo  # noqa: PLC0415 (imports are not timed)
-    from reconciler.config.source import read_dir  # noqa: PLC0415
     from reconciler.render import render_payload, sha256_hex  # noqa: PLC0415
+    from reconciler.repo import read_work_tree  # noqa: PLC0415
 
     t0 = time.perf_counter()
-    files = read_dir(repo)
+    files = read_work_tree(repo)
     t1 = time.perf_counter()
     loaded = load_repo(files)
     t2 = time.perf_counter()

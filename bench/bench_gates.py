@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.demo.workload import Behaviour, behaviour
 from reconciler.gates import AgentInfo, AgentWindow, Outcome, judge_wave
 from reconciler.model.box import LATENCY_BUCKETS
 from reconciler.plan.waves import wave_totals
 from reconciler.render.canonical import render_payload, sha256_hex
+from reconciler.repo import read_work_tree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "fleet-config-example"
 BASE_ERROR_RATE = 0.01
@@ -92,7 +92,7 @@ class Fleet:
     """The example's agents and the demo model's behaviour of each."""
 
     def __init__(self) -> None:
-        repo = load_repo(read_dir(EXAMPLE))
+        repo = load_repo(read_work_tree(EXAMPLE))
         self.gates = list(repo.fleet.gates)
         self.policy = repo.fleet.rollout
         secrets = {"anthropic_api_key": "sk-demo-bench", "kb_token": "kb"}

@@ -35,14 +35,14 @@ from typing import Any
 import asyncssh
 
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.model.box import BoxPaths
+from reconciler.repo import read_work_tree
 from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
 
 
 def targets_from_fleet(root: Path) -> list[dict[str, Any]]:
     """Targets of every agent of a fleet repo."""
-    repo = load_repo(read_dir(root))
+    repo = load_repo(read_work_tree(root))
     out = []
     for ea in repo.agents.values():
         a = ea.agent

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from reconciler.cli.app import app
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.render import render_payload
+from reconciler.repo import read_work_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fleet-config-example"
@@ -113,7 +113,7 @@ class TestValidate:
 @pytest.fixture(scope="module")
 def payloads() -> dict[str, dict[str, object]]:
     """Every example agent's payload, loaded once."""
-    repo = load_repo(read_dir(EXAMPLE))
+    repo = load_repo(read_work_tree(EXAMPLE))
     return {name: ea.agent.config for name, ea in repo.agents.items()}
 
 

@@ -1,8 +1,14 @@
 """The pure core imports no I/O libraries: no asyncio, httpx, asyncssh or git.
 
-Walks the AST of every module of reconciler.{model,config,render,diff,plan,report} and
-reconciler.rollout.{machine,gates,watchdog} (those that exist), so the rule holds for
+Walks the AST of every module of reconciler.{model,config,render,diff,plan,report,secrets}
+and reconciler.rollout.{machine,gates,watchdog} (those that exist), so the rule holds for
 imports inside functions and under TYPE_CHECKING too.
+
+config and secrets are held to more: they parse, validate and fingerprint the bytes they
+are handed, so they import nothing that opens files, runs processes or keeps a database
+(os, subprocess, sqlite3, pathlib's concrete paths, ...), nor the edges that do the
+reading for them (reconciler.repo reads the fleet repo, reconciler.secretstore finds
+secret values).
 """
 
 from __future__ import annotations
@@ -13,9 +19,26 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
-CORE_PACKAGES = ("model", "config", "render", "diff", "plan", "report")
+CORE_PACKAGES = ("model", "config", "render", "diff", "plan", "report", "secrets")
 CORE_MODULES = ("rollout/machine", "gates", "rollout/watchdog")
 FORBIDDEN = frozenset({"asyncio", "httpx", "asyncssh", "git"})
+
+# Pure packages: no I/O at all. A forbidden name covers its submodules too.
+PURE_PACKAGES = ("config", "secrets")
+IO_MODULES = frozenset({"os", "subprocess", "sqlite3", "shutil", "tempfile", "socket", "glob"})
+EDGE_PACKAGES = frozenset(
+    {
+        "reconciler.repo",
+        "reconciler.secretstore",
+        "reconciler.transport",
+        "reconciler.journal",
+        "reconciler.engine",
+        "reconciler.devtools",
+    }
+)
+PURE_FORBIDDEN = FORBIDDEN | IO_MODULES | EDGE_PACKAGES
+# pathlib only for its pure paths, which never touch the file system.
+PURE_PATHLIB = frozenset({"PurePath", "PurePosixPath", "PureWindowsPath"})
 
 
 def core_files() -> list[Path]:
@@ -26,6 +49,10 @@ def core_files() -> list[Path]:
         single, package = PACKAGE / f"{mod}.py", PACKAGE / mod
         files.extend([single] if single.is_file() else sorted(package.rglob("*.py")))
     return files
+
+
+def pure_files() -> list[Path]:
+    return [f for pkg in PURE_PACKAGES for f in sorted((PACKAGE / pkg).rglob("*.py"))]
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -39,7 +66,55 @@ def imported_roots(path: Path) -> set[str]:
     return roots
 
 
+def _package_of(path: Path) -> str:
+    """The dotted package a file of reconciler/ (or a test's stand-in) belongs to."""
+    try:
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    except ValueError:
+        return "reconciler"
+    parts = rel.parts if rel.name == "__init__" else rel.parts[:-1]
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def imported_names(path: Path) -> set[str]:
+    """Dotted names of everything a file imports (see `names_in`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return names_in(tree, _package_of(path))
+
+
+def names_in(tree: ast.AST, package: str) -> set[str]:
+    """`a.b` for `import a.b`, and `a.b` and `a.b.c` for `from a.b import c` (c may be a
+    module or a name); relative imports are resolved against `package`."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, module] if module else base)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def forbidden_imports(names: set[str]) -> set[str]:
+    """The imported names a pure module may not have."""
+    bad = {n for n in names for f in PURE_FORBIDDEN if n == f or n.startswith(f"{f}.")}
+    bad |= {
+        n
+        for n in names
+        if n.startswith("pathlib.") and n.removeprefix("pathlib.") not in PURE_PATHLIB
+    }
+    if "pathlib" in names and not any(n.startswith("pathlib.") for n in names):
+        bad.add("pathlib")  # a bare `import pathlib` reaches Path too
+    return bad
+
+
 FILES = core_files()
+PURE = pure_files()
 
 
 def test_the_core_has_modules_to_check() -> None:
@@ -59,3 +134,50 @@ def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("def f():\n    import asyncio.subprocess\n    from git import Repo\n")
     assert imported_roots(sample) >= {"asyncio", "git"}
+
+
+def test_the_pure_packages_have_modules_to_check() -> None:
+    """The stricter walk covers config and the pure part of secrets."""
+    names = {p.relative_to(PACKAGE).as_posix() for p in PURE}
+    assert {"config/repo.py", "config/source.py", "config/load.py", "secrets/values.py"} <= names
+
+
+@pytest.mark.parametrize("path", PURE, ids=[p.relative_to(PACKAGE).as_posix() for p in PURE])
+def test_pure_module_imports_no_io(path: Path) -> None:
+    """config and secrets import no I/O module and no edge package (reconciler.repo, ...)."""
+    assert forbidden_imports(imported_names(path)) == set()
+
+
+def test_the_pure_walk_sees_edges_processes_and_paths(tmp_path: Path) -> None:
+    """Dotted, `from package import module`, relative and pathlib imports are all seen."""
+    sample = tmp_path / "m.py"
+    sample.write_text(
+        "import subprocess\n"
+        "from reconciler import repo\n"
+        "from pathlib import Path, PurePosixPath\n"
+        "def f():\n"
+        "    import sqlite3\n"
+        "    from reconciler.secretstore.local import fleet_key\n"
+        "    from os import environ\n"
+    )
+    assert forbidden_imports(imported_names(sample)) == {
+        "subprocess",
+        "reconciler.repo",
+        "pathlib.Path",
+        "sqlite3",
+        "reconciler.secretstore.local",
+        "reconciler.secretstore.local.fleet_key",
+        "os",
+        "os.environ",
+    }
+    ok = tmp_path / "ok.py"
+    ok.write_text("from pathlib import PurePosixPath\nfrom reconciler.config import errors\n")
+    assert forbidden_imports(imported_names(ok)) == set()
+
+
+def test_relative_imports_resolve_against_the_package() -> None:
+    """`from ..repo import x` in reconciler/config/ names reconciler.repo."""
+    tree = ast.parse("from ..repo import read_work_tree\nfrom . import errors\n")
+    names = names_in(tree, _package_of(PACKAGE / "config" / "m.py"))
+    assert forbidden_imports(names) == {"reconciler.repo", "reconciler.repo.read_work_tree"}
+    assert "reconciler.config.errors" in names

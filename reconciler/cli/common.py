@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
-from reconciler.config.source import read_dir
+from reconciler.repo import read_work_tree
 
 # Data goes to stdout (so `| jq` works); progress and errors go to stderr.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -68,7 +68,7 @@ def load_or_exit(repo: Path) -> Repo:
     if not (repo / "fleet.yaml").is_file():
         fail(f"{repo}: no fleet.yaml here; pass --repo DIR, the directory of the fleet config repo")
     try:
-        return load_repo(read_dir(repo), label_prefix(repo))
+        return load_repo(read_work_tree(repo), label_prefix(repo))
     except ConfigErrors as exc:
         for e in exc.errors:
             err.print(str(e), markup=False)

@@ -21,10 +21,10 @@ import typer
 from reconciler.cli.common import Exit, err, fail, out
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.demo import control, runner
 from reconciler.demo.faults import FaultError, FaultKind, parse_kind
 from reconciler.demo.fleetrepo import HEAD_MESSAGE, DemoSetupError
+from reconciler.repo import read_work_tree
 
 DEFAULT_DIR = Path("demo-fleet")
 DEFAULT_AGENTS = 20
@@ -217,7 +217,7 @@ def _step_up(w: Walk) -> None:
 
 def _step_validate(w: Walk) -> None:
     try:
-        repo = load_repo(read_dir(w.repo))
+        repo = load_repo(read_work_tree(w.repo))
     except ConfigErrors as exc:
         for e in exc.errors:
             err.print(str(e), markup=False)

@@ -19,10 +19,9 @@ from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.diff import FleetDiff, diff_live, diff_repos
 from reconciler.model.live import BoxState, LiveBox
+from reconciler.repo import GitError, read_revision
 from reconciler.report import render_json, render_markdown, render_text
-from reconciler.secrets.desired import desired_fingerprints
-from reconciler.secrets.resolve import fleet_key
-from reconciler.transport.git import GitError, read_revision
+from reconciler.secretstore import desired_fingerprints, fleet_key
 from reconciler.transport.link import FleetLink, former_agents
 
 

@@ -19,7 +19,7 @@ from reconciler.model.agent import Agent
 from reconciler.model.live import BoxState
 from reconciler.render import render_payload, sha256_hex
 from reconciler.report.status import StatusReport, status_report, status_text
-from reconciler.secrets.resolve import fleet_key
+from reconciler.secretstore import fleet_key
 from reconciler.status import Color, Signals, assess, summarize
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.metrics import MetricRates, Problem, Reason

@@ -10,7 +10,7 @@ import typer
 from reconciler.cli.common import Exit, Format, RepoOpt, err, label_prefix, out
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
+from reconciler.repo import read_work_tree
 
 
 def validate(
@@ -28,7 +28,7 @@ def validate(
         err.print(f"error: {repo}: no fleet.yaml here; pass --repo DIR", markup=False)
         raise typer.Exit(Exit.ERROR)
     try:
-        loaded = load_repo(read_dir(repo), label_prefix(repo))
+        loaded = load_repo(read_work_tree(repo), label_prefix(repo))
     except ConfigErrors as exc:
         if format is Format.json:
             items = [

@@ -19,9 +19,9 @@ from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths
 from reconciler.render.canonical import render_payload, sha256_hex
 from reconciler.render.stamp import make_stamp
-from reconciler.secrets.resolve import fleet_key, resolve_values
+from reconciler.repo import read_revision
 from reconciler.secrets.values import fingerprint, render_secrets
-from reconciler.transport.git import read_revision
+from reconciler.secretstore import fleet_key, resolve_values
 
 SEED_ROLLOUT_ID = "demo-seed"
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
-from reconciler.config.source import read_dir
 from reconciler.engine.boxops import BoxHandle
 from reconciler.engine.driver import (
     BOUNDARIES,
@@ -40,15 +39,15 @@ from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
 from reconciler.plan.model import Delivery
+from reconciler.repo import GitError, commit_time, work_tree
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
-from reconciler.secrets.desired import desired_fingerprints
-from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
+from reconciler.secrets.names import MissingSecretError
 from reconciler.secrets.values import fingerprint, render_secrets
+from reconciler.secretstore import desired_fingerprints, fleet_key, resolve_values
 from reconciler.testing import crashpoints
-from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.live import Orphan
 
@@ -98,11 +97,10 @@ def read_source(req: Request) -> Source:
                 "the commit: commit them, or pass --allow-dirty (stamps then say "
                 f"{wt.head[:12]}+dirty-<hash>)"
             )
-        files = read_dir(req.repo) if wt.dirty else read_revision(req.repo, "HEAD").files
     except GitError as exc:
         raise ApplyRefused(f"{exc}; apply needs the fleet repo under git") from None
     try:
-        repo = load_repo(files)
+        repo = load_repo(wt.files)
     except ConfigErrors as exc:
         first = "\n  ".join(str(e) for e in exc.errors[:10])
         raise ApplyRefused(

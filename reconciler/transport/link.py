@@ -19,8 +19,8 @@ from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Connection
 from reconciler.model.live import LiveBox
+from reconciler.repo import GitError, read_revision
 from reconciler.transport.base import TransportError
-from reconciler.transport.git import GitError, read_revision
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.live import Box, Orphan, find_orphans, read_fleet
 from reconciler.transport.metrics import (

@@ -27,15 +27,15 @@ from reconciler.engine.session import Request, execute, prepare
 from reconciler.model.box import BoxPaths, parse_stamp
 from reconciler.render.canonical import render_payload, sha256_hex
 from reconciler.render.stamp import make_stamp
+from reconciler.repo import read_revision
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import Recorder
 from reconciler.rollout.watchdog import Limits
-from reconciler.secrets.resolve import resolve_values
 from reconciler.secrets.values import render_secrets
+from reconciler.secretstore import resolve_values
 from reconciler.testing.fleetrepo import commit_all
 from reconciler.testing.openssh import OpenSshBox
 from reconciler.testing.realagent import RealAgent
-from reconciler.transport.git import read_revision
 
 NAMES = ("lab-fast-001", "lab-fast-002")  # same shard and tier: waves by name, 001 first
 ENV = {"RECONCILER_SECRET_API_KEY": "sk-lab-not-shown"}

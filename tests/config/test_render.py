@@ -17,8 +17,8 @@ from strategies import payloads
 
 from reconciler.config.load import load_yaml
 from reconciler.config.repo import Repo, load_repo
-from reconciler.config.source import read_dir
 from reconciler.render import RENDERER_VERSION, render_payload, sha256_hex
+from reconciler.repo import read_work_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -31,7 +31,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture(scope="module")
 def example() -> Repo:
-    return load_repo(read_dir(EXAMPLE), "fleet-config-example/")
+    return load_repo(read_work_tree(EXAMPLE), "fleet-config-example/")
 
 
 def check_golden(name: str, data: bytes) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.config.errors import RULES
-from reconciler.config.rules_doc import DOC, main, render, stale
+from reconciler.config.rules_doc import render
+from reconciler.devtools.rules_doc import DOC, main, stale
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_rules_doc_is_not_stale() -> None:
-    """docs/rules.md is exactly what `python -m reconciler.config.rules_doc` writes."""
-    assert not stale(ROOT), "run: python -m reconciler.config.rules_doc"
+    """docs/rules.md is exactly what `python -m reconciler.devtools.rules_doc` writes."""
+    assert not stale(ROOT), "run: python -m reconciler.devtools.rules_doc"
     assert main(["--check", "--root", str(ROOT)]) == 0
 
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from reconciler.cli.app import app
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
+from reconciler.repo import read_work_tree
 
 from .corpus import LINE_RE
 
@@ -131,7 +131,7 @@ def test_load_repo_raises_every_error(broken: tuple[Path, set[tuple[str, int, st
     """The library call behind every command collects them all too (no prefix: repo paths)."""
     repo, want = broken
     with pytest.raises(ConfigErrors) as caught:
-        load_repo(read_dir(repo))
+        load_repo(read_work_tree(repo))
     got = {(e.where.file, e.where.line, e.rule) for e in caught.value.errors}
     assert got == want
 
@@ -146,7 +146,7 @@ def test_the_unknown_key_alone_is_the_only_error(tmp_path: Path) -> None:
         fleet.read_text(encoding="utf-8").replace("  soak_s: 600", "  soak: 600"), "utf-8"
     )
     with pytest.raises(ConfigErrors) as caught:
-        load_repo(read_dir(repo))
+        load_repo(read_work_tree(repo))
     assert [(e.where.file, e.rule) for e in caught.value.errors] == [
         ("fleet.yaml", "schema.unknown-key")
     ]

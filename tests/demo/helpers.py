@@ -13,7 +13,7 @@ from reconciler.config.repo import load_repo
 from reconciler.demo import DemoFleet
 from reconciler.model.box import BoxPaths
 from reconciler.render.canonical import render_payload
-from reconciler.transport.git import read_revision
+from reconciler.repo import read_revision
 
 
 async def scrape(url: str) -> dict[str, float]:

@@ -15,7 +15,7 @@ from reconciler.demo import DemoBox, DemoFleet
 from reconciler.model.box import BoxPaths, parse_health, parse_stamp
 from reconciler.render.canonical import render_payload
 from reconciler.render.stamp import make_stamp
-from reconciler.transport.git import read_revision
+from reconciler.repo import read_revision
 
 from .helpers import per_task, push_and_reload, rendered, scrape, write_atomic
 

@@ -10,14 +10,13 @@ from typer.testing import CliRunner
 
 from reconciler.cli.app import app
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.demo import FIRST_FAST_MODEL, HEAD_FAST_MODEL, HEAD_MESSAGE, DemoFleet
 from reconciler.demo.fleetrepo import SHARDS, TIERS, agent_names
 from reconciler.model.box import BoxPaths, parse_stamp
 from reconciler.render.canonical import RENDERER_VERSION, render_payload, sha256_hex
-from reconciler.secrets.resolve import fleet_key, resolve_values
+from reconciler.repo import read_revision, read_work_tree
 from reconciler.secrets.values import fingerprint, render_secrets
-from reconciler.transport.git import read_revision
+from reconciler.secretstore import fleet_key, resolve_values
 
 
 def test_agents_spread_over_every_shard_and_tier() -> None:
@@ -35,7 +34,7 @@ async def test_the_fleet_repo_validates(demo_fleet: DemoFleet) -> None:
 
 async def test_agents_point_at_their_boxes(demo_fleet: DemoFleet) -> None:
     """Each agent's host, port and URLs are its box's; key and known_hosts are DIR's."""
-    repo = load_repo(read_dir(demo_fleet.repo))
+    repo = load_repo(read_work_tree(demo_fleet.repo))
     assert sorted(repo.agents) == sorted(demo_fleet.names)
     for name, effective in repo.agents.items():
         agent, box = effective.agent, demo_fleet.box(name)

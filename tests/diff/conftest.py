@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.repo import Repo, load_repo
-from reconciler.config.source import read_dir
+from reconciler.repo import read_work_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "fleet-config-example"
@@ -19,7 +19,7 @@ Edit = Callable[..., dict[str, bytes]]
 @pytest.fixture(scope="session")
 def example_files() -> dict[str, bytes]:
     """The reference repo's files (do not mutate: edit copies)."""
-    return read_dir(EXAMPLE)
+    return dict(read_work_tree(EXAMPLE))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from reconciler.demo.fleet import DemoFleet
 from reconciler.model.box import parse_stamp
 from reconciler.render import render_payload, sha256_hex
 from reconciler.render.stamp import make_stamp
-from reconciler.transport.git import read_revision
+from reconciler.repo import read_revision
 
 RECONCILE = str(Path(sys.executable).parent / "reconcile")
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.repo import load_repo
-from reconciler.config.source import read_dir
 from reconciler.demo import DemoFleet, FaultKind
 from reconciler.engine.boxops import ActivationFailed, BoxHandle, activate
 from reconciler.model.agent import Agent, Commands
 from reconciler.model.box import Health
 from reconciler.plan.model import Activation
+from reconciler.repo import read_work_tree
 from reconciler.rollout.events import ApplyStep
 from reconciler.testing.sshserver import ClientKey, LoopbackSshServer
 from reconciler.transport.base import OperationTimeout
@@ -36,7 +36,7 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoF
 
 def agent_of(fleet: DemoFleet, **override: object) -> tuple[Agent, FleetLink]:
     """The demo repo's agent (with overrides, e.g. command_timeout_s) and a link for its fleet."""
-    repo = load_repo(read_dir(fleet.repo))
+    repo = load_repo(read_work_tree(fleet.repo))
     agent = repo.agent(fleet.names[0]).agent.model_copy(update=override)
     return agent, FleetLink(repo.fleet.connection, fleet.repo)
 

@@ -13,29 +13,17 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from reconciler.config.repo import Repo
 from reconciler.model.fleet import FleetFile
+from reconciler.secrets.desired import fingerprints, referenced
+from reconciler.secrets.names import MissingSecretError, env_name
 from reconciler.secrets.values import SecretValues
-
-ENV_PREFIX = "RECONCILER_SECRET_"
-
-
-class MissingSecretError(Exception):
-    """One or more secret values could not be found."""
-
-    def __init__(self, missing: dict[str, str]) -> None:
-        self.missing = missing
-        lines = [f"secret {name!r}: {where}" for name, where in sorted(missing.items())]
-        super().__init__("missing secret value(s), nothing was written:\n  " + "\n  ".join(lines))
 
 
 def repo_path(root: Path, value: str) -> Path:
     """A path from the repo's config: `~` expanded, relative paths against the repo root."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else root / path
-
-
-def env_name(name: str) -> str:
-    return f"{ENV_PREFIX}{name.upper()}"
 
 
 def resolve_values(
@@ -75,3 +63,21 @@ def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None
         except OSError:
             return None
     return None
+
+
+def desired_fingerprints(
+    repo: Repo, root: Path, env: Mapping[str, str] | None = None
+) -> dict[str, str] | None:
+    """agent -> fingerprint of the secrets file apply would write; None when not computable.
+
+    Needs the fleet key and every referenced value; without them secrets are "not checked".
+    """
+    key = fleet_key(repo.fleet, root, env)
+    if key is None:
+        return None
+    refs = referenced(repo)
+    try:
+        values = resolve_values(set().union(*refs.values()), repo.fleet, root, env)
+    except MissingSecretError:
+        return None
+    return fingerprints(refs, values, key)

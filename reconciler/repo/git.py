@@ -1,0 +1,107 @@
+"""Reading the config repo from git: the files of a revision, in memory, work tree untouched."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from reconciler.config.source import RepoFiles, wanted
+from reconciler.repo.files import read_repo_file, read_work_tree
+
+
+class GitError(Exception):
+    """A git operation failed: not a repository, an unknown revision, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A resolved revision: its sha and its config files."""
+
+    sha: str
+    files: RepoFiles
+
+
+class _BlobFile:
+    """A file of a git revision: a blob of the commit's tree."""
+
+    __slots__ = ("_blob", "_sha", "rel")
+
+    def __init__(self, sha: str, blob: git.Blob) -> None:
+        self._blob = blob
+        self._sha = sha
+        self.rel = str(blob.path)
+
+    @property
+    def where(self) -> str:
+        return f"{self._sha}:{self.rel}"
+
+    def is_symlink(self) -> bool:
+        return bool(self._blob.mode == git.Blob.link_mode)
+
+    def size(self) -> int:
+        return int(self._blob.size)
+
+    def read(self) -> bytes:
+        data: bytes = self._blob.data_stream.read()
+        return data
+
+
+def _repo(path: Path) -> git.Repo:
+    try:
+        return git.Repo(path, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitError(f"{path} is not a git repository (its root)") from None
+
+
+def read_revision(path: Path, rev: str) -> Revision:
+    """The config files of `rev` (any git revision syntax), read from git objects."""
+    repo = _repo(path)
+    try:
+        commit = repo.commit(rev)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise GitError(f"{path}: unknown revision {rev!r}") from None
+    sha = commit.hexsha
+    files: dict[str, bytes] = {}
+    for item in commit.tree.traverse():
+        if isinstance(item, git.Blob) and wanted(str(item.path)):
+            files[str(item.path)] = read_repo_file(_BlobFile(sha, item))
+    return Revision(sha, RepoFiles(files, origin=f"{rev} ({sha[:12]}) of {path}", sha=sha))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkTree:
+    """HEAD's sha, whether the config files in the work tree differ from it, and the files
+    `revision` names (HEAD's when clean, the work tree's as read for `dirty_hash` when dirty)."""
+
+    head: str
+    dirty: bool
+    dirty_hash: str | None
+    files: RepoFiles
+
+    @property
+    def revision(self) -> str:
+        """What stamps record: the sha, or sha+dirty-<hash> when applied from a dirty tree."""
+        return f"{self.head}+dirty-{self.dirty_hash}" if self.dirty else self.head
+
+
+def work_tree(path: Path) -> WorkTree:
+    """Compare the work tree's config files with HEAD's."""
+    head = read_revision(path, "HEAD")
+    current = read_work_tree(path)
+    if current == head.files:
+        return WorkTree(head.sha, dirty=False, dirty_hash=None, files=head.files)
+    h = hashlib.sha256()
+    for name in sorted(current):
+        h.update(name.encode() + b"\0" + hashlib.sha256(current[name]).digest())
+    return WorkTree(head.sha, dirty=True, dirty_hash=h.hexdigest()[:12], files=current)
+
+
+def commit_time(path: Path, rev: str) -> float | None:
+    """When `rev` was committed (unix seconds), or None when it is not a commit of the repo."""
+    try:
+        return float(_repo(path).commit(rev.split("+", 1)[0]).committed_date)
+    except (GitError, git.BadName, ValueError, git.GitCommandError):
+        return None

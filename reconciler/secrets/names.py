@@ -1,0 +1,23 @@
+"""Secret names: which environment variable holds each, and the error naming the missing ones.
+
+Pure: where values are looked up (environment, files) is the edge's job
+(reconciler/secretstore/); this only names things, never shows a value.
+"""
+
+from __future__ import annotations
+
+ENV_PREFIX = "RECONCILER_SECRET_"
+
+
+def env_name(name: str) -> str:
+    """The environment variable that holds secret `name`'s value: RECONCILER_SECRET_<NAME>."""
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+class MissingSecretError(Exception):
+    """One or more secret values could not be found."""
+
+    def __init__(self, missing: dict[str, str]) -> None:
+        self.missing = missing
+        lines = [f"secret {name!r}: {where}" for name, where in sorted(missing.items())]
+        super().__init__("missing secret value(s), nothing was written:\n  " + "\n  ".join(lines))
