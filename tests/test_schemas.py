@@ -17,7 +17,8 @@ from config.corpus import BAD, content, load_case
 from jsonschema import Draft202012Validator
 
 from reconciler.config.load import load_yaml
-from reconciler.model.schemas import CONFIG_SCHEMAS, expected, main, stale
+from reconciler.devtools.schemas import main, stale
+from reconciler.model.schemas import CONFIG_SCHEMAS, expected
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fleet-config-example"
@@ -39,7 +40,7 @@ def validator(path: Path) -> Draft202012Validator:
 
 
 def test_no_generated_schema_is_stale() -> None:
-    """`python -m reconciler.model.schemas --check` finds nothing to regenerate."""
+    """`python -m reconciler.devtools.schemas --check` finds nothing to regenerate."""
     assert stale(ROOT) == []
     assert main(["--check", "--root", str(ROOT)]) == 0
 

@@ -1,14 +1,13 @@
 """JSON Schemas generated from the models: for editors, for boxes, and checked for staleness.
 
-`python -m reconciler.model.schemas [--check]` writes (or checks) schemas/ and
-the example repo's copy of the config-file schemas, which its YAML modelines
-point at.
+Pure: `expected(root)` gives every file's text; `python -m reconciler.devtools.schemas
+[--check]` writes (or checks) schemas/ and the example repo's copy of the config-file
+schemas, which its YAML modelines point at.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Final
 
@@ -57,25 +56,3 @@ def expected(root: Path) -> dict[Path, str]:
         body = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": name, **schema}
         out[root / "schemas" / name] = json.dumps(body, indent=2) + "\n"
     return out
-
-
-def stale(root: Path) -> list[Path]:
-    """Generated files that are missing or differ from what the models give."""
-    return [p for p, text in expected(root).items() if not p.exists() or p.read_text() != text]
-
-
-def main(argv: list[str]) -> int:
-    root = Path(argv[argv.index("--root") + 1]) if "--root" in argv else Path.cwd()
-    if "--check" in argv:
-        bad = stale(root)
-        for p in bad:
-            print(f"{p}: stale; run python -m reconciler.model.schemas", file=sys.stderr)
-        return 1 if bad else 0
-    for path, text in expected(root).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

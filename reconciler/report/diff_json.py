@@ -1,7 +1,7 @@
 """The fleet diff as JSON: the diff itself, its headline counts, and its groups.
 
 `DiffReport` is registered in report/schemas.py, so its JSON Schema is
-schemas/diff.schema.json (`python -m reconciler.model.schemas`).
+schemas/diff.schema.json (`python -m reconciler.devtools.schemas`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from reconciler.journal.base import RolloutRecord
 from reconciler.model.box import Stamp
+from reconciler.plan.model import Plan
 from reconciler.render.stamp import rfc3339
 
 
@@ -50,7 +51,26 @@ def _int(summary: Mapping[str, object], key: str) -> int | None:
     return None if value is None else int(value)
 
 
-def rows_from_journal(records: Iterable[RolloutRecord]) -> list[HistoryRow]:
+class Journaled(Protocol):
+    """What a history row needs of a journaled rollout (the journal's RolloutRecord)."""
+
+    @property
+    def rollout_id(self) -> str: ...
+    @property
+    def target_revision(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def outcome(self) -> object | None: ...
+    @property
+    def summary(self) -> Mapping[str, object] | None: ...
+    @property
+    def plan(self) -> Plan: ...
+
+
+def rows_from_journal(records: Iterable[Journaled]) -> list[HistoryRow]:
     """One row per journaled rollout, newest first as given."""
     rows = []
     for r in records:

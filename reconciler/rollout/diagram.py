@@ -1,9 +1,7 @@
 """The rollout state diagram, drawn from the machine's tables (a mermaid block for docs/rollout.md).
 
-Usage:
-    python -m reconciler.rollout.diagram            # print the mermaid block
-    python -m reconciler.rollout.diagram --write docs/rollout.md
-    python -m reconciler.rollout.diagram --check docs/rollout.md   # exit 1 when stale
+Pure: `mermaid()` draws it, `splice()` puts it between the markers of a text; the
+command that reads and writes docs/rollout.md is `python -m reconciler.devtools.diagram`.
 
 Event-triggered edges are labelled with the events (several per edge when
 they share it); state-triggered edges with their guard in brackets.
@@ -11,15 +9,12 @@ they share it); state-triggered edges with their guard in brackets.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Final
 
 from reconciler.rollout.machine import EVENT_TRANSITIONS, STATE_TRANSITIONS
 from reconciler.rollout.phases import Phase
 
-BEGIN: Final = "<!-- BEGIN rollout-diagram (python -m reconciler.rollout.diagram --write) -->"
+BEGIN: Final = "<!-- BEGIN rollout-diagram (python -m reconciler.devtools.diagram --write) -->"
 END: Final = "<!-- END rollout-diagram -->"
 
 
@@ -48,29 +43,3 @@ def splice(text: str, block: str) -> str:
     if not sep or not sep2:
         raise ValueError(f"markers not found: put {BEGIN!r} and {END!r} in the file")
     return f"{head}{BEGIN}\n{block}{END}{tail}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print, write or check the diagram; 1 when --check finds it stale."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    block = mermaid()
-    if not args:
-        sys.stdout.write(block)
-        return 0
-    if len(args) != 2 or args[0] not in {"--write", "--check"}:
-        sys.stderr.write("usage: python -m reconciler.rollout.diagram [--write|--check FILE]\n")
-        return 2
-    path = Path(args[1])
-    text = path.read_text(encoding="utf-8")
-    fresh = splice(text, block)
-    if args[0] == "--check":
-        if fresh != text:
-            sys.stderr.write(f"{path}: the rollout diagram is stale; run with --write\n")
-            return 1
-        return 0
-    path.write_text(fresh, encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

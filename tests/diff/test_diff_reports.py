@@ -111,7 +111,8 @@ def test_json_matches_its_schema(pr_diff: FleetDiff) -> None:
 
 
 def test_diff_schema_file_is_current() -> None:
-    """schemas/diff.schema.json is what the models generate (python -m reconciler.model.schemas)."""
+    """schemas/diff.schema.json is what the models generate (`python -m
+    reconciler.devtools.schemas`)."""
     path = ROOT / "schemas" / "diff.schema.json"
     assert path.read_text() == expected(ROOT)[path]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.rollout.diagram import main, mermaid
+from reconciler.devtools.diagram import main
+from reconciler.rollout.diagram import mermaid
 from reconciler.rollout.machine import EVENT_TRANSITIONS, STATE_TRANSITIONS
 from reconciler.rollout.phases import Phase
 
