@@ -17,8 +17,7 @@ from config.corpus import BAD, content, load_case
 from jsonschema import Draft202012Validator
 
 from reconciler.config.load import load_yaml
-from reconciler.devtools.schemas import main, stale
-from reconciler.model.schemas import CONFIG_SCHEMAS, expected
+from reconciler.devtools.schemas import CONFIG_SCHEMAS, expected, main, stale
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fleet-config-example"

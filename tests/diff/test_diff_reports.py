@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from reconciler.config.repo import Repo, load_repo
+from reconciler.devtools.schemas import expected
 from reconciler.diff import (
     AgentDiff,
     AgentStatus,
@@ -21,7 +22,6 @@ from reconciler.diff import (
     diff_repos,
 )
 from reconciler.diff.values import secret_names
-from reconciler.model.schemas import expected
 from reconciler.report import GITHUB_LIMIT, render_json, render_markdown, render_text
 from reconciler.secrets import SecretValues, fingerprint, render_secrets
 
