@@ -314,8 +314,8 @@ class SshPool:
             except ConnectError as exc:
                 if not exc.retryable or attempt >= self.options.connect_retries:
                     if attempt:
-                        exc.message += f" (after {attempt + 1} attempts)"
-                        exc.args = (f"{exc.box}: {exc.operation}: {exc.message}",)
+                        tries = f"{exc.message} (after {attempt + 1} attempts)"
+                        raise ConnectError(exc.box, exc.operation, tries) from exc
                     raise
                 await self._sleep(self.options.backoff_s(attempt))
                 attempt += 1

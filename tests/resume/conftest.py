@@ -17,7 +17,6 @@ from reconciler.demo.fleet import DemoFleet
 from reconciler.engine.session import Request, read_source
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.preflight import desired_of
-from reconciler.testing.fleetrepo import without_gates
 
 RECONCILE = str(Path(sys.executable).parent / "reconcile")
 
@@ -26,7 +25,6 @@ RECONCILE = str(Path(sys.executable).parent / "reconcile")
 async def fleet(tmp_path: Path) -> AsyncIterator[DemoFleet]:
     """Five demo boxes (three change at the head commit: tier fast)."""
     async with DemoFleet.start(tmp_path / "demo", 5, tick_s=0.1, rate=20.0) as f:
-        without_gates(f.repo)
         yield f
 
 
