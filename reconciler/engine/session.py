@@ -10,9 +10,6 @@ process against a demo fleet. Every refusal before a write is an
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +21,6 @@ from reconciler.config.repo import Repo, load_repo
 from reconciler.config.source import read_dir
 from reconciler.engine.boxops import BoxHandle
 from reconciler.engine.driver import (
-    BOUNDARIES,
     Driver,
     IncidentWriter,
     InternalErrorSink,
@@ -33,7 +29,8 @@ from reconciler.engine.driver import (
     Target,
 )
 from reconciler.engine.gatesetup import gate_runner
-from reconciler.journal.base import Journal
+from reconciler.errors import InputError
+from reconciler.journal.base import Holder, Journal
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Rollout as RolloutPolicy
@@ -47,13 +44,12 @@ from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.desired import desired_fingerprints
 from reconciler.secrets.resolve import MissingSecretError, fleet_key, resolve_values
 from reconciler.secrets.values import fingerprint, render_secrets
-from reconciler.testing import crashpoints
 from reconciler.transport.git import GitError, commit_time, read_revision, work_tree
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.live import Orphan
 
 
-class ApplyRefused(Exception):
+class ApplyRefused(InputError):
     """Apply stops before anything was written; the message says why and what to do."""
 
 
@@ -81,11 +77,6 @@ class Source:
     repo: Repo
     revision: str
     dirty: bool
-
-
-def holder_id() -> str:
-    """user@host pid N: who holds a lease or the lock."""
-    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
 
 
 def read_source(req: Request) -> Source:
@@ -304,13 +295,15 @@ async def execute(
     on_driver: Callable[[Driver], None] | None = None,
     on_rollout_id: Callable[[str], None] | None = None,
     internal_error: InternalErrorSink | None = None,
+    holder: str | None = None,
+    on_boundary: Callable[[str, str | None], None] | None = None,
 ) -> RunResult:
     """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
     targets = targets_of(p)
     fleet = p.source.repo.fleet
     opts = Options(
         rollout_id=rollout_id or new_rollout_id(clock),
-        holder=holder_id(),
+        holder=holder or str(Holder.here()),
         revision=p.source.revision,
         fleet_id=fleet.fleet_id,
         parallel=p.request.parallel or fleet.rollout.parallel,
@@ -330,9 +323,8 @@ async def execute(
         # A revert: every box gets back a config it ran. Time from its commit counts.
         committed = commit_time(p.request.repo, p.plan.target_revision)
         driver.summary_extra = {"revert": True, "committed_at": committed}
-    armed = crashpoints.hook(BOUNDARIES, chain=driver.on_boundary)
-    if armed is not None:
-        driver.on_boundary = armed
+    if on_boundary is not None:
+        driver.on_boundary = on_boundary
     if p.request.gates:
         shas = {a: d.sha for a, d in p.desired.items()}
         driver.gate_runner = gate_runner(

@@ -13,13 +13,14 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from reconciler.errors import InputError
 from reconciler.model.fleet import FleetFile
 from reconciler.secrets.values import SecretValues
 
 ENV_PREFIX = "RECONCILER_SECRET_"
 
 
-class MissingSecretError(Exception):
+class MissingSecretError(InputError):
     """One or more secret values could not be found."""
 
     def __init__(self, missing: dict[str, str]) -> None:

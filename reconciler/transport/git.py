@@ -9,9 +9,10 @@ from pathlib import Path
 import git
 
 from reconciler.config.source import read_dir, wanted
+from reconciler.errors import InputError
 
 
-class GitError(Exception):
+class GitError(InputError):
     """A git operation failed: not a repository, an unknown revision, ..."""
 
 
