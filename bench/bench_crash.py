@@ -34,17 +34,18 @@ from reconciler.engine.driver import BOUNDARIES
 from reconciler.engine.session import Request, read_source
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.preflight import desired_of
+from reconciler.testing.console import crashing_command, reconcile_script
 from reconciler.testing.fleetrepo import without_gates
-
-RECONCILE = str(Path(sys.executable).parent / "reconcile")
 
 
 async def _cli(*args: str, crash_at: str | None = None) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k != "RECONCILER_CRASH_AT"}
+    command = [reconcile_script()]
     if crash_at:
         env["RECONCILER_CRASH_AT"] = crash_at
+        command = crashing_command()
     proc = await asyncio.create_subprocess_exec(
-        RECONCILE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *command, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     _, err = await proc.communicate()
     return proc.returncode or 0, err.decode()

@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,11 @@ from reconciler.cli.app import app
 from reconciler.config.repo import load_repo
 from reconciler.render import render_payload
 from reconciler.repo import read_work_tree
+from reconciler.testing.console import reconcile_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fleet-config-example"
 BAD = ROOT / "tests" / "cases" / "config" / "bad"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "reconcile"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -59,7 +58,7 @@ class TestConsoleScript:
     def test_installed_reconcile_validates_the_example(self) -> None:
         """`.venv/bin/reconcile validate` on the example repo: exit 0, summary on stderr."""
         done = subprocess.run(
-            [str(CONSOLE_SCRIPT), "validate", "--repo", "fleet-config-example"],
+            [reconcile_script(), "validate", "--repo", "fleet-config-example"],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -73,7 +72,7 @@ class TestConsoleScript:
         """A repo with errors in three files: exit 1, one parseable line per error on stdout."""
         materialize(load_case(BAD / "many--all-collected.json"), tmp_path / "repo")
         done = subprocess.run(
-            [str(CONSOLE_SCRIPT), "validate", "--repo", "repo"],
+            [reconcile_script(), "validate", "--repo", "repo"],
             capture_output=True,
             text=True,
             cwd=tmp_path,

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from reconciler.cli.common import Format, RepoOpt, fail, load_or_exit, out
-from reconciler.config.select import SelectorError, parse_selector, select
+from reconciler.cli.common import Format, RepoOpt, load_or_exit, out
+from reconciler.config.select import parse_selector, select
 
 
 def agents(
     repo: RepoOpt = Path(),
-    selector: str = typer.Option(
-        "", "--selector", "-l", help="k=v[,k=v]: name, tier, shard, host or a label; globs allowed."
-    ),
-    format: Format = typer.Option(Format.text, "--format", help="text or json."),
+    selector: Annotated[
+        str,
+        typer.Option(
+            "--selector", "-l", help="k=v[,k=v]: name, tier, shard, host or a label; globs allowed."
+        ),
+    ] = "",
+    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """List agents with their tier, shard and box.
 
     Example:  reconcile agents --repo fleet-config-example --selector tier=fast,shard=eu-west
     """
     loaded = load_or_exit(repo)
-    try:
-        terms = parse_selector(selector)
-    except SelectorError as exc:
-        fail(str(exc))
-    chosen = select((ea.agent for ea in loaded.agents.values()), terms)
+    chosen = select((ea.agent for ea in loaded.agents.values()), parse_selector(selector))
     if format is Format.json:
         rows = [
             {

@@ -1,13 +1,24 @@
-"""The `reconcile` command: a thin typer app; each command lives in its own module."""
+"""The `reconcile` command: a thin typer app; each command lives in its own module.
+
+Commands parse, call a use case of reconciler/app/, render, and exit. Exceptions
+become exit codes in one place: the root group's `invoke` hands them to cli/exits.py,
+so the console script and in-process runs (CliRunner) end the same way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Annotated, Any
+
 import typer
+from typer.core import TyperGroup
 
 from reconciler import __version__
+from reconciler.app.state import BoundaryHook
+from reconciler.cli import exits
 from reconciler.cli.agents import agents
-from reconciler.cli.apply import apply, unlock
-from reconciler.cli.common import Exit, err
+from reconciler.cli.apply import apply
+from reconciler.cli.common import CliState, cli_state
 from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
@@ -15,12 +26,29 @@ from reconciler.cli.history import history
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.status import status
+from reconciler.cli.unlock import unlock
 from reconciler.cli.validate import validate
-from reconciler.journal.base import JournalError
-from reconciler.transport.base import TransportError
+from reconciler.errors import ReconcilerError
+
+
+class ReconcileGroup(TyperGroup):
+    """The root command group: every command's errors end here, as an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # --help, usage errors and exits: typer's own
+        except ReconcilerError as exc:
+            raise typer.Exit(exits.reconciler_error(exc)) from None
+        except Exception as exc:  # a bug: its traceback is kept, one line is shown
+            label = ctx.invoked_subcommand or "reconcile"
+            raise typer.Exit(exits.internal_error(exc, cli_state(ctx), label)) from None
+
 
 app = typer.Typer(
     name="reconcile",
+    cls=ReconcileGroup,
     help=(
         "GitOps for fleets of AI-agent boxes: validate the config repo, diff it against the "
         "live boxes, and roll it out in waves.\n\n"
@@ -52,17 +80,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     """GitOps for fleets of AI-agent boxes."""
+    cli_state(ctx)
 
 
-def main() -> None:
-    """The console script: the app, with the errors that can reach the top made one clean line."""
-    try:
-        app()
-    except (JournalError, TransportError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
-        raise SystemExit(int(Exit.ERROR)) from None
+def main(argv: Sequence[str] | None = None, *, boundary_hook: BoundaryHook | None = None) -> None:
+    """The console script. `boundary_hook` is called at every rollout and resume step
+    boundary (reconciler.testing.crashing injects the crash tests' hook; the product passes
+    none)."""
+    app(args=list(argv) if argv is not None else None, prog_name="reconcile",
+        obj=CliState(boundary_hook=boundary_hook))  # fmt: skip

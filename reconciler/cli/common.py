@@ -1,34 +1,25 @@
-"""What every command shares: the --repo option, loading the repo, errors, exit codes."""
+"""What every command shares: the consoles, --repo and --format, the command's context object."""
 
 from __future__ import annotations
 
 import enum
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from reconciler.config.errors import ConfigErrors
-from reconciler.config.repo import Repo, load_repo
-from reconciler.repo import read_work_tree
+from reconciler.app.config import label_prefix, load_config
+from reconciler.app.state import BoundaryHook, Trace
+from reconciler.config.repo import Repo
+from reconciler.errors import ExitCode, Refused
 
 # Data goes to stdout (so `| jq` works); progress and errors go to stderr.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-
-class Exit(enum.IntEnum):
-    """The exit codes every command keeps (design.md, CLI conventions)."""
-
-    OK = 0
-    ERROR = 1
-    CHANGES = 2
-    ROLLED_BACK = 3
-    ROLLBACK_FAILED = 4
-
+Exit = ExitCode  # the exit codes every command keeps (reconciler/errors.py)
 
 RepoOpt = Annotated[
     Path,
@@ -39,6 +30,9 @@ RepoOpt = Annotated[
         show_default="current directory",
     ),
 ]
+StateDirOpt = Annotated[
+    Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
+]
 
 
 class Format(enum.StrEnum):
@@ -47,29 +41,43 @@ class Format(enum.StrEnum):
     json = "json"
 
 
-def label_prefix(repo: Path) -> str:
-    """How files of `repo` are named in messages: relative to the current directory."""
-    rel = os.path.relpath(repo)
-    if rel == ".":
-        return ""
-    if rel.startswith(".."):
-        return f"{repo.resolve().as_posix()}/"
-    return f"{Path(rel).as_posix()}/"
+@dataclass
+class CliState:
+    """The typer context object: what main() injects, and what an internal error needs."""
+
+    boundary_hook: BoundaryHook | None = None  # the crash tests' hook (reconciler.testing)
+    trace: Trace = field(default_factory=Trace)
+    debug: bool | None = None  # None: the command has no --debug
 
 
-def fail(message: str, code: Exit = Exit.ERROR) -> NoReturn:
-    """One error line on stderr (the message printed verbatim, never as markup), then exit."""
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
-    raise typer.Exit(int(code))
+def cli_state(ctx: typer.Context) -> CliState:
+    """The command's context object (a fresh one when the app runs without main())."""
+    state = ctx.find_object(CliState)
+    if state is None:
+        state = ctx.ensure_object(CliState)
+    return state
+
+
+def fail(message: str) -> NoReturn:
+    """Refuse with one error line (printed, with the exit code, by cli/exits.py)."""
+    raise Refused(message)
 
 
 def load_or_exit(repo: Path) -> Repo:
-    """The loaded repo, or every config error on stderr and exit 1."""
-    if not (repo / "fleet.yaml").is_file():
-        fail(f"{repo}: no fleet.yaml here; pass --repo DIR, the directory of the fleet config repo")
-    try:
-        return load_repo(read_work_tree(repo), label_prefix(repo))
-    except ConfigErrors as exc:
-        for e in exc.errors:
-            err.print(str(e), markup=False)
-        fail(f"{len(exc.errors)} error(s) in {repo}; fix them and run `reconcile validate`")
+    """The loaded repo; Refused with every config error otherwise (exit 1)."""
+    return load_config(repo)
+
+
+__all__ = [
+    "CliState",
+    "Exit",
+    "Format",
+    "RepoOpt",
+    "StateDirOpt",
+    "cli_state",
+    "err",
+    "fail",
+    "label_prefix",
+    "load_or_exit",
+    "out",
+]

@@ -38,6 +38,8 @@ DirOpt = Annotated[
     ),
 ]
 
+AgentsOpt = Annotated[int, typer.Option("--agents", "-n", help="How many boxes.")]
+
 demo_app = typer.Typer(
     help=(
         "A local fleet of simulated agent boxes on loopback (real SSH, real HTTP) to try "
@@ -77,18 +79,19 @@ def _start(dir: Path, agents: int, workers: int | None, rate: float, seed: int) 
 
 @demo_app.command()
 def up(
-    agents: int = typer.Option(DEFAULT_AGENTS, "--agents", "-n", help="How many boxes."),
+    agents: AgentsOpt = DEFAULT_AGENTS,
     dir: DirOpt = DEFAULT_DIR,
-    foreground: bool = typer.Option(
-        False, "--foreground", help="Stay attached; Ctrl-C stops the fleet."
-    ),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        help="Worker processes (default: one per 250 boxes, at most one per core).",
-    ),
-    rate: float = typer.Option(10.0, "--rate", help="Tasks per second per agent."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the agents' random numbers."),
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Stay attached; Ctrl-C stops the fleet.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Worker processes (default: one per 250 boxes, at most one per core)."
+        ),
+    ] = None,
+    rate: Annotated[float, typer.Option("--rate", help="Tasks per second per agent.")] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the agents' random numbers.")] = 0,
 ) -> None:
     """Start N boxes and write DIR/fleet, a git config repo whose agents are those boxes.
 
@@ -154,11 +157,15 @@ _KINDS = "; ".join(f"{k.value}: {k.help}" for k in FaultKind)
 
 @demo_app.command()
 def fault(
-    agent: str = typer.Argument(..., help="The agent whose box misbehaves."),
-    kind: str | None = typer.Argument(None, help=f"The fault. {_KINDS}."),
-    value: float | None = typer.Argument(None, help="The fault's VALUE, where it takes one."),
+    agent: Annotated[str, typer.Argument(help="The agent whose box misbehaves.")],
+    kind: Annotated[str | None, typer.Argument(help=f"The fault. {_KINDS}.")] = None,
+    value: Annotated[
+        float | None, typer.Argument(help="The fault's VALUE, where it takes one.")
+    ] = None,
     dir: DirOpt = DEFAULT_DIR,
-    clear: bool = typer.Option(False, "--clear", help="Remove the fault (or, without KIND, all)."),
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the fault (or, without KIND, all).")
+    ] = False,
 ) -> None:
     """Inject a fault into one box of a running demo fleet (`--clear` removes it).
 
@@ -305,7 +312,7 @@ WALKTHROUGH: list[Step] = [
 def demo(
     ctx: typer.Context,
     dir: DirOpt = DEFAULT_DIR,
-    agents: int = typer.Option(DEFAULT_AGENTS, "--agents", "-n", help="How many boxes."),
+    agents: AgentsOpt = DEFAULT_AGENTS,
 ) -> None:
     """Try reconciler on a local fleet: start it, diff, apply in waves, a rollback, status.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -42,12 +42,12 @@ def _line(path: FieldPath, present: bool, value: Any, chain: tuple[Setting, ...]
 
 
 def explain(
-    agent: str = typer.Argument(..., help="The agent's name."),
-    field: str = typer.Argument(
-        ..., help="A dotted field: model, config.retry.max_attempts, user ..."
-    ),
+    agent: Annotated[str, typer.Argument(help="The agent's name.")],
+    field: Annotated[
+        str, typer.Argument(help="A dotted field: model, config.retry.max_attempts, user ...")
+    ],
     repo: RepoOpt = Path(),
-    format: Format = typer.Option(Format.text, "--format", help="text or json."),
+    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """Show FIELD's value for AGENT and the file:line chain that set and overrode it.
 

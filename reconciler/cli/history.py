@@ -8,34 +8,11 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, err, fail, out
-from reconciler.cli.resuming import state_dir_of
-from reconciler.engine.resume import read_boxes
-from reconciler.engine.session import ApplyRefused, Link, Request, read_source
-from reconciler.journal.db import FILE_NAME
-from reconciler.journal.sqlite import SqliteJournal
-from reconciler.model.box import Stamp
-from reconciler.report.history import (
-    HistoryRow,
-    rows_from_journal,
-    rows_from_stamps,
-    to_json,
-    to_text,
-)
-
-
-async def _stamps(repo: Path) -> dict[str, Stamp]:
-    source = read_source(Request(repo=repo, allow_dirty=True))
-    link = Link(source, repo)
-    try:
-        handles = {a: link.box(ea.agent) for a, ea in source.repo.agents.items()}
-        seen = await read_boxes(handles, source.repo.fleet.connection.concurrency)
-    finally:
-        await link.close()
-    for b in seen.values():
-        if b.error is not None:
-            err.print(f"{b.agent}: not read: {b.error}", markup=False)
-    return {a: b.stamp for a, b in seen.items() if b.stamp is not None}
+from reconciler.app.history import HistoryRequest
+from reconciler.app.history import history as run_history
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, out
+from reconciler.cli.progress import tell
+from reconciler.report.history import to_json, to_text
 
 
 def history(
@@ -44,9 +21,7 @@ def history(
     from_boxes: Annotated[
         bool, typer.Option("--from-boxes", help="Read the boxes' stamps, not the journal.")
     ] = False,
-    state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
-    ] = None,
+    state_dir: StateDirOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.
@@ -55,23 +30,10 @@ def history(
 
     Example:  reconcile history --repo demo-fleet/fleet --format json
     """
-    try:
-        fleet = read_source(Request(repo=repo, allow_dirty=True)).repo.fleet
-    except ApplyRefused as exc:
-        fail(str(exc))
-    rows: list[HistoryRow] = []
-    where = state_dir_of(state_dir, fleet.state_dir)
-    if not from_boxes and (where / FILE_NAME).exists():
-        journal = SqliteJournal(where)
-        try:
-            rows = rows_from_journal(journal.history(fleet.fleet_id, limit=limit))
-        finally:
-            journal.close()
-    if not rows:
-        if not from_boxes:
-            err.print(
-                "the journal has no rollouts of this fleet: reading the boxes' stamps", markup=False
-            )
-        rows = rows_from_stamps(asyncio.run(_stamps(repo)))[:limit]
-    text = to_json(rows) + "\n" if fmt is Format.json else to_text(rows)
+    done = asyncio.run(run_history(HistoryRequest(repo, state_dir, limit, from_boxes)))
+    if done.fell_back:
+        tell("the journal has no rollouts of this fleet: reading the boxes' stamps")
+    for agent, why in done.unread.items():
+        tell(f"{agent}: not read: {why}")
+    text = to_json(done.rows) + "\n" if fmt is Format.json else to_text(done.rows)
     out.print(text, end="", markup=False, highlight=False)

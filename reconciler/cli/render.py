@@ -6,6 +6,7 @@ import enum
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,12 +20,14 @@ class RenderFormat(enum.StrEnum):
 
 
 def render(
-    agent: str = typer.Argument(..., help="The agent's name, as in its shard file."),
+    agent: Annotated[str, typer.Argument(help="The agent's name, as in its shard file.")],
     repo: RepoOpt = Path(),
-    format: RenderFormat = typer.Option(
-        RenderFormat.yaml, "--format", help="yaml (the bytes written) or json."
-    ),
-    sha: bool = typer.Option(False, "--sha", help="Print only the sha256 of the rendered bytes."),
+    format: Annotated[
+        RenderFormat, typer.Option("--format", help="yaml (the bytes written) or json.")
+    ] = RenderFormat.yaml,
+    sha: Annotated[
+        bool, typer.Option("--sha", help="Print only the sha256 of the rendered bytes.")
+    ] = False,
 ) -> None:
     """Print the rendered config payload of AGENT, byte for byte as the box gets it.
 

@@ -12,13 +12,14 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.apply import JsonReporter, TextReporter
-from reconciler.cli.common import Format, RepoOpt, fail
-from reconciler.cli.resuming import report, resume_first
-from reconciler.rollout.phases import Outcome
+from reconciler.app.resume import POLICIES, ResumeRequest
+from reconciler.app.resume import resume as run_resume
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state, fail
+from reconciler.cli.progress import reporter_for, settled, tell
 
 
 def resume(
+    ctx: typer.Context,
     repo: RepoOpt = Path(),
     policy: Annotated[
         str | None,
@@ -32,9 +33,7 @@ def resume(
         bool,
         typer.Option("--break-leases", help="The rollout's lease holders are dead: break them."),
     ] = False,
-    state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Journal and lock directory.")
-    ] = None,
+    state_dir: StateDirOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
         Format.text
     ),
@@ -50,16 +49,11 @@ def resume(
 
     Example:  reconcile resume --repo demo-fleet/fleet --policy rollback
     """
-    if policy not in (None, "settle", "rollback", "finish"):
+    if policy is not None and policy not in POLICIES:
         fail(f"--policy {policy}: expected settle, finish or rollback")
-    reporter = JsonReporter() if fmt is Format.json else TextReporter()
-    result = asyncio.run(
-        resume_first(
-            repo, state_dir, reporter, explicit=True, policy=policy, break_leases=break_leases
-        )
-    )
-    report(result)
-    if result is None:
-        raise typer.Exit(0)
-    code = result.exit_code if result.outcome is not Outcome.ABORTED else 0
-    raise typer.Exit(code)
+    state = cli_state(ctx)
+    req = ResumeRequest(repo, state_dir, policy, break_leases, boundary_hook=state.boundary_hook)
+    state.trace.state_dir = state_dir
+    done = asyncio.run(run_resume(req, reporter_for(fmt), tell))
+    settled(done.result)
+    raise typer.Exit(done.exit_code)

@@ -1,21 +1,21 @@
-"""reconcile validate: every error in the repo, one line each, with file:line:col and the rule."""
+"""`reconcile validate`: every error in the repo, one line each, with file:line:col and the rule."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt, err, label_prefix, out
-from reconciler.config.errors import ConfigErrors
-from reconciler.config.repo import load_repo
-from reconciler.repo import read_work_tree
+from reconciler.app.validate import ValidateRequest
+from reconciler.app.validate import validate as run_validate
+from reconciler.cli.common import Exit, Format, RepoOpt, err, out
 
 
 def validate(
     repo: RepoOpt = Path(),
-    format: Format = typer.Option(Format.text, "--format", help="text or json."),
+    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """Check the config repo: YAML safety, shapes, the payload schema, cross-file rules.
 
@@ -24,29 +24,21 @@ def validate(
 
     Example:  reconcile validate --repo fleet-config-example
     """
-    if not (repo / "fleet.yaml").is_file():
-        err.print(f"error: {repo}: no fleet.yaml here; pass --repo DIR", markup=False)
-        raise typer.Exit(Exit.ERROR)
-    try:
-        loaded = load_repo(read_work_tree(repo), label_prefix(repo))
-    except ConfigErrors as exc:
+    done = run_validate(ValidateRequest(repo))
+    loaded = done.repo
+    if loaded is None:
         if format is Format.json:
             items = [
-                {
-                    "file": e.where.file,
-                    "line": e.where.line,
-                    "column": e.where.column,
-                    "rule": e.rule,
-                    "message": e.message,
-                }
-                for e in exc.errors
-            ]
+                {"file": e.where.file, "line": e.where.line, "column": e.where.column,
+                 "rule": e.rule, "message": e.message}
+                for e in done.errors
+            ]  # fmt: skip
             out.print_json(json.dumps({"valid": False, "errors": items}))
         else:
-            for e in exc.errors:
+            for e in done.errors:
                 out.print(str(e), markup=False)
-        err.print(f"{len(exc.errors)} error(s)", markup=False)
-        raise typer.Exit(Exit.ERROR) from None
+        err.print(f"{len(done.errors)} error(s)", markup=False)
+        raise typer.Exit(Exit.ERROR)
     if format is Format.json:
         out.print_json(json.dumps({"valid": True, "errors": [], "agents": len(loaded.agents)}))
     else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from reconciler.errors import InputError
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class SourceSpan:
@@ -63,7 +65,7 @@ RULES: Final[dict[str, str]] = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """Config that breaks a rule; `rule` is a stable id from `RULES`."""
 
     def __init__(self, where: SourceSpan, rule: str, message: str) -> None:
@@ -84,7 +86,7 @@ class ConfigError(Exception):
         return (self.where.file, self.where.line, self.where.column, self.rule)
 
 
-class ConfigErrors(Exception):
+class ConfigErrors(InputError):
     """Every error found in one pass; a repo is refused as a whole, never half-loaded."""
 
     def __init__(self, errors: list[ConfigError]) -> None:

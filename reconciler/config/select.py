@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
+from reconciler.errors import InputError
 from reconciler.model.agent import Agent
 
 FIELDS = ("name", "tier", "shard", "host")
 
 
-class SelectorError(ValueError):
+class SelectorError(InputError, ValueError):
     """A selector that cannot be parsed."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from reconciler.errors import InputError
+
 
 class FaultKind(enum.StrEnum):
     """Every way a demo box can be made to misbehave."""
@@ -79,7 +81,7 @@ _HELP: dict[FaultKind, str] = {
 }
 
 
-class FaultError(ValueError):
+class FaultError(InputError, ValueError):
     """A fault request that makes no sense (unknown kind, bad value)."""
 
 

@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 import reconciler
 from reconciler.demo.layout import SECRET_NAMES, DemoDir
+from reconciler.errors import ReconcilerError
 
 SHARDS: Final = ("us-east", "eu-west", "ap-south")
 TIERS: Final = ("fast", "smart", "batch")
@@ -47,7 +48,7 @@ COMMANDS: Final = {
 }
 
 
-class DemoSetupError(Exception):
+class DemoSetupError(ReconcilerError):
     """The demo fleet could not be set up (missing example, git failing, ...)."""
 
 

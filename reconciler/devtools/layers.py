@@ -28,7 +28,7 @@ END: Final = "<!-- END package-layers -->"
 # Higher layers import lower ones, never the other way; within a layer, arrows may go
 # either way as long as the packages form no circle.
 LAYERS: Final[tuple[tuple[str, ...], ...]] = (
-    ("model",),
+    ("errors", "model"),  # errors.py: the one error tree, a module that imports nothing of ours
     ("config", "plan", "render", "secrets", "status", "gates", "diff", "rollout", "report"),
     ("transport", "metrics", "journal", "repo", "secretstore"),
     ("engine",),
@@ -36,7 +36,7 @@ LAYERS: Final[tuple[tuple[str, ...], ...]] = (
     ("cli", "testing", "devtools"),
 )
 LAYER_NAMES: Final = (
-    "model",
+    "model, errors",
     "pure core",
     "edge (I/O)",
     "engine",
@@ -50,7 +50,10 @@ def rank_of() -> dict[str, int]:
 
 
 def packages(root: Path = ROOT) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if (p / "__init__.py").is_file())
+    """The packages, and the top-level modules other code imports (errors.py)."""
+    found = {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+    found |= {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
+    return sorted(found)
 
 
 def _targets(tree: ast.AST) -> set[str]:
@@ -72,7 +75,8 @@ def edges(root: Path = ROOT) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for pkg in packages(root):
         found: set[str] = set()
-        for path in sorted((root / pkg).rglob("*.py")):
+        single = root / f"{pkg}.py"
+        for path in [single] if single.is_file() else sorted((root / pkg).rglob("*.py")):
             found |= _targets(ast.parse(path.read_text(encoding="utf-8"), str(path)))
         out[pkg] = found - {pkg}
     return out

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Final
 
+from reconciler.errors import BoxError
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
 from reconciler.plan.model import Activation
@@ -39,7 +40,7 @@ LEASE_FILE = "lease.json"
 FetchHealth = Callable[[str], Awaitable[Health]]
 
 
-class BoxOpError(Exception):
+class BoxOpError(BoxError):
     """A box operation failed for a reason the box gave us; names the box and the step."""
 
     def __init__(self, box: str, step: ApplyStep | str, message: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from reconciler.config.repo import Repo
 from reconciler.engine.gaterun import GatePolicy, GateRunner, merge_gates
+from reconciler.errors import InputError
 from reconciler.gates import AgentInfo
 from reconciler.metrics.scrape import ScrapeSource
 from reconciler.metrics.source import MetricSource
@@ -21,7 +22,7 @@ from reconciler.rollout.clock import Clock
 from reconciler.transport.http import HttpProbe
 
 
-class GateSetupError(Exception):
+class GateSetupError(InputError):
     """fleet.yaml's metrics settings cannot work (e.g. prometheus without a URL)."""
 
 

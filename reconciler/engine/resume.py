@@ -63,7 +63,6 @@ from reconciler.rollout.recovery import (
     mode_of,
 )
 from reconciler.rollout.reporter import Reporter
-from reconciler.testing import crashpoints
 from reconciler.transport.base import TransportError
 from reconciler.transport.live import Box as LiveReadable
 from reconciler.transport.live import read_box as read_live
@@ -443,6 +442,7 @@ async def resume_fleet(
     clock: Clock,
     reporter: Reporter,
     explicit: bool,
+    on_boundary: Callable[[str, str | None], None] | None = None,
 ) -> ResumeResult | None:
     """Find the fleet's cut-short rollout (`find_unfinished`) and settle or roll it back."""
     found = await find_unfinished(source, link, journal, parallel=opts.parallel, explicit=explicit)
@@ -451,7 +451,6 @@ async def resume_fleet(
     resumer = Resumer(
         found.unfinished, found.handles, opts, clock=clock, reporter=reporter, journal=journal
     )
-    armed = crashpoints.hook(RESUME_BOUNDARIES, chain=resumer.on_boundary)
-    if armed is not None:
-        resumer.on_boundary = armed
+    if on_boundary is not None:
+        resumer.on_boundary = on_boundary
     return await resumer.run(found.seen)

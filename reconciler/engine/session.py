@@ -10,9 +10,6 @@ process against a demo fleet. Every refusal before a write is an
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +20,6 @@ from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.engine.boxops import BoxHandle
 from reconciler.engine.driver import (
-    BOUNDARIES,
     Driver,
     IncidentWriter,
     InternalErrorSink,
@@ -32,7 +28,8 @@ from reconciler.engine.driver import (
     Target,
 )
 from reconciler.engine.gatesetup import gate_runner
-from reconciler.journal.base import Journal
+from reconciler.errors import InputError
+from reconciler.journal.base import Holder, Journal
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Rollout as RolloutPolicy
@@ -47,12 +44,11 @@ from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.names import MissingSecretError
 from reconciler.secrets.values import fingerprint, render_secrets
 from reconciler.secretstore import desired_fingerprints, fleet_key, resolve_values
-from reconciler.testing import crashpoints
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.live import Orphan
 
 
-class ApplyRefused(Exception):
+class ApplyRefused(InputError):
     """Apply stops before anything was written; the message says why and what to do."""
 
 
@@ -80,11 +76,6 @@ class Source:
     repo: Repo
     revision: str
     dirty: bool
-
-
-def holder_id() -> str:
-    """user@host pid N: who holds a lease or the lock."""
-    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
 
 
 def read_source(req: Request) -> Source:
@@ -302,13 +293,15 @@ async def execute(
     on_driver: Callable[[Driver], None] | None = None,
     on_rollout_id: Callable[[str], None] | None = None,
     internal_error: InternalErrorSink | None = None,
+    holder: str | None = None,
+    on_boundary: Callable[[str, str | None], None] | None = None,
 ) -> RunResult:
     """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
     targets = targets_of(p)
     fleet = p.source.repo.fleet
     opts = Options(
         rollout_id=rollout_id or new_rollout_id(clock),
-        holder=holder_id(),
+        holder=holder or str(Holder.here()),
         revision=p.source.revision,
         fleet_id=fleet.fleet_id,
         parallel=p.request.parallel or fleet.rollout.parallel,
@@ -331,7 +324,7 @@ async def execute(
         p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
         preflight=preflight_check(p), write_incident=write_incident,
         on_rollout_id=on_rollout_id, internal_error=internal_error, gate_runner=runner,
-        on_boundary=crashpoints.hook(BOUNDARIES), committed_at=committed,
+        on_boundary=on_boundary, committed_at=committed,
     )  # fmt: skip
     if on_driver is not None:
         on_driver(driver)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from reconciler.errors import StateError
 from reconciler.plan.model import Plan
 from reconciler.rollout.commands import Command
 from reconciler.rollout.events import Event
@@ -26,7 +27,7 @@ from reconciler.rollout.phases import Outcome
 from reconciler.rollout.records import JSONObject, command_from_record, event_from_record
 
 
-class JournalError(Exception):
+class JournalError(StateError):
     """The journal cannot do what was asked; the message says which rollout and what to do."""
 
 
@@ -34,7 +35,7 @@ class UnknownRollout(JournalError):
     """No rollout with that id in this journal."""
 
 
-class LockError(Exception):
+class LockError(StateError):
     """Base of the fleet lock's errors."""
 
 

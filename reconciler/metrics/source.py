@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from reconciler.errors import BoxError
 from reconciler.gates import AgentWindow
 
 
-class SourceError(Exception):
+class SourceError(BoxError):
     """The metric source did not answer (or answered nonsense) as a whole."""
 
 

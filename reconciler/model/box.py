@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler.errors import BoxError
+
 STAMP_VERSION = 1
 
 Outcome = Literal["applied", "rolled-back"]
@@ -72,7 +74,7 @@ class Health(_Contract):
     uptime_s: Annotated[float, Field(ge=0)]
 
 
-class ContractError(ValueError):
+class ContractError(BoxError, ValueError):
     """A box answered with bytes that break the contract."""
 
 

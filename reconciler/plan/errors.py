@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from reconciler.errors import InputError
 
-class PlanError(Exception):
+
+class PlanError(InputError):
     """A plan that cannot be made or used; the message says which input or box, and what to do.
 
     `agents` names the boxes at fault (empty when the fault is in the policy or the file).

@@ -9,10 +9,11 @@ from pathlib import Path
 import git
 
 from reconciler.config.source import RepoFiles, wanted
+from reconciler.errors import InputError
 from reconciler.repo.files import read_repo_file, read_work_tree
 
 
-class GitError(Exception):
+class GitError(InputError):
     """A git operation failed: not a repository, an unknown revision, ..."""
 
 

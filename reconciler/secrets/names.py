@@ -6,6 +6,8 @@ Pure: where values are looked up (environment, files) is the edge's job
 
 from __future__ import annotations
 
+from reconciler.errors import InputError
+
 ENV_PREFIX = "RECONCILER_SECRET_"
 
 
@@ -14,7 +16,7 @@ def env_name(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()}"
 
 
-class MissingSecretError(Exception):
+class MissingSecretError(InputError):
     """One or more secret values could not be found."""
 
     def __init__(self, missing: dict[str, str]) -> None:

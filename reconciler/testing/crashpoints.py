@@ -1,7 +1,8 @@
 """Crash points for the crash-resume tests: `RECONCILER_CRASH_AT=<boundary>[:<n>]`.
 
-When the variable is set, the process kills itself with SIGKILL at the n-th
-time (default 1st) any box or the rollout reaches that step boundary (the
+When the variable is set, `python -m reconciler.testing.crashing` (never `reconcile`
+itself) builds a hook that kills the process with SIGKILL
+the n-th time (default 1st) any box or the rollout reaches that step boundary (the
 driver's `BOUNDARIES`, or the resume's `RESUME_BOUNDARIES`) - before the step
 runs, right after its intent is journaled. No cleanup, no `finally`, no flush:
 exactly what a killed CI runner leaves behind. Unset, it does nothing.

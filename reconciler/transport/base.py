@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol, runtime_checkable
 
+from reconciler.errors import BoxError
+
 EXIT_ERROR = 1
 
 
-class TransportError(Exception):
+class TransportError(BoxError):
     """A box could not be talked to as asked; names the box and the operation."""
 
     exit_code_hint: int = EXIT_ERROR

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from reconciler.demo.fleet import DemoFleet
+from reconciler.testing.console import reconcile_script
 
 from .conftest import box_truth
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "reconcile"), *args,
+        reconcile_script(), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()

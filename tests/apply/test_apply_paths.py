@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,16 +20,16 @@ from reconciler.demo.fleet import DemoFleet
 from reconciler.engine.session import prepare
 from reconciler.journal.base import Holder, LockLease
 from reconciler.journal.lock import SqliteLock
+from reconciler.testing.console import reconcile_script
 
 from .conftest import box_truth, request, three_waves
 
-RECONCILE = str(Path(sys.executable).parent / "reconcile")
 Event = dict[str, object]
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        RECONCILE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        reconcile_script(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await proc.communicate()
     assert proc.returncode is not None
@@ -137,7 +136,7 @@ async def test_wait_lock_waits_for_the_holder_and_a_second_apply_is_refused_nami
         assert all(b.counters.writes == 0 for b in fleet.boxes.values())
 
         proc = await asyncio.create_subprocess_exec(
-            RECONCILE, "apply", "--repo", str(fleet.repo), "--yes", "--soak", "0.2",
+            reconcile_script(), "apply", "--repo", str(fleet.repo), "--yes", "--soak", "0.2",
             "--wait-lock", "60", *_state(tmp_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -202,7 +201,7 @@ async def test_rollback_that_fails_on_a_box_exits_4_naming_it_in_stderr_and_inci
             kept.unlink()  # the history file a restore needs is gone
 
     proc = await asyncio.create_subprocess_exec(
-        RECONCILE, "apply", "--repo", str(fleet.repo), "--yes", "--soak", "1", "--format",
+        reconcile_script(), "apply", "--repo", str(fleet.repo), "--yes", "--soak", "1", "--format",
         "json", *_state(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     code, out, err = await _watch(proc, on_line)
@@ -231,7 +230,7 @@ async def test_ctrl_c_during_wave_two_soak_rolls_back_every_box_and_exits_3(
     pre, waves = await _plan_of(fleet)
     assert len(waves) == 3
     proc = await asyncio.create_subprocess_exec(
-        RECONCILE, "apply", "--repo", str(fleet.repo), "--yes", "--soak", "2", "--format",
+        reconcile_script(), "apply", "--repo", str(fleet.repo), "--yes", "--soak", "2", "--format",
         "json", *_state(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     sent: list[Event] = []

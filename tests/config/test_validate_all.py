@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,12 @@ from reconciler.cli.app import app
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
 from reconciler.repo import read_work_tree
+from reconciler.testing.console import reconcile_script
 
 from .corpus import LINE_RE
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "fleet-config-example"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "reconcile"
 
 # (file, text to find, its replacement, rule, a fragment the message must hold)
 BREAKAGE = [
@@ -97,7 +96,7 @@ def test_console_script_reports_every_error(
     """`.venv/bin/reconcile validate --repo X` as a user runs it: all errors, exit 1."""
     repo, want = broken
     done = subprocess.run(
-        [str(CONSOLE_SCRIPT), "validate", "--repo", "fleet"],
+        [reconcile_script(), "validate", "--repo", "fleet"],
         capture_output=True,
         text=True,
         cwd=repo.parent,

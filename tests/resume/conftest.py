@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,7 @@ from reconciler.demo.fleet import DemoFleet
 from reconciler.engine.session import Request, read_source
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.preflight import desired_of
-
-RECONCILE = str(Path(sys.executable).parent / "reconcile")
+from reconciler.testing.console import crashing_command, reconcile_script
 
 
 @pytest.fixture
@@ -29,13 +27,16 @@ async def fleet(tmp_path: Path) -> AsyncIterator[DemoFleet]:
 
 
 async def cli(*args: str, crash_at: str | None = None) -> tuple[int, str, str]:
-    """Run `reconcile ARGS` as a process; RECONCILER_CRASH_AT set when `crash_at` is given."""
+    """Run `reconcile ARGS` as a process; with `crash_at`, the crashing entry point
+    (reconciler.testing.crashing) with RECONCILER_CRASH_AT set instead."""
     env = dict(os.environ)
     env.pop("RECONCILER_CRASH_AT", None)
+    command = [reconcile_script()]
     if crash_at:
         env["RECONCILER_CRASH_AT"] = crash_at
+        command = crashing_command()
     proc = await asyncio.create_subprocess_exec(
-        RECONCILE, *args, env=env,
+        *command, *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()

@@ -1,0 +1,205 @@
+"""Apply: settle what a crash cut short, plan, ask, lock, journal, roll out in waves.
+
+    settle first (resume.py) -> prepare (read repo and boxes, plan; nothing written)
+    -> show the plan -> confirm -> lock -> journal -> drive -> the result
+
+A dry run stops after showing the plan (and what it would settle first): no lease,
+no lock, no journal. One set of connections serves the whole command. SIGTERM and
+SIGINT during a rollout start no new box and put back what the rollout changed (a
+second signal changes nothing; kill -9 is safe too: the next apply settles). An
+unexpected error inside the rollout does the same, its traceback kept in the state dir.
+The CLI supplies an `ApplyView`: the progress reporter, and how to show and confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.app.resume import ResumeRequest, preview, settle_first
+from reconciler.app.state import BoundaryHook, StateDir, Trace, open_state, save_traceback
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.driver import Driver, IncidentWriter, RunResult
+from reconciler.engine.resume import ResumeResult
+from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
+from reconciler.journal.base import LockError
+from reconciler.report.incident import incident_doc, render_incident_json, render_incident_markdown
+from reconciler.rollout.commands import WriteIncident
+from reconciler.rollout.reporter import Reporter
+from reconciler.rollout.runrecord import RunRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRequest:
+    """What `reconcile apply` was asked."""
+
+    repo: Path
+    state_dir: Path | None = None
+    dry_run: bool = False
+    allow_dirty: bool = False
+    allow_unreachable: bool = False
+    force: bool = False
+    plan_file: Path | None = None
+    soak_s: float | None = None
+    wait_lock_s: float | None = None
+    boundary_hook: BoundaryHook | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """How apply ended: what it settled first, the rollout (None: none ran), the exit code."""
+
+    exit_code: int
+    settled: ResumeResult | None = None
+    run: RunResult | None = None
+
+
+class ApplyView(Protocol):
+    """What the CLI supplies: progress, and how to show the plan and ask for consent."""
+
+    @property
+    def reporter(self) -> Reporter: ...
+
+    def tell(self, line: str) -> None:
+        """One line for the operator."""
+
+    def settled(self, result: ResumeResult) -> None:
+        """A cut-short rollout was settled first."""
+
+    def show(self, p: Prepared, preview: list[str], state_dir: Path) -> None:
+        """The plan (and, on a dry run, what would be settled first)."""
+
+    def confirm(self, p: Prepared) -> None:
+        """Go on, or raise an InputError (the operator said no, or cannot be asked)."""
+
+
+def incident_writer(state_dir: Path) -> IncidentWriter:
+    """Writes the incident report (markdown and JSON) to STATE_DIR/incidents/."""
+
+    def write(run: RunRecord, cmd: WriteIncident) -> dict[str, str]:
+        doc = incident_doc(run, cmd)
+        folder = state_dir / "incidents"
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / run.rollout_id
+        md, js = base.with_suffix(".md"), base.with_suffix(".json")
+        md.write_text(render_incident_markdown(doc), encoding="utf-8")
+        js.write_text(render_incident_json(doc), encoding="utf-8")
+        return {"markdown": str(md), "json": str(js)}
+
+    return write
+
+
+async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) -> ApplyResult:
+    """Carry out one `reconcile apply` (see the module docstring)."""
+    trace = trace or Trace()
+    trace.state_dir = trace.state_dir or req.state_dir
+    links: list[Link] = []
+
+    def shared(source: Source) -> Link:
+        if not links:
+            links.append(Link(source, req.repo))
+        return links[0]
+
+    settled = None
+    if not req.dry_run:
+        try:
+            settled = await settle_first(
+                ResumeRequest(req.repo, req.state_dir, wait_lock_s=req.wait_lock_s,
+                              boundary_hook=req.boundary_hook),
+                view.reporter, view.tell, explicit=False, link_factory=shared, trace=trace,
+            )  # fmt: skip
+        except BaseException:
+            for link in links:
+                await link.close()
+            raise
+        if settled is not None:
+            view.settled(settled)
+            head = links[0].head_revision if links else None
+            if head is None or settled.stops_apply(head):
+                for link in links:
+                    await link.close()
+                return ApplyResult(settled.exit_code, settled)
+            view.tell("going on to the head")
+    try:
+        p = await prepare(_request(req), shared)
+    except BaseException:
+        for link in links:
+            await link.close()
+        raise
+    try:
+        with open_state(p.source.repo.fleet, req.state_dir) as state:
+            trace.state_dir = state.path
+            lines = await preview(req.repo, req.state_dir, p.link, p.source) if req.dry_run else []
+            view.show(p, lines, state.path)
+            if req.dry_run or p.plan.empty:
+                return ApplyResult(0, settled)
+            view.confirm(p)
+            run = await _locked(p, req, state, view, trace)
+            return ApplyResult(run.exit_code, settled, run)
+    finally:
+        await p.link.close()
+
+
+def _request(req: ApplyRequest) -> Request:
+    return Request(
+        repo=req.repo, allow_dirty=req.allow_dirty, allow_unreachable=req.allow_unreachable,
+        force=req.force, plan_file=req.plan_file, soak_s=req.soak_s,
+    )  # fmt: skip
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _locked(
+    p: Prepared, req: ApplyRequest, state: StateDir, view: ApplyView, trace: Trace
+) -> RunResult:
+    """Under the fleet lock (renewed as it runs): the rollout, signals handled."""
+    fleet = p.source.repo.fleet
+    ttl = fleet.rollout.lease_ttl_s
+    # Not lock.wait in a thread: the lock's SQLite connection belongs to this one.
+    lease, _ = await state.take_lock(fleet.fleet_id, ttl_s=ttl, wait_s=req.wait_lock_s,
+                                     tell=view.tell)  # fmt: skip
+    lock = state.lock
+    current = {"lease": lease}
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            with contextlib.suppress(LockError):
+                current["lease"] = lock.renew(current["lease"], ttl_s=ttl)
+
+    def bind(rid: str) -> None:
+        current["lease"] = lock.bind(current["lease"], rid)
+
+    def on_driver(d: Driver) -> None:
+        trace.driver = d
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            reason = (
+                f"interrupted by {sig.name}: no new box is started, what this rollout "
+                "changed is put back (not a verdict on the change: the revision is not blocked)"
+            )
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, d.interrupt, reason)
+
+    def keep(rid: str, text: str) -> str:
+        return save_traceback(state.path, rid, text)
+
+    renewer = asyncio.create_task(renew())
+    try:
+        return await execute(
+            p, clock=SystemClock(), reporter=view.reporter, journal=state.journal,
+            write_incident=incident_writer(state.path), on_driver=on_driver, on_rollout_id=bind,
+            internal_error=keep, holder=state.holder_id, on_boundary=req.boundary_hook,
+        )  # fmt: skip
+    finally:
+        renewer.cancel()
+        for sig in SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(sig)
+        with contextlib.suppress(LockError):
+            lock.release(current["lease"])

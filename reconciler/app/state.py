@@ -1,0 +1,147 @@
+"""The reconciler's own state for one command: where it lives, its lock and journal, who we are.
+
+`open_state(fleet, state_dir)` is the only place that decides the state directory
+(--state-dir, else fleet.yaml's `state_dir`, else ~/.local/state/reconciler) and the
+holder identity (user@host pid N) that the fleet lock and every box lease carry.
+The journal and the lock are opened on first use, so a dry run creates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.engine.driver import Driver
+from reconciler.journal.base import Holder, LockHeld, LockLease
+from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
+from reconciler.journal.db import default_state_dir
+from reconciler.journal.lock import SqliteLock
+from reconciler.journal.sqlite import SqliteJournal
+from reconciler.journal.store import State
+from reconciler.journal.store import open_state as open_store
+from reconciler.journal.takeover import acquire_or_take_over
+from reconciler.model.fleet import FleetFile
+
+BoundaryHook = Callable[[str, str | None], None]  # (boundary, agent or None): the crash tests
+Tell = Callable[[str], None]  # one line for the operator (the CLI prints it on stderr)
+
+
+def holder_id() -> str:
+    """user@host pid N: who holds a lease or the lock (the uid when the user has no name)."""
+    return str(Holder.here())
+
+
+def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
+    """--state-dir, else fleet.yaml state_dir, else ~/.local/state/reconciler."""
+    return Path(given or fleet_state_dir or default_state_dir()).expanduser()
+
+
+@dataclass
+class Trace:
+    """What an unexpected error needs to know: where the state lives, whether a box changed.
+
+    The CLI hands one in; the use case fills it in as it goes (never the exception).
+    """
+
+    state_dir: Path | None = None
+    driver: Driver | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Some box may hold the new config (a rollout had changed one)."""
+        return self.driver is not None and bool(self.driver.state.changed)
+
+
+@dataclass
+class StateDir:
+    """One state directory: the holder identity, and its journal and lock once opened."""
+
+    path: Path
+    holder: Holder
+    _store: State | None = field(default=None, repr=False)
+
+    @property
+    def holder_id(self) -> str:
+        return str(self.holder)
+
+    def _open(self) -> State:
+        if self._store is None:
+            self._store = open_store(self.path)
+        return self._store
+
+    @property
+    def lock(self) -> SqliteLock:
+        return self._open().lock
+
+    @property
+    def journal(self) -> SqliteJournal:
+        return self._open().journal
+
+    def existing_journal(self) -> SqliteJournal | None:
+        """The journal when its file exists already (reading creates no state), else None."""
+        if self._store is None and not (self.path / JOURNAL_FILE).is_file():
+            return None
+        return self.journal
+
+    async def take_lock(
+        self, fleet_id: str, *, ttl_s: float, wait_s: float | None = None, tell: Tell
+    ) -> tuple[LockLease, LockLease | None]:
+        """The fleet lock (a dead local holder's is broken): (ours, the broken one).
+
+        `wait_s`: wait up to that long for a live holder to let go, polling (in this
+        thread: the lock's SQLite connection belongs to it).
+
+        Raises:
+            LockHeld: still held by another (when the wait, if any, is over); it is named.
+        """
+        deadline = time.monotonic() + (wait_s or 0.0)
+        told = False
+        while True:
+            try:
+                return acquire_or_take_over(self.lock, fleet_id, self.holder, ttl_s=ttl_s)
+            except LockHeld as exc:
+                left = deadline - time.monotonic()
+                if wait_s is None or left <= 0:
+                    raise
+                if not told:
+                    tell(
+                        f"waiting up to {left:.0f}s for fleet {fleet_id}'s lock, held by "
+                        f"{exc.lease.describe()}"
+                    )
+                    told = True
+                await asyncio.sleep(min(0.25, left))
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+@contextmanager
+def open_state(fleet: FleetFile | None, state_dir: Path | None) -> Iterator[StateDir]:
+    """The state of `fleet` (--state-dir `state_dir` overrides fleet.yaml's), closed after.
+
+    `fleet` may be None only when `state_dir` is given (fleet.yaml is then not needed).
+    """
+    given = fleet.state_dir if fleet is not None else None
+    state = StateDir(state_dir_of(state_dir, given), Holder.here())
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def save_traceback(state_dir: Path, label: str, text: str) -> str:
+    """Keep a traceback in STATE_DIR/errors/ (0600); its path, for the one-line error."""
+    folder = state_dir / "errors"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{stamp}-{label}.txt"
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
