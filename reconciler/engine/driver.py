@@ -335,7 +335,9 @@ class Driver:
         try:
             ev = await runner(cmd)
         except asyncio.CancelledError:
-            if isinstance(cmd, Watch | Soak | RunGates):
+            if isinstance(cmd, Watch | Soak | RunGates):  # its intent gets a result, not ok
+                name = {Watch: "watch", Soak: "soak", RunGates: "gates"}[type(cmd)]
+                self._result(name, None, cmd, ok=False, reason="cancelled: rolling back")
                 return
             raise
         except Exception as exc:
@@ -645,10 +647,12 @@ class Driver:
         self.record.finished_at = self.record.finished_at or self.clock.now()
         paths: dict[str, str] = {}
         pending: WriteIncident | None = getattr(self, "_pending_incident", None)
-        if pending is not None and self._write_incident is not None:
-            paths = self._write_incident(self.record, pending)
+        if pending is not None:  # its intent gets a result even with no incident writer
+            if self._write_incident is not None:
+                paths = self._write_incident(self.record, pending)
             self._result("incident", None, pending, paths=paths)
-            self.note("incident.written", **paths)
+            if self._write_incident is not None:
+                self.note("incident.written", **paths)
         self._intent("rollout.finish", None)
         if self.journal is not None:
             summary = {

@@ -1,0 +1,111 @@
+"""Round trips per box, pinned: how many transport operations one apply_box and one
+restore_box make, by kind, on a FakeBox.
+
+These are numbers, not times: a change that adds an SFTP request or a remote command
+to every box (say, a stat before each write) fails here visibly, even if the
+loopback tests stay fast. To change them deliberately: make the change, run this file,
+check that each new or removed operation is intended (the failing assertion shows
+the counts; `box.log` lists the operations in order), update APPLY_TRIPS and
+RESTORE_TRIPS, and say why in the commit message.
+
+The box: managed (stamp of rev-1, old config loaded, no history directory yet, no
+secrets file); the job: write the new config, reload, verify, stamp. The agent
+reports its health by URL, so `health` is an HTTP round trip, not a command.
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
+from reconciler.plan.model import Activation, Delivery
+from reconciler.rollout.phases import Outcome
+from reconciler.testing.clock import FakeClock
+
+from .helpers import (
+    FLEET_ID,
+    NEW_REV,
+    OLD_REV,
+    make_fleet,
+    new_bytes,
+    old_bytes,
+    reload_fails,
+    sha,
+)
+
+# lease (mkdir + lease file), stamp and config read (CAS), old config into history
+# (stat + write), config write + hard link into history (stat + link), reload, one
+# health answer (verify), stamp write, history prune (listdir), release (remove + rmdir)
+APPLY_TRIPS = {
+    "mkdir": 1,
+    "write_atomic": 4,  # lease file, old config into history, config, stamp
+    "read_file": 2,  # stamp, config
+    "stat": 2,  # history file of the old config, of the new one
+    "link": 1,  # the new config into history
+    "run": 1,  # reload
+    "health": 1,  # verify
+    "listdir": 1,  # prune history
+    "remove": 1,  # lease file
+    "rmdir": 1,  # lease directory
+}
+# lease (mkdir + lease file), stamp and config read, history copy read, link to a temp
+# name + rename over the config, health (running the old one already?), reload, health
+# (verify), stamp write, release (read the lease back, rmtree)
+RESTORE_TRIPS = {
+    "mkdir": 1,
+    "write_atomic": 2,  # lease file, stamp
+    "read_file": 4,  # stamp, config, the history copy, the lease (release checks it is ours)
+    "link": 1,  # history copy -> temp name
+    "rename": 1,  # temp name -> config
+    "health": 2,  # does it run the old config already?, verify
+    "run": 1,  # reload
+    "rmtree": 1,  # lease directory
+}
+
+
+def _crew(clock: FakeClock) -> Crew:
+    return Crew(holder="tester@localhost pid 1", rollout_id="r-test", fleet_id=FLEET_ID,
+                clock=clock)  # fmt: skip
+
+
+async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -> None:
+    """apply_box: 15 operations (4 writes, 1 command); restore_box: 13 (2 writes, 1 command,
+    no config byte sent). Both leave the box as intended, so the counts are of a real run."""
+    fleet = make_fleet(1, waves=("100%",))
+    (name,) = fleet.boxes
+    box, h, crew = fleet.boxes[name], fleet.handle(name), _crew(fleet.clock)
+    job = ApplyJob(
+        target_sha=sha(new_bytes(name)), pre_sha=sha(old_bytes(name)), delivery=Delivery.WRITE,
+        activation=Activation.RELOAD, revision=NEW_REV, data=new_bytes(name),
+        stamp_sha=sha(old_bytes(name)), stamp_revision=OLD_REV,
+    )  # fmt: skip
+
+    await apply_box(h, job, crew)
+    assert fleet.on_new(name)
+    assert dict(box.counts) == APPLY_TRIPS, box.log
+    assert box.round_trips == 15
+
+    box.reset_counts()
+    await restore_box(h, RestoreJob(pre_sha=sha(old_bytes(name)), pre_revision=OLD_REV,
+                                    activation=Activation.RELOAD), crew)  # fmt: skip
+    assert fleet.on_old(name)
+    assert dict(box.counts) == RESTORE_TRIPS, box.log
+    assert box.round_trips == 13
+    assert not [op for op, path in box.log if op == "write_atomic" and path == box.config_path]
+
+
+async def test_the_driver_adds_no_transport_operation_to_a_box_beyond_its_steps() -> None:
+    """Through the Driver (apply, watch, soak, gates, then a rollback caused by another
+    box), a wave-1 box sees exactly the operations of one apply_box and one restore_box,
+    plus health answers for the checks: the driver's own work is health reads only."""
+    fleet = make_fleet(2, waves=(1, "100%"))
+    first, second = fleet.wave(0)[0], fleet.wave(1)[0]
+
+    fleet.boxes[second].handler = reload_fails
+    result = await fleet.run()
+    assert result.outcome is Outcome.ROLLED_BACK
+    counts = dict(fleet.boxes[first].counts)
+    checks = counts.pop("health") - APPLY_TRIPS["health"] - RESTORE_TRIPS["health"]
+    assert checks > 0  # the watch and the soak's samples
+    steps = {k: APPLY_TRIPS.get(k, 0) + RESTORE_TRIPS.get(k, 0) for k in {**APPLY_TRIPS,
+             **RESTORE_TRIPS}}  # fmt: skip
+    steps.pop("health")
+    assert counts == steps
