@@ -169,6 +169,18 @@ async def _fresh_dir(h: BoxHandle, path: PurePosixPath, now: datetime) -> bool:
     return st is not None and now.timestamp() - st.mtime < TORN_FRESH_S
 
 
+async def break_torn(h: BoxHandle, now: datetime) -> bool:
+    """Remove the lease dir when it still has no lease file and is older than a take
+    lasts (a take or a release cut short); True when removed."""
+    lease_dir = h.paths.lease_dir
+    if await h.box.read_file(lease_dir / LEASE_FILE) is not None:
+        return False
+    if await h.box.stat(lease_dir) is None or await _fresh_dir(h, lease_dir, now):
+        return False
+    await h.box.rmtree(lease_dir)
+    return True
+
+
 async def release_lease(h: BoxHandle, *, rollout_id: str, taken: bool = False) -> None:
     """Remove the lease when it is ours; someone else's is left alone.
 

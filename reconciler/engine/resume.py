@@ -258,6 +258,7 @@ class Resumer:
         mid: set[str | None] = set()
         if self.journal is not None:
             mid = {s.agent for s in self.journal.open_intents(self.u.rollout_id)}
+        young: dict[str, datetime] = {}
         for agent, b in seen.items():
             lease = b.lease
             if lease is None or lease.holder != TORN or agent not in self.handles:
@@ -266,6 +267,17 @@ class Resumer:
                 h = self.handles[agent]
                 with contextlib.suppress(TransportError):
                     await h.box.rmtree(h.paths.lease_dir)
+            else:
+                young[agent] = lease.expires_at
+        if young:
+            # A release cut short leaves such a dir too (its file gone, not yet the dir).
+            # A take in progress gets its file within TORN_FRESH_S: wait that out, then
+            # break what is still torn (as a lease take would).
+            wait = (max(young.values()) - now).total_seconds()
+            await self.clock.sleep(min(max(wait, 0.0), boxops.TORN_FRESH_S) + 0.5)
+            for agent in young:
+                with contextlib.suppress(TransportError):
+                    await boxops.break_torn(self.handles[agent], self.clock.now())
 
     def _check_leases(
         self, seen: Mapping[str, BoxSeen], actions: dict[str, Action], now: datetime
