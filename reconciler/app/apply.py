@@ -154,6 +154,9 @@ def _request(req: ApplyRequest) -> Request:
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+RENEW_EVERY_S = 10.0  # the fleet lock's heartbeat: renewed this often while a rollout runs
+
+
 async def _locked(
     p: Prepared, req: ApplyRequest, state: StateDir, view: ApplyView, trace: Trace
 ) -> RunResult:
@@ -167,10 +170,20 @@ async def _locked(
     current = {"lease": lease}
 
     async def renew() -> None:
+        """Renew the fleet lock; lost (force-released, or taken over), the run stops
+        starting boxes and puts back what it changed (exit 3), as on a SIGTERM."""
         while True:
-            await asyncio.sleep(ttl / 3)
-            with contextlib.suppress(LockError):
+            await asyncio.sleep(RENEW_EVERY_S if ttl > 3 * RENEW_EVERY_S else ttl / 3)
+            try:
                 current["lease"] = lock.renew(current["lease"], ttl_s=ttl)
+            except LockError as exc:
+                if trace.driver is not None:
+                    trace.driver.interrupt(
+                        f"the fleet lock was lost ({exc}): no new box is started, what this "
+                        "rollout changed is put back; check who holds the lock "
+                        "(`reconcile unlock --help`)"
+                    )
+                return
 
     def bind(rid: str) -> None:
         current["lease"] = lock.bind(current["lease"], rid)

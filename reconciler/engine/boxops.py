@@ -70,6 +70,10 @@ class RestoreRefused(BoxOpError):
     """Nothing trustworthy to restore from: no history file, or its sha does not match."""
 
 
+class MovedOn(BoxOpError):
+    """Another (newer) rollout wrote the box since this one looked: it is left alone."""
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """What the lease directory on a box holds: who, for which rollout, until when."""
@@ -77,12 +81,14 @@ class Lease:
     holder: str
     rollout_id: str
     expires_at: datetime
+    fence: int = 0  # the holder's fencing number (absent in older leases: 0)
 
     def to_bytes(self) -> bytes:
         doc = {
             "holder": self.holder,
             "rollout_id": self.rollout_id,
             "expires_at": rfc3339(self.expires_at),
+            "fence": self.fence,
         }
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
@@ -92,7 +98,9 @@ class Lease:
         try:
             doc = json.loads(data)
             when = datetime.strptime(doc["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            return cls(str(doc["holder"]), str(doc["rollout_id"]), when)
+            fence = doc.get("fence", 0)
+            fence = fence if isinstance(fence, int) and not isinstance(fence, bool) else 0
+            return cls(str(doc["holder"]), str(doc["rollout_id"]), when, fence)
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -123,7 +131,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 async def take_lease(
-    h: BoxHandle, *, holder: str, rollout_id: str, ttl_s: float, now: datetime
+    h: BoxHandle, *, holder: str, rollout_id: str, ttl_s: float, now: datetime, fence: int = 0
 ) -> None:
     """Take the box's lease (an atomic mkdir); ours already, or expired and broken, is fine.
 
@@ -132,7 +140,7 @@ async def take_lease(
     older than a take can last (`TORN_FRESH_S`), then break it.
     """
     lease_dir = h.paths.lease_dir
-    lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s))
+    lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s), fence)
     waited = 0.0
     for _ in range(int(TORN_FRESH_S / _TORN_POLL_S) + 3):
         if await h.box.mkdir(lease_dir):
@@ -143,6 +151,11 @@ async def take_lease(
         if held is not None and held.rollout_id == rollout_id:
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
             return
+        if held is not None and held.fence > fence:
+            raise MovedOn(
+                h.name, ApplyStep.LEASE, f"{lease_dir} was taken by a newer rollout "
+                f"({held.rollout_id}, fence {held.fence} > ours {fence}); left alone",
+            )  # fmt: skip
         if held is not None and held.expires_at > now:
             raise LeaseHeld(
                 h.name,
@@ -209,6 +222,21 @@ class BoxNow:
     stamp: Stamp | None
     file_sha: str | None
     file: bytes | None
+
+
+async def read_stamp(h: BoxHandle) -> Stamp | None:
+    """The box's stamp, read again right before a write (None when absent).
+
+    Raises:
+        StampMoved: the stamp file is not a stamp.
+    """
+    raw = await h.box.read_file(h.paths.stamp)
+    if raw is None:
+        return None
+    try:
+        return parse_stamp(raw)
+    except ContractError as exc:
+        raise StampMoved(h.name, ApplyStep.STAMP, f"{h.paths.stamp}: {exc}") from None
 
 
 async def read_now(h: BoxHandle) -> BoxNow:

@@ -131,6 +131,7 @@ class Options:
     box_timeout_s: float = 180.0
     watchdog: Limits = field(default_factory=Limits)
     soak_interval_s: float = 1.0
+    fence: int = 0  # this rollout's fencing number (render.stamp.next_fence)
 
 
 @dataclass
@@ -420,7 +421,7 @@ class Driver:
         return Crew(
             holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
             lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep,
+            history_keep=o.history_keep, fence=o.fence,
         )  # fmt: skip
 
     def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:
@@ -469,7 +470,8 @@ class Driver:
             try:
                 async with asyncio.timeout(self.opts.box_timeout_s):
                     await boxops.take_lease(h, holder=o.holder, rollout_id=o.rollout_id,
-                                            ttl_s=o.lease_ttl_s, now=self.clock.now())  # fmt: skip
+                                            ttl_s=o.lease_ttl_s, now=self.clock.now(),
+                                            fence=o.fence)  # fmt: skip
                     now = await boxops.read_now(h)
                     s = now.stamp
                     if (

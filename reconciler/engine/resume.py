@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,8 +41,9 @@ from reconciler.engine.steps import Crew, RestoreJob, restore_box
 from reconciler.journal.base import Journal
 from reconciler.journal.takeover import process_alive
 from reconciler.model.agent import Agent
-from reconciler.model.box import ContractError
+from reconciler.model.box import ContractError, Stamp
 from reconciler.model.live import BoxState
+from reconciler.render.stamp import next_fence
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox
 from reconciler.rollout.events import Interrupted
@@ -194,6 +195,7 @@ class Resumer:
         self.journal = journal if u.source == "journal" else None
         self.on_boundary: Callable[[str, str | None], None] = lambda _n, _a: None
         self.mode = mode_of(u, opts.policy)
+        self.fence = 0  # set from the boxes in run(): the cut-short rollout's own number
         self.back = self.mode is Mode.ROLLBACK
         self._lease_errors: dict[str, str] = {}
 
@@ -206,6 +208,7 @@ class Resumer:
         u = self.u
         self.on_boundary("resume.begin", None)
         actions = decide(u, seen, mode=self.mode)
+        self.fence = resume_fence(u.rollout_id, [b.stamp for b in seen.values()])
         self._note(
             "resume.started", rollout_id=u.rollout_id, source=u.source,
             mode=str(self.mode), verdict=u.verdict, evidence=list(u.evidence),
@@ -364,7 +367,7 @@ class Resumer:
         crew = Crew(
             holder=o.holder, rollout_id=self.u.rollout_id, fleet_id=o.fleet_id,
             clock=self.clock, lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep,
+            history_keep=o.history_keep, fence=self.fence,
         )  # fmt: skip
         job = RestoreJob(
             pre_sha=goal.pre_sha, pre_revision=goal.pre_revision, activation=goal.activation,
@@ -376,6 +379,13 @@ class Resumer:
             return await work
 
         await restore_box(h, job, crew, boundary=boundary)
+
+
+def resume_fence(rollout_id: str, stamps: Sequence[Stamp | None]) -> int:
+    """The number the resume writes with: the cut-short rollout's own (from the stamps it
+    wrote), or, when it stamped no box, a new one above every number seen."""
+    own = [s.fence for s in stamps if s is not None and s.rollout_id == rollout_id]
+    return max(own) if own else next_fence(stamps)
 
 
 async def release_dead_leases(

@@ -36,6 +36,7 @@ from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
 from reconciler.plan.model import Delivery
+from reconciler.render.stamp import next_fence
 from reconciler.repo import GitError, commit_time, work_tree
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
@@ -311,6 +312,7 @@ async def execute(
         box_timeout_s=box_timeout(p.source.repo),
         watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
+        fence=next_fence(b.stamp for b in p.live.values()),
     )
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):

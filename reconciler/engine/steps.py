@@ -22,9 +22,15 @@ from typing import Any, TypeVar
 
 from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
-from reconciler.model.box import ContractError
+from reconciler.model.box import ContractError, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
-from reconciler.render.stamp import blocked_after, make_stamp, restamp_needed
+from reconciler.render.stamp import (
+    blocked_after,
+    fenced_out,
+    make_stamp,
+    restamp_needed,
+    restore_refusal,
+)
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
 from reconciler.transport.base import TransportError
@@ -51,6 +57,7 @@ class Crew:
     lease_ttl_s: float = 900.0
     verify_timeout_s: float = 60.0
     history_keep: int = 5
+    fence: int = 0  # this rollout's fencing number: written into every lease and stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,10 @@ async def apply_box(
         return result
 
     reached.append(ApplyStep.CONNECT)
-    await step("lease", boxops.take_lease(
-        h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
-        now=crew.clock.now()))  # fmt: skip
+    await step("lease", _take_lease(h, crew))
     now = await step("stamp-check", boxops.read_now(h))
+    if (why := fenced_out(now.stamp, crew.fence)) is not None:
+        raise boxops.MovedOn(h.name, ApplyStep.STAMP_CHECK, why)
     done = boxops.check_unmoved(
         h, now, stamp_sha=job.stamp_sha, stamp_revision=job.stamp_revision,
         pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
@@ -143,13 +150,34 @@ async def apply_box(
             secrets_fingerprint=job.secrets_fingerprint
             or (now.stamp.secrets_fingerprint if now.stamp else None),
             blocked_revision=blocked_after(now.stamp, outcome="applied", revision=job.revision),
+            fence=crew.fence,
         )  # fmt: skip
-        await step("stamp", boxops.write_stamp(h, stamp))
+        await step("stamp", _stamp_unless_moved(h, now.stamp, stamp, ApplyStep.STAMP))
         keep = [e.config_sha256 for e in stamp.history]
         if job.pre_sha:
             keep.append(job.pre_sha)
         await boxops.prune_history(h, keep)
     await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+
+
+async def _take_lease(h: BoxHandle, crew: Crew) -> None:
+    await boxops.take_lease(
+        h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
+        now=crew.clock.now(), fence=crew.fence,
+    )  # fmt: skip
+
+
+async def _stamp_unless_moved(
+    h: BoxHandle, seen: Stamp | None, stamp: Stamp, step: ApplyStep | str
+) -> None:
+    """Write `stamp` unless the box's stamp changed since `seen` was read (under our lease,
+    only a writer that broke it can have): fencing, right before the write."""
+    again = await boxops.read_stamp(h)
+    if again != seen:
+        who = f"{again.rollout_id} (fence {again.fence})" if again is not None else "someone"
+        raise boxops.MovedOn(h.name, step, f"the stamp was rewritten by {who} while this "
+                             "rollout held the box; left alone")  # fmt: skip
+    await boxops.write_stamp(h, stamp)
 
 
 async def _deliver(h: BoxHandle, job: ApplyJob, current: bytes | None) -> None:
@@ -182,10 +210,12 @@ async def restore_box(
             h.name, "restore", "the box had no config file before this rollout; there is "
             "nothing to restore: decide by hand whether to keep or remove the new one",
         )  # fmt: skip
-    await boundary("lease", boxops.take_lease(
-        h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
-        now=crew.clock.now()))  # fmt: skip
+    await boundary("lease", _take_lease(h, crew))
     now = await boxops.read_now(h)
+    why = restore_refusal(now.stamp, rollout_id=crew.rollout_id, pre_sha=pre, fence=crew.fence)
+    if why is not None:
+        await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
+        raise boxops.MovedOn(h.name, "restore", why)
     await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
     if job.old_secrets is not None:
         await boundary("secrets", boxops.write_secrets(h, job.old_secrets))
@@ -200,9 +230,9 @@ async def restore_box(
             config_sha256=pre, rollout_id=crew.rollout_id, outcome="rolled-back",
             now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
             secrets_fingerprint=now.stamp.secrets_fingerprint if now.stamp else None,
-            blocked_revision=blocked,
+            blocked_revision=blocked, fence=max(crew.fence, now.stamp.fence if now.stamp else 0),
         )  # fmt: skip
-        await boundary("stamp", boxops.write_stamp(h, stamp))
+        await boundary("stamp", _stamp_unless_moved(h, now.stamp, stamp, "restore"))
     await boundary("release", boxops.release_lease(h, rollout_id=crew.rollout_id))
 
 

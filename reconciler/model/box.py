@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import BoxError
 
-STAMP_VERSION = 1
+# 2: `fence`, the fencing number of the rollout that wrote the stamp (absent in 1: read as 0).
+STAMP_VERSION = 2
 
 Outcome = Literal["applied", "rolled-back"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -54,6 +55,11 @@ class Stamp(_Contract):
     secrets_fingerprint: str | None = None
     blocked_revision: str | None = Field(
         default=None, description="A revision rolled back automatically; not retried at head."
+    )
+    fence: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="The fencing number of the rollout that wrote this stamp: a writer whose "
+        "number is lower refuses to touch the box (absent in stamp_version 1: 0)",
     )
 
     def to_bytes(self) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from reconciler.model.box import Outcome, Stamp, StampHistoryEntry
@@ -28,6 +29,7 @@ def make_stamp(
     keep: int = 5,
     secrets_fingerprint: str | None = None,
     blocked_revision: str | None = None,
+    fence: int = 0,
 ) -> Stamp:
     """The stamp for a box that now runs `config_sha256` of `revision`.
 
@@ -55,6 +57,7 @@ def make_stamp(
         history=history,
         secrets_fingerprint=secrets_fingerprint,
         blocked_revision=blocked_revision,
+        fence=fence,
     )
 
 
@@ -89,4 +92,40 @@ def restamp_needed(
         and current.rollout_id == rollout_id
         and current.outcome == "rolled-back"
         and current.blocked_revision == blocked
+    )
+
+
+def next_fence(stamps: Iterable[Stamp | None], *, floor: int = 0) -> int:
+    """The fencing number of a new rollout: one more than any seen on the boxes (or `floor`,
+    the highest the state backend handed out)."""
+    return max([floor, *(s.fence for s in stamps if s is not None)]) + 1
+
+
+def fenced_out(current: Stamp | None, fence: int) -> str | None:
+    """Why a writer holding `fence` must not touch a box whose stamp is `current`: a newer
+    rollout (higher number) wrote it. None: it may."""
+    if current is not None and current.fence > fence:
+        return (
+            f"a newer rollout wrote this box ({current.rollout_id}, fence {current.fence} > "
+            f"ours {fence}); left alone"
+        )
+    return None
+
+
+def restore_refusal(
+    current: Stamp | None, *, rollout_id: str, pre_sha: str, fence: int
+) -> str | None:
+    """Why a restore must leave the box alone, or None: it may restore.
+
+    A restore puts back what *this* rollout changed. The box must still be as this
+    rollout left it (its stamp names this rollout) or still in the state before it (the
+    stamp records the old config); a box another rollout has written since was moved on.
+    """
+    if (why := fenced_out(current, fence)) is not None:
+        return why
+    if current is None or current.rollout_id == rollout_id or current.config_sha256 == pre_sha:
+        return None
+    return (
+        f"moved by rollout {current.rollout_id} (revision {current.revision[:12]}) since this "
+        "rollout changed it; left alone"
     )

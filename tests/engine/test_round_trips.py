@@ -37,7 +37,7 @@ from .helpers import (
 APPLY_TRIPS = {
     "mkdir": 1,
     "write_atomic": 4,  # lease file, old config into history, config, stamp
-    "read_file": 2,  # stamp, config
+    "read_file": 3,  # stamp, config, the stamp again right before the stamp write (fencing)
     "stat": 2,  # history file of the old config, of the new one
     "link": 1,  # the new config into history
     "run": 1,  # reload
@@ -52,7 +52,7 @@ APPLY_TRIPS = {
 RESTORE_TRIPS = {
     "mkdir": 1,
     "write_atomic": 2,  # lease file, stamp
-    "read_file": 4,  # stamp, config, the history copy, the lease (release checks it is ours)
+    "read_file": 5,  # stamp, config, history copy, stamp again (fencing), lease (ours?)
     "link": 1,  # history copy -> temp name
     "rename": 1,  # temp name -> config
     "health": 2,  # does it run the old config already?, verify
@@ -67,7 +67,7 @@ def _crew(clock: FakeClock) -> Crew:
 
 
 async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -> None:
-    """apply_box: 15 operations (4 writes, 1 command); restore_box: 13 (2 writes, 1 command,
+    """apply_box: 16 operations (4 writes, 1 command); restore_box: 14 (2 writes, 1 command,
     no config byte sent). Both leave the box as intended, so the counts are of a real run."""
     fleet = make_fleet(1, waves=("100%",))
     (name,) = fleet.boxes
@@ -81,14 +81,14 @@ async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -
     await apply_box(h, job, crew)
     assert fleet.on_new(name)
     assert dict(box.counts) == APPLY_TRIPS, box.log
-    assert box.round_trips == 15
+    assert box.round_trips == 16
 
     box.reset_counts()
     await restore_box(h, RestoreJob(pre_sha=sha(old_bytes(name)), pre_revision=OLD_REV,
                                     activation=Activation.RELOAD), crew)  # fmt: skip
     assert fleet.on_old(name)
     assert dict(box.counts) == RESTORE_TRIPS, box.log
-    assert box.round_trips == 13
+    assert box.round_trips == 14
     assert not [op for op, path in box.log if op == "write_atomic" and path == box.config_path]
 
 
