@@ -4,8 +4,8 @@ For each kill point (boundary name, n-th occurrence) a fresh 5-box demo fleet
 (metric gates off, soak 0.2 s) runs `reconcile apply --yes` as a process with
 RECONCILER_CRASH_AT=<boundary>:<n>; two scenarios: a clean rollout, and one where
 a wave-2 box crashes on reload (so the run rolls back, reaching restore.* and
-incident). Once killed, `reconcile resume` runs (and, for half of the points,
-with the state dir deleted first: the journal lost). Then every box must be on
+
+
 the old or the new config with file sha == stamp sha == loaded sha, alive, with
 no lease left ("unknown" otherwise), and its old config file still in history
 ("lost" otherwise). A boundary's sweep ends at the first n the run never reaches.
@@ -91,27 +91,31 @@ async def one_point(root: Path, boundary: str, n: int, faulted: bool, lose_journ
                 "detail": rerr[-400:] if unknown or lost else ""}  # fmt: skip
 
 
-async def sweep(only: str | None, scenarios: list[str]) -> dict:
+async def sweep(only: str | None, scenarios: list[str], journals: tuple[bool, ...]) -> dict:
     tried, unknown, lost, failures = 0, 0, 0, []
     start = time.monotonic()
     for scenario in scenarios:
         for boundary in BOUNDARIES:
             if only and boundary != only:
                 continue
-            n = 1
-            while True:
-                with tempfile.TemporaryDirectory() as tmp:
-                    r = await one_point(Path(tmp), boundary, n, scenario == "rollback",
-                                        lose_journal=tried % 2 == 1)  # fmt: skip
-                if not r["reached"]:
-                    break
-                tried += 1
-                unknown += len(r["unknown"])
-                lost += len(r["lost"])
-                if r["unknown"] or r["lost"]:
-                    failures.append({"at": f"{boundary}:{n}", "scenario": scenario, **r})
-                print(f"{scenario:8} {boundary}:{n} unknown={r['unknown']} lost={r['lost']}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+            n, reached = 1, True
+            while reached:
+                for lose in journals:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        r = await one_point(Path(tmp), boundary, n, scenario == "rollback",
+                                            lose_journal=lose)  # fmt: skip
+                    if not r["reached"]:
+                        reached = False
+                        break
+                    tried += 1
+                    unknown += len(r["unknown"])
+                    lost += len(r["lost"])
+                    where = {"at": f"{boundary}:{n}", "scenario": scenario, "journal_lost": lose}
+                    if r["unknown"] or r["lost"]:
+                        failures.append({**where, **r})
+                    print(f"{scenario:8} {boundary}:{n} journal {'lost' if lose else 'kept'} "
+                          f"unknown={r['unknown']} lost={r['lost']}", file=sys.stderr,
+                          flush=True)  # fmt: skip
                 n += 1
     return {"bench": "crash", "kill_points_tried": tried, "boxes_left_unknown": unknown,
             "configs_lost": lost, "seconds": round(time.monotonic() - start, 1),
@@ -122,8 +126,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="one boundary name")
     ap.add_argument("--scenario", choices=["clean", "rollback"], action="append")
+    ap.add_argument(
+        "--journal",
+        choices=["both", "kept", "lost"],
+        default="both",
+        help="resume with the journal kept, with it deleted, or each point both ways",
+    )
     a = ap.parse_args()
-    print(json.dumps(asyncio.run(sweep(a.only, a.scenario or ["clean", "rollback"]))))
+    journals = {"both": (False, True), "kept": (False,), "lost": (True,)}[a.journal]
+    scenarios = a.scenario or ["clean", "rollback"]
+    print(json.dumps(asyncio.run(sweep(a.only, scenarios, journals))))
 
 
 if __name__ == "__main__":

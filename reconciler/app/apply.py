@@ -154,7 +154,11 @@ def _request(req: ApplyRequest) -> Request:
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-RENEW_EVERY_S = 10.0  # the fleet lock's heartbeat: renewed this often while a rollout runs
+# The fleet lock's heartbeat: renewed this often while a rollout runs; a holder on another
+# machine whose heartbeat is three periods old is dead (its lock expired). A holder on this
+# machine whose process is gone is taken over at once (journal/takeover.py).
+RENEW_EVERY_S = 10.0
+LOCK_TTL_S = 3 * RENEW_EVERY_S
 
 
 async def _locked(
@@ -162,7 +166,7 @@ async def _locked(
 ) -> RunResult:
     """Under the fleet lock (renewed as it runs): the rollout, signals handled."""
     fleet = p.source.repo.fleet
-    ttl = fleet.rollout.lease_ttl_s
+    ttl = LOCK_TTL_S
     # Not lock.wait in a thread: the lock's SQLite connection belongs to this one.
     lease, _ = await state.take_lock(fleet.fleet_id, ttl_s=ttl, wait_s=req.wait_lock_s,
                                      tell=view.tell)  # fmt: skip
@@ -173,7 +177,7 @@ async def _locked(
         """Renew the fleet lock; lost (force-released, or taken over), the run stops
         starting boxes and puts back what it changed (exit 3), as on a SIGTERM."""
         while True:
-            await asyncio.sleep(RENEW_EVERY_S if ttl > 3 * RENEW_EVERY_S else ttl / 3)
+            await asyncio.sleep(RENEW_EVERY_S)
             try:
                 current["lease"] = lock.renew(current["lease"], ttl_s=ttl)
             except LockError as exc:

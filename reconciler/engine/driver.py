@@ -407,9 +407,12 @@ class Driver:
             if at.touched and not step_.touched:
                 step_ = at  # a write began: the box may hold the new file, restore it
             self._fail_open(cmd, reason)
-            with contextlib.suppress(TransportError, TimeoutError):
-                async with asyncio.timeout(self.opts.box_timeout_s):
-                    await boxops.release_lease(h, rollout_id=self.opts.rollout_id)
+            if not step_.touched:
+                # A box that may hold the new file keeps our lease until its restore: if
+                # this run dies first, the lease is the evidence resume goes by.
+                with contextlib.suppress(TransportError, TimeoutError):
+                    async with asyncio.timeout(self.opts.box_timeout_s):
+                        await boxops.release_lease(h, rollout_id=self.opts.rollout_id)
             self.note("box.failed", agent=cmd.agent, wave=cmd.wave + 1, step=str(step_),
                       reason=reason)  # fmt: skip
             return BoxFailed(cmd.agent, step_, reason)
