@@ -343,6 +343,25 @@ async def write_secrets(h: BoxHandle, data: bytes, *, current: bytes | bool | No
     return True
 
 
+def kept_secrets_path(h: BoxHandle, rollout_id: str) -> PurePosixPath:
+    """Where a rollout keeps the box's previous secrets file while it runs (0600), so that
+    its rollback, or a resume after a crash, can put the old values back. Named by the
+    rollout id: neither the values nor a hash of them show in the name."""
+    s = h.paths.secrets
+    return s.with_name(f".{s.name}.before-{rollout_id}")
+
+
+async def keep_secrets(h: BoxHandle, rollout_id: str, data: bytes) -> None:
+    """Keep the previous secrets file beside the live one for the rollout's duration."""
+    await h.box.write_atomic(kept_secrets_path(h, rollout_id), data, mode=0o600)
+
+
+async def drop_kept_secrets(h: BoxHandle, rollout_id: str) -> None:
+    """The rollout is over: its copy of the previous values leaves the box."""
+    with contextlib.suppress(RemoteError):
+        await h.box.remove(kept_secrets_path(h, rollout_id))
+
+
 async def write_stamp(h: BoxHandle, stamp: Stamp) -> None:
     await h.box.write_atomic(h.paths.stamp, stamp.to_bytes(), mode=0o644)
 

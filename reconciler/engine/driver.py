@@ -282,7 +282,19 @@ class Driver:
                 pending = self._feed(await self._events.get())
         for task in list(self._checks):
             task.cancel()
+        await self._drop_kept_secrets()
         return result
+
+    async def _drop_kept_secrets(self) -> None:
+        """The rollout is over: the previous secrets it kept on boxes leave them."""
+
+        async def drop(agent: str) -> None:
+            h = self.targets[agent].handle
+            with contextlib.suppress(TransportError, TimeoutError):
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    await boxops.drop_kept_secrets(h, self.opts.rollout_id)
+
+        await asyncio.gather(*(drop(a) for a, old in self._old_secrets.items() if old is not None))
 
     def _feed(self, ev: Event) -> list[Command]:
         if self.journal is not None:

@@ -235,6 +235,7 @@ class Resumer:
         await self._break_torn(seen, started)
         todo = sorted(a for a, x in actions.items() if x is Action.RESTORE)
         await asyncio.gather(*(one(a) for a in todo))
+        await self._drop_kept_secrets(seen)
         kept = {a: seen[a] for a, x in actions.items() if x in (Action.KEEP_OLD, Action.KEEP_NEW)}
         await release_dead_leases(self.handles, kept, u.rollout_id)
         for agent, action in actions.items():
@@ -251,6 +252,14 @@ class Resumer:
         self._note("resume.finished", rollout_id=u.rollout_id, outcome=str(result.outcome),
                    restored=len(result.restored), failed=sorted(result.failed))  # fmt: skip
         return result
+
+    async def _drop_kept_secrets(self, seen: Mapping[str, BoxSeen]) -> None:
+        """The cut-short rollout is over now: its copies of previous secrets leave the boxes."""
+        reachable = [a for a, b in seen.items() if b.error is None and a in self.handles]
+        await asyncio.gather(
+            *(boxops.drop_kept_secrets(self.handles[a], self.u.rollout_id) for a in reachable),
+            return_exceptions=True,
+        )
 
     async def _break_torn(self, seen: Mapping[str, BoxSeen], now: datetime) -> None:
         """Remove lease dirs without a lease file that the dead run was taking.
@@ -372,6 +381,7 @@ class Resumer:
         job = RestoreJob(
             pre_sha=goal.pre_sha, pre_revision=goal.pre_revision, activation=goal.activation,
             verdict_on=self.u.target_revision if self.u.verdict else None,
+            look_for_kept_secrets=True,
         )  # fmt: skip
 
         async def boundary(name: str, work: Awaitable[Any]) -> Any:

@@ -83,7 +83,8 @@ class RestoreJob:
     pre_sha: str | None  # None: it had no config file, nothing to restore
     pre_revision: str | None
     activation: Activation
-    old_secrets: bytes | None = None  # the secrets file before the rollout; None: leave it
+    old_secrets: bytes | None = None  # the secrets file before the rollout (None: unknown)
+    look_for_kept_secrets: bool = False  # resume: the rollout may have kept them on the box
     verdict_on: str | None = None  # the revision a failed gate or watchdog condemned
 
 
@@ -134,7 +135,12 @@ async def apply_box(
     if not done:
         await step("write", _deliver(h, job, now.file))
         if job.secrets is not None:
-            old = await old_secrets() if old_secrets is not None else True
+            if old_secrets is not None:
+                old = await old_secrets()
+            else:
+                old = await h.box.read_file(h.paths.secrets)
+            if old is not None and old != job.secrets:
+                await boxops.keep_secrets(h, crew.rollout_id, old)
             await step("secrets", boxops.write_secrets(h, job.secrets, current=old))
         try:
             await step("activate", boxops.activate(h, job.activation))
@@ -217,9 +223,13 @@ async def restore_box(
         await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
         raise boxops.MovedOn(h.name, "restore", why)
     await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
-    if job.old_secrets is not None:
-        await boundary("secrets", boxops.write_secrets(h, job.old_secrets))
-    await boundary("activate", _reactivate(h, job, pre))
+    old_secrets = job.old_secrets
+    if old_secrets is None and job.look_for_kept_secrets:
+        old_secrets = await h.box.read_file(boxops.kept_secrets_path(h, crew.rollout_id))
+    put_back = False
+    if old_secrets is not None:
+        put_back = await boundary("secrets", boxops.write_secrets(h, old_secrets))
+    await boundary("activate", _reactivate(h, job, pre, secrets_put_back=put_back))
     await boundary("verify", boxops.verify_loaded(
         h, pre, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
     blocked = blocked_after(now.stamp, outcome="rolled-back", revision=job.pre_revision,
@@ -236,9 +246,10 @@ async def restore_box(
     await boundary("release", boxops.release_lease(h, rollout_id=crew.rollout_id))
 
 
-async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str) -> None:
-    """Reload (or restart) unless the agent already runs `pre`; restart a crashed one."""
-    if job.old_secrets is None:
+async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_back: bool) -> None:
+    """Reload (or restart) unless the agent already runs `pre` (and no secrets were put
+    back); restart a crashed one."""
+    if not secrets_put_back:
         try:
             health = await boxops.read_health(h)
             if health.alive and health.loaded_sha256 == pre:
