@@ -31,6 +31,7 @@ from reconciler.report.incident import incident_doc, render_incident_json, rende
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.runrecord import RunRecord
+from reconciler.secrets.redact import scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,8 @@ def incident_writer(state_dir: Path) -> IncidentWriter:
         folder.mkdir(parents=True, exist_ok=True)
         base = folder / run.rollout_id
         md, js = base.with_suffix(".md"), base.with_suffix(".json")
-        md.write_text(render_incident_markdown(doc), encoding="utf-8")
-        js.write_text(render_incident_json(doc), encoding="utf-8")
+        md.write_text(scrub(render_incident_markdown(doc)), encoding="utf-8")
+        js.write_text(scrub(render_incident_json(doc)), encoding="utf-8")
         return {"markdown": str(md), "json": str(js)}
 
     return write

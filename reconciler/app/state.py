@@ -26,6 +26,7 @@ from reconciler.journal.store import State
 from reconciler.journal.store import open_state as open_store
 from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.model.fleet import FleetFile
+from reconciler.secrets.redact import scrub
 
 BoundaryHook = Callable[[str, str | None], None]  # (boundary, agent or None): the crash tests
 Tell = Callable[[str], None]  # one line for the operator (the CLI prints it on stderr)
@@ -143,5 +144,5 @@ def save_traceback(state_dir: Path, label: str, text: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"{stamp}-{label}.txt"
     path.touch(mode=0o600)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(scrub(text), encoding="utf-8")
     return str(path)

@@ -23,6 +23,7 @@ from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.history import history
+from reconciler.cli.redacting import redacted_output
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.status import status
@@ -35,6 +36,10 @@ class ReconcileGroup(TyperGroup):
     """The root command group: every command's errors end here, as an exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        with redacted_output():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):

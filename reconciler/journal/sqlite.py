@@ -34,6 +34,7 @@ from reconciler.rollout.records import (
     event_from_record,
     to_record,
 )
+from reconciler.secrets.redact import scrub
 
 _ROLLOUT_COLUMNS = (
     "rollout_id, fleet_id, plan_id, target_revision, holder, started_at, plan, pre_shas,"
@@ -119,7 +120,15 @@ class SqliteJournal:
             "INSERT INTO steps (rollout_id, kind, agent, intent, body, at)"
             " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS"
             " (SELECT 1 FROM rollouts WHERE rollout_id = ? AND outcome IS NULL)",
-            (rollout_id, kind, agent, intent, dumps(body), self._now().timestamp(), rollout_id),
+            (
+                rollout_id,
+                kind,
+                agent,
+                intent,
+                scrub(dumps(body)),
+                self._now().timestamp(),
+                rollout_id,
+            ),
         )
         if cur.rowcount != 1 or cur.lastrowid is None:
             record = self.rollout(rollout_id)  # raises UnknownRollout
@@ -248,7 +257,7 @@ class SqliteJournal:
 
     def finish(self, rollout_id: str, outcome: Outcome, summary: JSONObject) -> None:
         """Close a rollout with its outcome and a summary (names and figures only)."""
-        text = dumps(summary)
+        text = scrub(dumps(summary))
         cur = self._conn.execute(
             "UPDATE rollouts SET outcome = ?, finished_at = ?, summary = ?"
             " WHERE rollout_id = ? AND outcome IS NULL",

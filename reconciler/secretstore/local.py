@@ -17,6 +17,7 @@ from reconciler.config.repo import Repo
 from reconciler.model.fleet import FleetFile
 from reconciler.secrets.desired import fingerprints, referenced
 from reconciler.secrets.names import MissingSecretError, env_name
+from reconciler.secrets.redact import REDACTOR
 from reconciler.secrets.values import SecretValues
 
 
@@ -46,6 +47,7 @@ def resolve_values(
             values[name] = path.read_text(encoding="utf-8").rstrip("\n")
         except OSError as exc:
             missing[name] = f"set {env_name(name)}, or fix {path}: {exc.strerror}"
+    REDACTOR.add(values.values())  # resolved: from now on no output may show them
     if missing:
         raise MissingSecretError(missing)
     return SecretValues(values)
@@ -54,14 +56,18 @@ def resolve_values(
 def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None) -> bytes | None:
     """The fingerprint key (env var, else key file), or None: secret drift is then not checked."""
     env = os.environ if env is None else env
+    key = None
     if fleet.secrets.fleet_key_env in env:
-        return env[fleet.secrets.fleet_key_env].encode()
-    if fleet.secrets.fleet_key_file:
+        key = env[fleet.secrets.fleet_key_env].encode()
+    elif fleet.secrets.fleet_key_file:
         path = repo_path(root, fleet.secrets.fleet_key_file)
         try:
-            return path.read_bytes().strip()
+            key = path.read_bytes().strip()
         except OSError:
             return None
+    if key:
+        REDACTOR.add([key])
+        return key
     return None
 
 
