@@ -34,6 +34,7 @@ from reconciler.config.secretscan import (
     credential_kind,
     high_entropy,
     quoted,
+    shown_key,
 )
 
 MAX_PATH_CHARS: Final = 4096
@@ -234,7 +235,7 @@ def _payload_root(rel: str, path: tuple[str | int, ...]) -> int | None:
 def _dotted(path: tuple[str | int, ...]) -> str:
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+        out += f"[{p}]" if isinstance(p, int) else (f".{shown_key(p)}" if out else shown_key(p))
     return clip(out, 120) or "the file"
 
 
@@ -272,7 +273,8 @@ def secret_errors(
                     f"{_dotted(path)}: a string of {len(text)} characters at"
                     f" {ENTROPY_MIN_BITS}+ bits/char looks like a credential (>="
                     f" {ENTROPY_MIN_CHARS} chars): write {{secret: NAME}} instead, or annotate"
-                    f" config.{'.'.join(field)} with x-not-secret: true in the payload schema",
+                    f" config.{'.'.join(map(shown_key, field))} with x-not-secret: true in the"
+                    " payload schema",
                 )
             )
     return errors

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from reconciler.config.errors import ConfigError, SourceSpan
-from reconciler.config.secretscan import clip, quoted
+from reconciler.config.secretscan import clip, quoted, shown_key
 
 FieldPath = tuple[str, ...]
 
@@ -78,7 +78,7 @@ class PayloadSchema:
                 for key in extras:
                     near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                     hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
-                    where = ".".join(("config", *path, key))
+                    where = ".".join(map(shown_key, ("config", *path, key)))
                     yield (*path, key), f"{where}: unknown field {quoted(key)}; {hint}", False
                 continue
             missing = _missing_key(err)
@@ -86,10 +86,10 @@ class PayloadSchema:
                 continue
             if missing is not None:
                 # At the key's path, so the line that deleted it (a null) is named if any.
-                where = ".".join(("config", *path, missing))
+                where = ".".join(map(shown_key, ("config", *path, missing)))
                 yield (*path, missing), f"{where}: required, but no layer sets it", True
                 continue
-            where = ".".join(("config", *path))
+            where = ".".join(map(shown_key, ("config", *path)))
             yield path, f"{where}: {_message(err, path)}", False
 
 

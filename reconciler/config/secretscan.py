@@ -108,6 +108,13 @@ def quoted(value: Any, path: Iterable[str | int] = ()) -> str:
     return clip(repr(value))
 
 
+def shown_key(key: str | int) -> str:
+    """A map key or list index as a message names it in a field path: cut, or <redacted>."""
+    if isinstance(key, int):
+        return str(key)
+    return REDACTED if looks_secret(key) else clip(key, 40)
+
+
 def redact_text(text: str) -> str:
     """`text` with every known credential format in it replaced by <redacted>."""
     for _, pattern in CREDENTIALS:

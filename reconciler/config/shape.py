@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.config.errors import ConfigError
 from reconciler.config.load import Doc
-from reconciler.config.secretscan import clip, quoted
+from reconciler.config.secretscan import clip, quoted, shown_key
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,7 +93,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = shown_key(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 

@@ -19,7 +19,7 @@ from reconciler.config.layer import winner
 from reconciler.config.load import Doc
 from reconciler.config.payload import PayloadSchema
 from reconciler.config.repo import EffectiveAgent, Parts, payload_json
-from reconciler.config.secretscan import clip, quoted
+from reconciler.config.secretscan import clip, quoted, shown_key
 from reconciler.config.shape import describe
 from reconciler.model.fleet import PERCENT_RE, FleetFile
 
@@ -157,7 +157,9 @@ def _waves(fleet: FleetFile, fleet_doc: Doc) -> list[ConfigError]:
 
 def _near(name: str, known: list[str], what: str) -> str:
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"did you mean {near[0]!r}?" if near else f"known {what}: {', '.join(known) or 'none'}"
+    if near:
+        return f"did you mean {quoted(near[0])}?"
+    return f"known {what}: {clip(', '.join(map(shown_key, known)), 200) or 'none'}"
 
 
 def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError]:
@@ -281,7 +283,7 @@ def _payload_errors(
             ]
             for path, name in secret_refs(payload, ()):
                 if secrets is not None and name not in secrets:
-                    dotted = ".".join(path)
+                    dotted = ".".join(map(shown_key, path))
                     msg = (
                         f"config.{clip(dotted)}: secret {quoted(name)} is not declared in"
                         f" secrets/index.yaml; {_near(name, declared, 'secrets')}"

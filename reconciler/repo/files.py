@@ -188,7 +188,7 @@ class _TreeFile:
         try:
             fd = os.open(self._name, flags, dir_fd=self._dir_fd)
         except OSError as exc:
-            if os.path.islink(self.where):
+            if Path(self.where).is_symlink():
                 raise _symlink(self.where) from None
             raise refusal(self.where, "repo.not-regular", f"{self.where}: {exc.strerror}") from None
         with os.fdopen(fd, "rb") as f:
@@ -237,10 +237,11 @@ def read_work_tree(root: Path) -> RepoFiles:
                 dir_fd = os.open(dirname, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC,
                                  dir_fd=root_fd)  # fmt: skip
             except OSError:
-                snap.refuse(_symlink(where) if os.path.islink(where) else _not_regular(where))
+                link = Path(where).is_symlink()
+                snap.refuse(_symlink(where) if link else _not_regular(where))
                 continue
             opened.append(dir_fd)
-            for entry in sorted(os.listdir(dir_fd)):
+            for entry in sorted(os.listdir(dir_fd)):  # noqa: PTH208 (by fd: no link followed)
                 rel = f"{dirname}/{entry}"
                 if not wanted(rel):
                     continue

@@ -10,7 +10,7 @@ import git
 
 from reconciler.config.source import RepoFiles, wanted
 from reconciler.errors import InputError
-from reconciler.repo.files import CONFIG_DIRS, Snapshot, refusal, read_work_tree
+from reconciler.repo.files import CONFIG_DIRS, Snapshot, read_work_tree, refusal
 
 
 class GitError(InputError):

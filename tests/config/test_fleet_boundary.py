@@ -219,7 +219,7 @@ def test_a_high_entropy_payload_string_is_refused_unless_annotated() -> None:
 
 def test_english_and_short_strings_are_not_secrets() -> None:
     """Below 24 characters or 4.0 bits/char nothing is flagged."""
-    tier = "config:\n  max_tokens: 256\n  mode: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\n  tags: [a1b2c3]\n"
+    tier = "config:\n  max_tokens: 256\n  mode: '" + "a" * 35 + "'\n  tags: [a1b2c3]\n"
     _ok(_files(tier_fast=tier))
 
 

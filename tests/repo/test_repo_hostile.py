@@ -118,9 +118,7 @@ def test_too_many_files_are_refused(repo: Path, monkeypatch: pytest.MonkeyPatch)
     assert "5 files" in errors[0].message
 
 
-def test_too_many_bytes_are_refused_in_git_too(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_too_many_bytes_are_refused_in_git_too(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """More bytes than MAX_REPO_BYTES: repo.too-large naming the cap, work tree and git."""
     monkeypatch.setattr(repo_files, "MAX_REPO_BYTES", 2000)
     (repo / "alerts").mkdir()
