@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from reconciler.config.secretscan import redact_text
 from reconciler.errors import InputError
+
+# A backstop on one message's length: values are quoted cut (secretscan.quoted) at the
+# place that builds the message; this keeps a message that forgot to from printing megabytes.
+MAX_MESSAGE_CHARS: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -48,12 +53,33 @@ RULES: Final[dict[str, str]] = {
     "payload.schema-invalid": "the repo's payload schema is not a valid JSON Schema",
     # Meaning: rules across files.
     "repo.missing-file": "a file the repo must have is missing",
+    "repo.symlink": (
+        "a config file or directory is a symbolic link (work tree or git mode 120000);"
+        " refused unread, never followed"
+    ),
+    "repo.not-regular": "a config file is not a regular file (a FIFO, socket, device, directory)",
+    "repo.too-large": "the repo has more config files or bytes than the caps allow",
     "fleet.empty": "the fleet has no agents",
     "tier.unknown": "an agent names a tier that has no agents/tier-*.yaml file",
     "shard.name-mismatch": "a shard file's `shard:` differs from its file name",
     "agent.duplicate-name": "two agents have the same name",
     "agent.duplicate-target": "two agents write the same (host, port, config_path)",
     "agent.relative-path": "config_path or secrets_path is not an absolute path",
+    "agent.unsafe-path": (
+        "config_path or secrets_path is not a normalised, printable absolute POSIX path"
+        " (no '.', '..' or empty segments, no NUL, control or bidi characters)"
+    ),
+    "agent.path-not-allowed": (
+        "an agent's config_path or secrets path lies under none of fleet.yaml's"
+        " connection.allowed_paths"
+    ),
+    "connection.allowed-paths": (
+        "connection.allowed_paths is missing or empty, or an entry is not a normalised,"
+        " printable absolute directory"
+    ),
+    "connection.known-hosts-in-repo": (
+        "known_hosts points into the config repo, where a pull request could change it"
+    ),
     "wave.invalid": (
         "a wave entry is neither a positive count nor a percentage in (0, 100],"
         " or the failure budget is neither a count nor a percentage in [0, 100]"
@@ -62,6 +88,14 @@ RULES: Final[dict[str, str]] = {
     "wave.last": "the last wave does not reach 100%",
     "secret.undeclared": "a {secret: NAME} reference names no entry of secrets/",
     "secret.duplicate": "the secrets index declares a name twice",
+    "secret.plaintext": (
+        "a config value looks like a credential (sk-ant-, sk-, ghp_, xox?-, AKIA..., a PEM"
+        " private key); use a {secret: NAME} reference"
+    ),
+    "secret.entropy": (
+        "a payload string of 24+ characters at 4.0+ bits/char (Shannon) in a field not"
+        " annotated x-not-secret; use a {secret: NAME} reference or annotate the field"
+    ),
 }
 
 
@@ -73,6 +107,10 @@ class ConfigError(InputError):
             raise ValueError(f"unknown rule id {rule!r}")
         # One error, one line: `path:line:col: error[RULE]: message`, so tools can parse it.
         message = " ".join(part.strip() for part in message.splitlines())
+        # Backstops: a known credential format never prints, nor does a megabyte of value.
+        message = redact_text(message)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[: MAX_MESSAGE_CHARS - 20]}... (message cut)"  # idempotent
         super().__init__(f"{where}: error[{rule}]: {message}")
         self.where = where
         self.rule = rule

@@ -40,8 +40,10 @@ from ruamel.yaml.resolver import BaseResolver
 from ruamel.yaml.tag import Tag
 
 from reconciler.config.errors import ConfigError, SourceSpan
+from reconciler.config.secretscan import clip, quoted
 
-MAX_FILE_BYTES: Final = 32 * 1024 * 1024
+# Under the repo edge's cap on a whole repo (reconciler/repo/files.py MAX_REPO_BYTES, 20 MiB).
+MAX_FILE_BYTES: Final = 16 * 1024 * 1024
 MAX_DEPTH: Final = 32
 MAX_ALIAS_NODES: Final = 100_000
 # A file whose text might nest deeper than this (open brackets, or a line's leading run of
@@ -239,14 +241,14 @@ class _Builder:
                 raise self.error(
                     key_node,
                     "yaml.key-type",
-                    f"key {key_node.value!r} is {_yaml_type(key)}, not a string; quote it",
+                    f"key {quoted(key_node.value)} is {_yaml_type(key)}, not a string; quote it",
                 )
             if key in out:
                 first = kids[key].span
                 raise self.error(
                     key_node,
                     "yaml.duplicate-key",
-                    f"duplicate key {key!r} (first at line {first.line})",
+                    f"duplicate key {quoted(key)} (first at line {first.line})",
                 )
             value, loc = self.build(value_node, depth + 1)
             out[key] = value
@@ -266,7 +268,7 @@ class _Builder:
         value = plain_value(text)
         if type(value) is not _EXPECT[tag]:
             raise self.error(
-                node, "yaml.tag", f"{text!r} is not a valid {_short_tag(tag)}; remove the tag"
+                node, "yaml.tag", f"{quoted(text)} is not a valid {_short_tag(tag)}; remove the tag"
             )
         return value
 
@@ -289,7 +291,7 @@ def _children(node: Node) -> list[Node]:
 
 def _short_tag(tag: str) -> str:
     """`tag:yaml.org,2002:binary` as the file likely spelled it: `!!binary`."""
-    return f"!!{tag.removeprefix(_CORE)}" if tag.startswith(_CORE) else tag
+    return clip(f"!!{tag.removeprefix(_CORE)}" if tag.startswith(_CORE) else tag)
 
 
 def _codepoint(char: int | str) -> int:
@@ -380,7 +382,7 @@ def load_yaml(file: str, data: bytes) -> Doc:
         rule = "yaml.multi-document" if multi else "yaml.syntax"
         if multi:
             problem = "a config file holds exactly one YAML document; remove the '---'"
-        raise ConfigError(SourceSpan(file, line, col), rule, problem) from None
+        raise ConfigError(SourceSpan(file, line, col), rule, clip(problem, 200)) from None
     except ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -391,7 +393,7 @@ def load_yaml(file: str, data: bytes) -> Doc:
             " it as an escape in a double-quoted string",
         ) from None
     except YAMLError as exc:
-        raise ConfigError(SourceSpan(file, 1, 1), "yaml.syntax", str(exc)) from None
+        raise ConfigError(SourceSpan(file, 1, 1), "yaml.syntax", clip(str(exc), 200)) from None
     except RecursionError:
         raise ConfigError(
             SourceSpan(file, 1, 1), "yaml.too-deep", "values nest too deeply"

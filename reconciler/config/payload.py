@@ -2,7 +2,9 @@
 
 reconciler does not know what a payload means; the repo's schema says, and
 its annotations drive behaviour: `x-restart-required: true` (a reload is not
-enough) and `x-cost-impacting: true` (flagged in diffs, needs review).
+enough), `x-cost-impacting: true` (flagged in diffs, needs review) and
+`x-not-secret: true` (a field whose long random-looking strings are not
+credentials, so rule secret.entropy leaves them alone).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from reconciler.config.errors import ConfigError, SourceSpan
+from reconciler.config.secretscan import clip, quoted, shown_key
 
 FieldPath = tuple[str, ...]
 
@@ -30,6 +33,11 @@ class PayloadSchema:
     restart_required: frozenset[FieldPath]
     cost_impacting: frozenset[FieldPath]
     validator: Draft202012Validator
+    not_secret: frozenset[FieldPath] = frozenset()
+
+    def is_not_secret(self, path: FieldPath) -> bool:
+        """Whether the field at `path` (map keys only) or a map holding it is x-not-secret."""
+        return any(path[: len(p)] == p for p in self.not_secret)
 
     def is_restart_required(self, path: FieldPath) -> bool:
         return any(path[: len(p)] == p for p in self.restart_required)
@@ -70,19 +78,28 @@ class PayloadSchema:
                 for key in extras:
                     near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                     hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
-                    where = ".".join(("config", *path, key))
-                    yield (*path, key), f"{where}: unknown field {key!r}; {hint}", False
+                    where = ".".join(map(shown_key, ("config", *path, key)))
+                    yield (*path, key), f"{where}: unknown field {quoted(key)}; {hint}", False
                 continue
             missing = _missing_key(err)
             if missing is not None and (*path, missing) in meant:
                 continue
             if missing is not None:
                 # At the key's path, so the line that deleted it (a null) is named if any.
-                where = ".".join(("config", *path, missing))
+                where = ".".join(map(shown_key, ("config", *path, missing)))
                 yield (*path, missing), f"{where}: required, but no layer sets it", True
                 continue
-            where = ".".join(("config", *path))
-            yield path, f"{where}: {err.message}", False
+            where = ".".join(map(shown_key, ("config", *path)))
+            yield path, f"{where}: {_message(err, path)}", False
+
+
+def _message(err: ValidationError, path: FieldPath) -> str:
+    """jsonschema's message with the value it quotes cut (or redacted when secret-looking)."""
+    message = err.message
+    shown = repr(err.instance)
+    if shown in message:
+        message = message.replace(shown, quoted(err.instance, path), 1)
+    return clip(message, 240)
 
 
 def _missing_key(err: ValidationError) -> str | None:
@@ -146,4 +163,5 @@ def load_payload_schema(file: str, data: bytes) -> PayloadSchema:
         restart_required=frozenset(_annotated(schema, "x-restart-required")),
         cost_impacting=frozenset(_annotated(schema, "x-cost-impacting")),
         validator=Draft202012Validator(schema),
+        not_secret=frozenset(_annotated(schema, "x-not-secret")),
     )

@@ -84,16 +84,19 @@ class _Collector:
         self.files = files
         self.prefix = prefix
         self.errors: list[ConfigError] = []
+        self.docs: list[tuple[str, Doc]] = []
 
     def label(self, rel: str) -> str:
         return f"{self.prefix}{rel}"
 
     def doc(self, rel: str) -> Doc | None:
         try:
-            return load_yaml(self.label(rel), self.files[rel])
+            doc = load_yaml(self.label(rel), self.files[rel])
         except ConfigError as exc:
             self.errors.append(exc)
             return None
+        self.docs.append((rel, doc))
+        return doc
 
     def missing(self, rel: str, why: str) -> None:
         self.errors.append(
@@ -232,6 +235,9 @@ class Parts:
     payload_schema: PayloadSchema | None
     secrets: frozenset[str] | None
     secrets_doc: Doc | None
+    fleet_valid: bool = True  # fleet.yaml loaded and passed its shape check
+    docs: tuple[tuple[str, Doc], ...] = ()  # every YAML file that loaded, by repo path
+    root: str | None = None  # the repo's directory, when the snapshot knows it
 
 
 # fleet_id's stand-in while fleet.yaml's own is missing or invalid (that error is reported).
@@ -351,7 +357,9 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         c.missing(FLEET_FILE, "every config repo needs fleet.yaml with at least fleet_id")
     else:
         fleet_doc = c.doc(FLEET_FILE)
+    shape_errors = len(c.errors)
     fleet, fleet_loss = _fleet(c, fleet_doc)
+    fleet_valid = fleet_doc is not None and len(c.errors) == shape_errors
 
     payload_schema: PayloadSchema | None = None
     if PAYLOAD_SCHEMA_FILE not in files:
@@ -435,6 +443,9 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         payload_schema=payload_schema,
         secrets=secrets,
         secrets_doc=secrets_doc,
+        fleet_valid=fleet_valid,
+        docs=tuple(c.docs),
+        root=getattr(files, "root", None),
     )
     errors = dedupe([*c.errors, *validate_repo(found, c.label)])
     if errors or payload_schema is None or secrets is None:

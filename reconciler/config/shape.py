@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler.config.errors import ConfigError
 from reconciler.config.load import Doc
+from reconciler.config.secretscan import clip, quoted, shown_key
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,23 +40,24 @@ _TYPE_NAMES = {
 }
 
 
-def describe(value: Any) -> str:
-    """A value as an error message should name it: its YAML type and its text."""
+def describe(value: Any, path: tuple[int | str, ...] = ()) -> str:
+    """A value as an error message should name it: its YAML type and its text, cut (and
+    redacted when it, or its field's name, looks like a credential)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, int):
-        return f"the integer {value}"
+        return f"the integer {quoted(value, path)}"
     if isinstance(value, float):
-        return f"the number {value}"
+        return f"the number {quoted(value, path)}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        return f"the string {quoted(value, path)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a map"
-    return repr(value)
+    return quoted(value, path)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -91,7 +93,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = shown_key(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 
@@ -119,11 +122,11 @@ def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigErro
             if near
             else f"; known keys: {', '.join(_fields_at(model, loc))}"
         )
-        return ConfigError(span, "schema.unknown-key", f"unknown key {key!r}{hint}")
+        return ConfigError(span, "schema.unknown-key", f"unknown key {quoted(key)}{hint}")
     if kind == "missing":
         return ConfigError(span, "schema.required", f"{where} is required")
     if kind in _TYPE_NAMES:
-        got = describe(err.get("input"))
+        got = describe(err.get("input"), loc)
         return ConfigError(span, "schema.type", f"{where}: expected {_TYPE_NAMES[kind]}, got {got}")
     hint = ""
     value = err.get("input")
@@ -131,7 +134,8 @@ def _to_error(model: type[BaseModel], doc: Doc, err: ErrorDetails) -> ConfigErro
         allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
         close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(span, "schema.value", f"{where}: {err['msg']} (got {describe(value)}){hint}")
+    msg = clip(str(err["msg"]))
+    return ConfigError(span, "schema.value", f"{where}: {msg} (got {describe(value, loc)}){hint}")
 
 
 def _is_union_tag(part: str) -> bool:

@@ -37,14 +37,25 @@ class RepoFiles(Mapping[str, bytes]):
     came from), and a snapshot equals a plain dict of the same files.
     """
 
-    __slots__ = ("_files", "_origin", "_sha")
+    __slots__ = ("_files", "_origin", "_root", "_sha")
 
     def __init__(
-        self, files: Mapping[str, bytes], origin: str = "", sha: str | None = None
+        self,
+        files: Mapping[str, bytes],
+        origin: str = "",
+        sha: str | None = None,
+        root: str | None = None,
     ) -> None:
         self._files: Mapping[str, bytes] = MappingProxyType(dict(files))
         self._origin = origin
         self._sha = sha
+        self._root = root
+
+    @property
+    def root(self) -> str | None:
+        """The repo's directory (absolute) when read from disk or git: what may not be
+        trusted for anything a pull request could change (known_hosts)."""
+        return self._root
 
     @property
     def origin(self) -> str:

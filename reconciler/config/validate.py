@@ -13,11 +13,13 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from reconciler.config.boundary import boundary_errors, normal
 from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
 from reconciler.config.load import Doc
 from reconciler.config.payload import PayloadSchema
 from reconciler.config.repo import EffectiveAgent, Parts, payload_json
+from reconciler.config.secretscan import clip, quoted, shown_key
 from reconciler.config.shape import describe
 from reconciler.model.fleet import PERCENT_RE, FleetFile
 
@@ -94,7 +96,7 @@ def _waves(fleet: FleetFile, fleet_doc: Doc) -> list[ConfigError]:
             m = PERCENT_RE.match(entry)
             if m is None:
                 hint = (
-                    f"write {entry} for a count or {entry}% for a percentage"
+                    f"write {clip(entry)} for a count or {clip(entry)}% for a percentage"
                     if entry.strip().isdigit()
                     else "write a count like 5 or a percentage like 25%"
                 )
@@ -146,7 +148,8 @@ def _waves(fleet: FleetFile, fleet_doc: Doc) -> list[ConfigError]:
                 ConfigError(
                     loc.find(("rollout", "failure_budget")),
                     "wave.invalid",
-                    f"failure_budget {budget!r} is neither a count nor a percentage in [0%, 100%]",
+                    f"failure_budget {quoted(budget)} is neither a count nor a percentage"
+                    " in [0%, 100%]",
                 )
             )
     return errors
@@ -154,7 +157,9 @@ def _waves(fleet: FleetFile, fleet_doc: Doc) -> list[ConfigError]:
 
 def _near(name: str, known: list[str], what: str) -> str:
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"did you mean {near[0]!r}?" if near else f"known {what}: {', '.join(known) or 'none'}"
+    if near:
+        return f"did you mean {quoted(near[0])}?"
+    return f"known {what}: {clip(', '.join(map(shown_key, known)), 200) or 'none'}"
 
 
 def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError]:
@@ -210,29 +215,23 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
     targets: dict[tuple[str, int, str], str] = {}
     for ea in parts.agents.values():
         a = ea.agent
+        # Compared normalised: /etc/agent/./config.yaml is the file /etc/agent/config.yaml is.
+        target = (a.host, a.port, normal(a.config_path))
         if a.name in parts.unsure_targets:
             pass  # its target may come from a default standing in for a removed value
-        elif a.target in targets:
+        elif target in targets:
             errors.append(
                 ConfigError(
                     ea.entry,
                     "agent.duplicate-target",
-                    f"agent {a.name!r} writes {a.host}:{a.port}:{a.config_path},"
-                    f" as agent {targets[a.target]!r} does",
+                    f"agent {a.name!r} writes {clip(a.host)}:{a.port}:{quoted(a.config_path)},"
+                    f" as agent {targets[target]!r} does",
                 )
             )
         else:
-            targets[a.target] = a.name
-        for field in ("config_path", "secrets_path"):
-            value = getattr(a, field)
-            if value is not None and not value.startswith("/"):  # PurePosixPath.is_absolute
-                errors.append(
-                    ConfigError(
-                        _span(ea, (field,)),
-                        "agent.relative-path",
-                        f"agent {a.name!r}: {field} {value!r} must be an absolute path on the box",
-                    )
-                )
+            targets[target] = a.name
+    # Paths under connection.allowed_paths, known_hosts outside the repo, no credentials.
+    errors.extend(boundary_errors(parts))
 
     if parts.secrets_doc is not None:
         raw = parts.secrets_doc.value
@@ -284,9 +283,9 @@ def _payload_errors(
             ]
             for path, name in secret_refs(payload, ()):
                 if secrets is not None and name not in secrets:
-                    dotted = ".".join(path)
+                    dotted = ".".join(map(shown_key, path))
                     msg = (
-                        f"config.{dotted}: secret {name!r} is not declared in"
+                        f"config.{clip(dotted)}: secret {quoted(name)} is not declared in"
                         f" secrets/index.yaml; {_near(name, declared, 'secrets')}"
                     )
                     problems.append((path, "secret.undeclared", msg, False))

@@ -41,6 +41,9 @@ DEMO_INCONCLUSIVE_WAIT_S: Final = 15
 # agents finish a task every 0.1 s); it also watches a wave this long when its soak is 0.
 DEMO_STALL_WINDOW_S: Final = 3
 DEMO_HEARTBEAT_AGE_S: Final = 5
+# Where the demo boxes keep the agents' files (the example's config_path, under each box's
+# SFTP root): declared in fleet.yaml's connection.allowed_paths, which has no default.
+DEMO_ALLOWED_PATHS: Final = ("/etc/agent",)
 COMMANDS: Final = {
     "reload": ["agentctl", "reload"],
     "restart": ["agentctl", "restart"],
@@ -122,6 +125,7 @@ def _fleet_yaml(d: DemoDir, user: str) -> Any:
         conn["user"] = user
         conn["key"] = str(d.key)
         conn["known_hosts"] = str(d.known_hosts)
+        conn["allowed_paths"] = _flow(list(DEMO_ALLOWED_PATHS))
         rollout = doc["rollout"]
         rollout["soak_s"] = DEMO_SOAK_S
         rollout.ca.items.pop("soak_s", None)

@@ -31,6 +31,11 @@ class Connection(Closed):
     command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     concurrency: Annotated[int, Field(ge=1)] = 256
     connect_retries: Annotated[int, Field(ge=0)] = 2
+    allowed_paths: list[str] = Field(
+        default_factory=list,
+        description="Directories on the boxes that agents' config_path and secrets path must "
+        "lie under (absolute, normalised). No default: a fleet declares them.",
+    )
 
 
 class Rollout(Closed):

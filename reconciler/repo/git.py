@@ -10,7 +10,7 @@ import git
 
 from reconciler.config.source import RepoFiles, wanted
 from reconciler.errors import InputError
-from reconciler.repo.files import read_repo_file, read_work_tree
+from reconciler.repo.files import CONFIG_DIRS, Snapshot, read_work_tree, refusal
 
 
 class GitError(InputError):
@@ -42,6 +42,9 @@ class _BlobFile:
     def is_symlink(self) -> bool:
         return bool(self._blob.mode == git.Blob.link_mode)
 
+    def is_regular(self) -> bool:
+        return bool(self._blob.mode in (git.Blob.file_mode, git.Blob.executable_mode))
+
     def size(self) -> int:
         return int(self._blob.size)
 
@@ -65,11 +68,25 @@ def read_revision(path: Path, rev: str) -> Revision:
     except (git.BadName, ValueError, git.GitCommandError):
         raise GitError(f"{path}: unknown revision {rev!r}") from None
     sha = commit.hexsha
-    files: dict[str, bytes] = {}
+    snap = Snapshot()
     for item in commit.tree.traverse():
-        if isinstance(item, git.Blob) and wanted(str(item.path)):
-            files[str(item.path)] = read_repo_file(_BlobFile(sha, item))
-    return Revision(sha, RepoFiles(files, origin=f"{rev} ({sha[:12]}) of {path}", sha=sha))
+        if not isinstance(item, git.Blob):
+            continue
+        rel = str(item.path)
+        if wanted(rel):
+            snap.add(_BlobFile(sha, item))  # read_repo_file refuses links and odd modes
+        elif rel in CONFIG_DIRS and item.mode == git.Blob.link_mode:
+            # A config directory committed as a link: a checkout would follow it.
+            snap.refuse(
+                refusal(
+                    f"{sha}:{rel}",
+                    "repo.symlink",
+                    f"{sha}:{rel} is a symbolic link; a config repo holds its directories"
+                    " themselves (links are refused and never followed)",
+                )
+            )
+    files = snap.done(origin=f"{rev} ({sha[:12]}) of {path}", sha=sha, root=str(path.resolve()))
+    return Revision(sha, files)
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,15 @@ class BoxTransport(Protocol):
         """Hard-link `src` as `dst` on the box (no bytes move); `dst` must not exist."""
         ...
 
+    async def realpath(self, path: PurePosixPath) -> PurePosixPath:
+        """The canonical absolute path on the box: symlinks followed, `.`/`..` removed.
+
+        What a write to `path` would really touch; check it (e.g. a config file's parent
+        against connection.allowed_paths) before the first write. A missing last part is
+        kept as it is; a missing parent or a link loop is a RemoteError.
+        """
+        ...
+
     async def close(self) -> None:
         """Close the box's connection (the next operation reconnects)."""
         ...

@@ -18,7 +18,7 @@ A `FakeBox` holds:
   (`alive`, `heartbeat_age_s`, `loaded_sha`, `tasks_processed`, `queue_depth`, `uptime_s`);
 - `fault(op, target) -> Exception | None`: consulted before every operation. `op` is
   the method name (`read_file`, `write_atomic`, `run`, `mkdir`, `remove`, `rmdir`,
-  `rmtree`, `listdir`, `rename`, `stat`, `link`, `close`, and `health` for
+  `rmtree`, `listdir`, `rename`, `stat`, `link`, `realpath`, `close`, and `health` for
   `fetch_health`); `target` is the path it reads or changes (for `rename` and `link`,
   the destination), the argv as a tuple for `run`, `(url,)` for `health` and `()` for
   `close`. An exception returned is raised; a `Hang` returned makes the operation wait
@@ -69,6 +69,7 @@ OPS: Final = (
     "rename",
     "stat",
     "link",
+    "realpath",
     "close",
     "health",
 )
@@ -162,6 +163,9 @@ class FakeBox:
         self.now = now
         self.files: dict[PurePosixPath, FakeFile] = {}
         self.dirs: dict[PurePosixPath, float] = {PurePosixPath("/"): now()}  # path -> mtime
+        # Symbolic links, path -> target (absolute, or relative to the link's directory):
+        # only `realpath` follows them (tests of the engine's check before a first write).
+        self.symlinks: dict[PurePosixPath, PurePosixPath] = {}
         for path, data in (files or {}).items():
             self.put(PurePosixPath(path), data)
         current = self.read(self.config_path)
@@ -290,6 +294,11 @@ class FakeBox:
             raise RemoteError(self.name, "link", f"{s} -> {d}: cannot link")
         self.files[d] = f  # bytes are immutable: a copy behaves as a hard link here
 
+    async def realpath(self, path: PurePosixPath) -> PurePosixPath:
+        p = PurePosixPath(path)
+        await self._trip("realpath", p)
+        return self._resolve(p)
+
     async def close(self) -> None:
         await self._trip("close", ())
         self.closed += 1
@@ -310,6 +319,31 @@ class FakeBox:
                 raise
         if problem is not None:
             raise problem
+
+    def _resolve(self, path: PurePosixPath) -> PurePosixPath:
+        """`path` with `self.symlinks` followed and dots removed, as realpath(3) does."""
+        todo = list(reversed(path.parts[1:]))
+        out = PurePosixPath("/")
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                out = out.parent
+                continue
+            nxt = out / part
+            target = self.symlinks.get(nxt)
+            if target is None:
+                out = nxt
+                continue
+            hops += 1
+            if hops > 40:
+                raise RemoteError(self.name, "realpath", f"{path}: too many symbolic links")
+            todo.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+            if target.is_absolute():
+                out = PurePosixPath("/")
+        return out
 
     def _makedirs(self, path: PurePosixPath) -> None:
         for d in (*reversed(path.parents), path):

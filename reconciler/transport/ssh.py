@@ -662,6 +662,15 @@ class SshBox:
 
         await self._sftp("link", f"{s} -> {d}", body)
 
+    async def realpath(self, path: PurePosixPath | str) -> PurePosixPath:
+        """The box's canonical path (SFTP realpath: links followed, dots removed; read-only)."""
+        p = _abs(path)
+
+        async def body(sftp: asyncssh.SFTPClient) -> PurePosixPath:
+            return PurePosixPath(str(await sftp.realpath(p)))
+
+        return await self._sftp("realpath", p, body, read_only=True)
+
     async def stat(self, path: PurePosixPath | str) -> FileStat | None:
         """Size, mtime, mode; None when missing (read-only)."""
         p = _abs(path)

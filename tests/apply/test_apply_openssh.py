@@ -78,6 +78,7 @@ def _write_repo(repo: Path, box: OpenSshBox, agents: dict[str, RealAgent]) -> No
             "fleet_id: lab\nconnection:\n"
             f"  user: {box.user}\n  key: {box.client_key}\n  known_hosts: {box.known_hosts}\n"
             "  connect_timeout_s: 5\n  command_timeout_s: 15\n  connect_retries: 0\n"
+            f"  allowed_paths: [{box.root / 'etc'}]\n"
             "rollout:\n  waves: [1, 100%]\n  soak_s: 0.5\n  failure_budget: 0\n"
             "  verify_timeout_s: 10\n"
         ),

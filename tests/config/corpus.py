@@ -4,13 +4,15 @@ A case is JSON: `about` (one line), `files` (repo path -> new content, or null t
 the file) and `errors` (every error `reconcile validate` must print: file, line, rule and
 optionally a message fragment). Content is a string, `{"base64": ...}` for bytes that are
 not UTF-8, or `{"parts": [...]}` of strings and `{"repeat": s, "times": n}` for the big
-and deep inputs that would not fit in a case file.
+and deep inputs that would not fit in a case file; `{"symlink": target}` makes a symbolic
+link and `{"fifo": true}` a named pipe (what the repo edge must refuse unread).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -58,5 +60,12 @@ def materialize(case: dict[str, Any], dest: Path) -> Path:
             path.unlink()
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(spec, dict) and ("symlink" in spec or "fifo" in spec):
+            path.unlink(missing_ok=True)
+            if "symlink" in spec:
+                path.symlink_to(spec["symlink"])
+            else:
+                os.mkfifo(path)
+            continue
         path.write_bytes(content(spec))
     return dest

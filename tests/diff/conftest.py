@@ -48,7 +48,10 @@ def tiny_files(agents: int = 4, model: str = "claude-haiku-4-5") -> dict[str, by
         for i in range(1, agents + 1)
     )
     return {
-        "fleet.yaml": b"fleet_id: lab\nreview:\n  cost_impacting_approvers: ['@lab/leads']\n",
+        "fleet.yaml": (
+            b"fleet_id: lab\nconnection:\n  allowed_paths: [/etc/agent]\n"
+            b"review:\n  cost_impacting_approvers: ['@lab/leads']\n"
+        ),
         "agents/_base.yaml": (
             "config_path: /etc/agent/config.yaml\n"
             "config:\n"

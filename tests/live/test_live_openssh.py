@@ -35,6 +35,7 @@ def _repo(box: OpenSshBox) -> Repo:
             "  connect_timeout_s: 5\n"
             "  command_timeout_s: 10\n"
             "  connect_retries: 0\n"
+            f"  allowed_paths: [{config_path.parent}]\n"
         ),
         "agents/_base.yaml": (
             f"config_path: {config_path}\n"

@@ -12,7 +12,6 @@ from reconciler.config.repo import load_repo
 from reconciler.config.source import RepoFiles
 from reconciler.repo import GitError, read_revision, read_work_tree, work_tree
 from reconciler.repo import files as repo_files
-from reconciler.repo import git as repo_git
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "fleet-config-example"
@@ -88,7 +87,6 @@ def test_every_file_is_read_through_read_repo_file(
         return real(file)
 
     monkeypatch.setattr(repo_files, "read_repo_file", spy)
-    monkeypatch.setattr(repo_git, "read_repo_file", spy)
     tree = read_work_tree(fleet_git)
     assert sorted(r for r, *_ in seen) == sorted(tree)
     assert all(size == len(tree[rel]) and not link for rel, _, link, size in seen)
