@@ -260,8 +260,10 @@ def _headline(diff: FleetDiff, s: Summary) -> list[str]:
     )
     if s.settings_only:
         line += f" · {s.settings_only} with settings changes only (no rollout)"
-    if s.access or s.fleet_access:
-        line += f" · **{s.access + s.fleet_access} [access]**"
+    if s.access:
+        line += f" · **{plural(s.access, 'agent')} with [access] changes**"
+    if s.fleet_access:
+        line += f" · **{plural(s.fleet_access, 'fleet-wide [access] change')}**"
     if s.fleet_settings:
         line += f" · {plural(s.fleet_settings, 'fleet.yaml setting')}"
     line += f" · {s.unchanged} unchanged"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from diff.conftest import tiny_files
 
 from reconciler.cli import progress
@@ -66,12 +64,10 @@ def test_survey_marks_the_moved_agents() -> None:
     assert by[names[1]].moved_from is None  # the same path: no move
 
 
-def test_dry_run_shows_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_shows_the_move() -> None:
     """`apply --dry-run` prints 'config path /a → /b' on the moved box's line."""
     moved = change("a1").model_copy(update={"moved_from": OLD, "config_path": NEW})
     plan = plan_of([moved])
-    buf = io.StringIO()
-    monkeypatch.setattr(progress.out, "file", buf)
     fleet: Any = SimpleNamespace(rollout=SimpleNamespace(stall_window_s=60.0))
     prepared: Any = SimpleNamespace(
         plan=plan,
@@ -79,5 +75,6 @@ def test_dry_run_shows_the_move(monkeypatch: pytest.MonkeyPatch) -> None:
         left_out={},
         orphans=[],
     )
-    progress.show_plan(prepared, Format.text)
-    assert f"a1: write+reload: prompt; config path {OLD} → {NEW}" in buf.getvalue()
+    with progress.out.capture() as shown:
+        progress.show_plan(prepared, Format.text)
+    assert f"a1: write+reload: prompt; config path {OLD} → {NEW}" in shown.get()
