@@ -1,8 +1,13 @@
 """Diff: what a change does to the fleet, agent by agent and field by field.
 
 Pull-request mode (`base` given) reads both revisions from git objects (the work
-tree is never touched) and needs no access to the fleet. Live mode (no revisions:
-the work tree against the running boxes) is built on the same core.
+tree is never touched) and needs no access to the fleet. It serves CI on a pull
+request, so every trust and review setting comes from the base revision, never the
+head: the review rules and cost markers judging the diff are the base's
+(`diff_repos`), and nothing is contacted, so the head's connection settings,
+known_hosts and Prometheus URL are never used (their changes are listed as [access]).
+Live mode (no revisions: the work tree against the running boxes) is built on the
+same core.
 """
 
 from __future__ import annotations

@@ -126,6 +126,7 @@ def show_plan(p: Prepared, fmt: Format) -> None:
             adopt = " (adopt: no stamp)" if step.adopt else ""
             if step.secrets:
                 fields = "secrets file" if fields == "(bytes only)" else f"{fields}, secrets file"
+            fields += f"; {step.move_text}" if step.moved else ""
             out.print(f"  {agent}: {step.label}{adopt}: {fields}", markup=False)
     for name, why in sorted(p.left_out.items()):
         out.print(f"left out (--allow-unreachable): {name}: {why}", markup=False)

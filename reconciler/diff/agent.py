@@ -17,6 +17,7 @@ from reconciler.config.layer import FieldPath, Setting
 from reconciler.config.payload import PayloadSchema
 from reconciler.config.provenance import short
 from reconciler.config.repo import EffectiveAgent
+from reconciler.diff.access import is_agent_access
 from reconciler.diff.model import REDACTED, ChangeKind, FieldChange
 from reconciler.diff.values import ValueChange, diff_values, has_secret_ref, is_secret_ref
 
@@ -66,11 +67,14 @@ def payload_changes(
     base: EffectiveAgent | None = None,
     cache: dict[tuple[str, str], list[ValueChange]] | None = None,
     key: tuple[str, str] | None = None,
+    base_schema: PayloadSchema | None = None,
 ) -> tuple[FieldChange, ...]:
     """The payload changes from `old` to `new`, annotated with provenance and schema flags.
 
     `cache`/`key` (the two payloads' canonical texts) share the diffing among the
-    many agents that make the same change.
+    many agents that make the same change. `base_schema`: the base revision's schema
+    (pull-request mode); a path either schema marks x-cost-impacting is cost-impacting,
+    so a change cannot drop the marker that would have it reviewed.
     """
     if cache is not None and key is not None:
         raw = cache.get(key)
@@ -90,7 +94,8 @@ def payload_changes(
                 new=shown_new,
                 source=source_of(head, full),
                 old_source=source_of(base, full),
-                cost_impacting=schema.is_cost_impacting(change.path),
+                cost_impacting=schema.is_cost_impacting(change.path)
+                or (base_schema is not None and base_schema.is_cost_impacting(change.path)),
                 restart_required=schema.is_restart_required(change.path),
                 secret=secret,
             )
@@ -99,12 +104,17 @@ def payload_changes(
 
 
 def settings_of(ea: EffectiveAgent) -> dict[str, Any]:
-    """reconciler's own fields of an agent, as JSON values."""
-    return {k: v for k, v in ea.agent.model_dump(mode="json").items() if k not in _NOT_SETTINGS}
+    """reconciler's own fields of an agent, as JSON values; unset ones left out (so setting
+    one is `added`, not a type change from null)."""
+    dumped = ea.agent.model_dump(mode="json", exclude_none=True)
+    return {k: v for k, v in dumped.items() if k not in _NOT_SETTINGS}
 
 
 def settings_changes(base: EffectiveAgent, head: EffectiveAgent) -> tuple[FieldChange, ...]:
-    """Changes of reconciler's own fields (host, user, health_url, ...): they roll nothing out."""
+    """Changes of reconciler's own fields, [access] ones flagged (host, config_path, ...).
+
+    Only an access change of config_path or secrets_path rolls anything out (to the new path).
+    """
     out: list[FieldChange] = []
     for change in diff_values(settings_of(base), settings_of(head)):
         out.append(
@@ -115,6 +125,7 @@ def settings_changes(base: EffectiveAgent, head: EffectiveAgent) -> tuple[FieldC
                 new=change.new,
                 source=source_of(head, change.path) or entry_of(head),
                 old_source=source_of(base, change.path) or entry_of(base),
+                access=is_agent_access(change.path),
             )
         )
     return tuple(out)

@@ -4,7 +4,10 @@ Two entry points, one result type:
 
 - `diff_repos(base, head)`: pull-request mode. Both sides are loaded repos;
   an agent only in head is added, only in base removed; reconciler's own
-  fields (host, user, ...) are diffed too, as settings that roll nothing out.
+  fields are diffed too: [access] ones (diff/access.py: host, config_path,
+  commands, ...; a config_path or secrets_path change is a rollout to the new
+  path) apart from plain settings that roll nothing out. The review rules
+  that judge the diff are the base's.
 - `diff_live(repo, boxes)`: live mode. The current side is what each box
   really runs (model/live.py): its config file's bytes, parsed; its stamp
   (drift = the file differs from the stamp); its state (an unmanaged box is
@@ -22,12 +25,14 @@ from typing import Any
 
 from reconciler.config.errors import ConfigError
 from reconciler.config.load import load_yaml
-from reconciler.config.repo import EffectiveAgent, Repo
+from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAgent, Repo
+from reconciler.diff.access import COST_MARKER, is_fleet_access
 from reconciler.diff.agent import payload_changes, settings_changes
 from reconciler.diff.cost import estimate
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
+    ChangeKind,
     FieldChange,
     FleetDiff,
     SecretsChange,
@@ -60,22 +65,53 @@ def _payload(
     cache: _Cache,
     head: EffectiveAgent | None = None,
     base: EffectiveAgent | None = None,
+    base_repo: Repo | None = None,
 ) -> tuple[FieldChange, ...]:
     key = (canonical(old), canonical(new))
     if key[0] == key[1]:
         return ()
     return payload_changes(
-        old, new, repo.payload_schema, head=head, base=base, cache=cache, key=key
+        old,
+        new,
+        repo.payload_schema,
+        head=head,
+        base=base,
+        cache=cache,
+        key=key,
+        base_schema=base_repo.payload_schema if base_repo is not None else None,
     )
 
 
-def _fleet_settings(base: Repo, head: Repo) -> tuple[FieldChange, ...]:
+def _fleet_changes(base: Repo, head: Repo) -> tuple[FieldChange, ...]:
+    """fleet.yaml's changes, [access] ones flagged, and the payload schema's cost markers."""
     old = base.fleet.model_dump(mode="json", by_alias=True)
     new = head.fleet.model_dump(mode="json", by_alias=True)
-    return tuple(
-        FieldChange(path=c.path, kind=c.kind, old=c.old, new=c.new, source="fleet.yaml")
+    out = [
+        FieldChange(
+            path=c.path,
+            kind=c.kind,
+            old=c.old,
+            new=c.new,
+            source=FLEET_FILE,
+            old_source=FLEET_FILE,
+            access=is_fleet_access(c.path),
+        )
         for c in diff_values(old, new)
-    )
+    ]
+    was, now = (sorted(".".join(p) for p in r.payload_schema.cost_impacting) for r in (base, head))
+    if was != now:  # who must review a change is decided by these markers too
+        out.append(
+            FieldChange(
+                path=(COST_MARKER,),
+                kind=ChangeKind.CHANGED,
+                old=list(was),
+                new=list(now),
+                source=PAYLOAD_SCHEMA_FILE,
+                old_source=PAYLOAD_SCHEMA_FILE,
+                access=True,
+            )
+        )
+    return tuple(out)
 
 
 def diff_repos(
@@ -102,7 +138,7 @@ def diff_repos(
     for name in sorted(base.agents.keys() | head.agents.keys()):
         was, now = base.agents.get(name), head.agents.get(name)
         if was is None and now is not None:
-            changes = _payload({}, now.agent.config, head, cache, head=now)
+            changes = _payload({}, now.agent.config, head, cache, head=now, base_repo=base)
             status = AgentStatus.ADDED
             settings: tuple[FieldChange, ...] = ()
         elif now is None and was is not None:
@@ -110,7 +146,7 @@ def diff_repos(
             status = AgentStatus.REMOVED
             settings = ()
         elif was is not None and now is not None:
-            changes = _payload(was.agent.config, now.agent.config, head, cache, now, was)
+            changes = _payload(was.agent.config, now.agent.config, head, cache, now, was, base)
             status = AgentStatus.CHANGED if changes else AgentStatus.UNCHANGED
             settings = settings_changes(was, now)
         else:  # pragma: no cover - the name came from one of the two sides
@@ -123,7 +159,8 @@ def diff_repos(
             tier=ref.agent.tier,
             shard=ref.agent.shard,
             changes=changes,
-            settings=settings,
+            settings=tuple(c for c in settings if not c.access),
+            access=tuple(c for c in settings if c.access),
             secrets=_secrets(name, base_secrets, head_secrets),
             cost=estimate(status, changes, costs.get(name)),
         )
@@ -131,15 +168,22 @@ def diff_repos(
             agents.append(diff)
         else:
             unchanged += 1
+    fleet = _fleet_changes(base, head)
+    # The review rules are the base's: a pull request cannot weaken the check it is judged
+    # by (a change of the rules themselves is listed as [access]).
+    rules = base.fleet.review
     return FleetDiff(
         mode="pr",
         fleet_id=head.fleet.fleet_id,
         base=base_label,
         head=head_label,
-        approvers=tuple(head.fleet.review.cost_impacting_approvers),
+        approvers=tuple(rules.cost_impacting_approvers),
+        access_approvers=tuple(rules.access_approvers),
+        rules_from=base_label,
         agents=tuple(agents),
         unchanged=unchanged,
-        fleet_settings=_fleet_settings(base, head),
+        fleet_settings=tuple(c for c in fleet if not c.access),
+        fleet_access=tuple(c for c in fleet if c.access),
     )
 
 
@@ -261,6 +305,8 @@ def diff_live(
         base="live",
         head=head_label,
         approvers=tuple(repo.fleet.review.cost_impacting_approvers),
+        access_approvers=tuple(repo.fleet.review.access_approvers),
+        rules_from=head_label,
         agents=tuple(agents),
         unchanged=unchanged,
     )

@@ -1,7 +1,7 @@
 """Grouping: agents that make exactly the same change are shown once.
 
 The key is the agent's status and the exact set of (path, kind, old, new) of
-its payload changes, settings changes and secrets change; provenance is not
+its payload changes, [access] changes, settings changes and secrets change; provenance is not
 part of it (the same change set from two shard files is still one change).
 A group is described by what its agents share: "140 agents in tier fast".
 Groups sort cost-impacting first, then by size (largest first), then by
@@ -23,7 +23,14 @@ from reconciler.diff.model import (
 from reconciler.diff.values import canonical
 
 _ChangeKey = tuple[tuple[str, ...], str, str, str]
-GroupKey = tuple[str, bool, tuple[_ChangeKey, ...], tuple[_ChangeKey, ...], tuple[str, ...]]
+GroupKey = tuple[
+    str,
+    bool,
+    tuple[_ChangeKey, ...],
+    tuple[_ChangeKey, ...],
+    tuple[_ChangeKey, ...],
+    tuple[str, ...],
+]
 
 _STATUS_ORDER = {
     AgentStatus.REMOVED: 0,
@@ -50,6 +57,7 @@ def group_key(a: AgentDiff) -> GroupKey:
         str(a.status),
         a.format_only,
         _changes_key(a.changes),
+        _changes_key(a.access),
         _changes_key(a.settings),
         _secrets_key(a.secrets),
     )
@@ -84,6 +92,11 @@ class Group:
     @property
     def restart_required(self) -> bool:
         return self.first.restart_required
+
+    @property
+    def access(self) -> bool:
+        """The group's agents change where or how reconciler connects, or what it runs."""
+        return bool(self.first.access)
 
     @property
     def tiers(self) -> tuple[str, ...]:

@@ -21,6 +21,8 @@ from reconciler.model.live import SecretsCheck
 
 FieldPath = tuple[str, ...]
 REDACTED = "<redacted>"
+# [access] fields whose change makes apply write the agent's files elsewhere (diff/access.py).
+MOVES = frozenset({"config_path", "secrets_path"})
 
 
 class _Frozen(BaseModel):
@@ -70,6 +72,16 @@ class FieldChange(_Frozen):
     secret: bool = Field(
         default=False, description="A secret reference: only its name is shown, never a value."
     )
+    access: bool = Field(
+        default=False,
+        description="[access]: where or how reconciler connects, what it runs, or the review "
+        "rules (diff/access.py).",
+    )
+
+    @property
+    def moves(self) -> bool:
+        """An [access] change of config_path or secrets_path: apply writes to the new path."""
+        return self.access and len(self.path) == 1 and self.path[0] in MOVES
 
     @property
     def dotted(self) -> str:
@@ -110,7 +122,13 @@ class AgentDiff(_Frozen):
     )
     changes: tuple[FieldChange, ...] = Field(default=(), description="Payload changes.")
     settings: tuple[FieldChange, ...] = Field(
-        default=(), description="reconciler's own fields (host, user, ...): no rollout."
+        default=(), description="reconciler's other own fields (labels, timeouts): no rollout."
+    )
+    access: tuple[FieldChange, ...] = Field(
+        default=(),
+        description="[access]: reconciler's own fields saying where and how it connects and "
+        "what it runs (host, port, user, key, known_hosts, config_path, secrets_path, "
+        "health_url, metrics_url, commands); a config_path or secrets_path change is a rollout.",
     )
     secrets: SecretsChange | None = None
     cost: CostEstimate | None = None
@@ -129,18 +147,24 @@ class AgentDiff(_Frozen):
         return any(c.restart_required for c in self.changes)
 
     @property
+    def moved(self) -> bool:
+        """Its config or secrets file moves: apply writes payload and secrets to the new path."""
+        return any(c.moves for c in self.access)
+
+    @property
     def rollout(self) -> bool:
         """Whether applying the head touches this agent's box."""
         return (
             self.status in ROLLOUT_STATUSES
             or self.format_only
+            or self.moved
             or (self.secrets is not None and self.secrets.changed)
         )
 
     @property
     def changed(self) -> bool:
-        """Anything to show: a rollout or a settings change."""
-        return self.rollout or bool(self.settings)
+        """Anything to show: a rollout, an access or a settings change."""
+        return self.rollout or bool(self.access) or bool(self.settings)
 
 
 class FleetDiff(_Frozen):
@@ -151,18 +175,37 @@ class FleetDiff(_Frozen):
     base: str = Field(description="What the diff starts from: a revision, or 'live'.")
     head: str = Field(description="What the diff goes to: a revision or the work tree.")
     approvers: tuple[str, ...] = Field(
-        default=(), description="fleet.review.cost_impacting_approvers of the head."
+        default=(),
+        description="fleet.review.cost_impacting_approvers, as `rules_from` sets them.",
+    )
+    access_approvers: tuple[str, ...] = Field(
+        default=(), description="fleet.review.access_approvers, as `rules_from` sets them."
+    )
+    rules_from: str = Field(
+        default="head",
+        description="The side whose review rules judge the diff: the base revision in "
+        "pull-request mode (a change cannot weaken the check it is judged by), the repo in "
+        "live mode.",
     )
     agents: tuple[AgentDiff, ...] = Field(default=(), description="Agents that differ, by name.")
     unchanged: int = Field(default=0, description="How many agents do not differ at all.")
     fleet_settings: tuple[FieldChange, ...] = Field(
         default=(), description="fleet.yaml changes (policy, gates, ...)."
     )
+    fleet_access: tuple[FieldChange, ...] = Field(
+        default=(),
+        description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, metrics "
+        "source, review rules; and the payload schema's x-cost-impacting markers.",
+    )
 
     @property
     def has_changes(self) -> bool:
         """Whether anything differs (what `--exit-code` reports as 2)."""
-        return bool(self.fleet_settings) or any(a.changed for a in self.agents)
+        return (
+            bool(self.fleet_settings)
+            or bool(self.fleet_access)
+            or any(a.changed for a in self.agents)
+        )
 
     @property
     def problems(self) -> tuple[AgentDiff, ...]:

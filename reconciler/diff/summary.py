@@ -17,7 +17,13 @@ class Summary(BaseModel):
     added: int
     removed: int
     drifted: int
-    settings_only: int = Field(description="Agents with settings changes only: no rollout.")
+    settings_only: int = Field(
+        description="Agents with settings or [access] changes only: no rollout."
+    )
+    access: int = Field(description="Agents with an [access] change.")
+    moved: int = Field(
+        description="Agents whose config or secrets file moves: a rollout to the new path."
+    )
     secrets_changed: int
     unknown: int
     foreign: int
@@ -27,7 +33,8 @@ class Summary(BaseModel):
     cost_delta_per_day: float | None = Field(
         description="Sum of the estimates; null when any cost-impacting agent has none."
     )
-    fleet_settings: int = Field(description="fleet.yaml fields that change.")
+    fleet_settings: int = Field(description="fleet.yaml fields that change (not [access]).")
+    fleet_access: int = Field(description="Fleet-wide [access] changes (fleet.yaml, schema).")
     has_changes: bool
 
 
@@ -44,7 +51,9 @@ def summarise(diff: FleetDiff) -> Summary:
         added=by[AgentStatus.ADDED],
         removed=by[AgentStatus.REMOVED],
         drifted=by[AgentStatus.DRIFTED],
-        settings_only=sum(bool(a.settings) and not a.rollout for a in diff.agents),
+        settings_only=sum(bool(a.settings or a.access) and not a.rollout for a in diff.agents),
+        access=sum(bool(a.access) for a in diff.agents),
+        moved=sum(a.moved for a in diff.agents),
         secrets_changed=sum(a.secrets is not None and a.secrets.changed for a in diff.agents),
         unknown=by[AgentStatus.UNKNOWN],
         foreign=by[AgentStatus.FOREIGN],
@@ -57,5 +66,6 @@ def summarise(diff: FleetDiff) -> Summary:
             else None
         ),
         fleet_settings=len(diff.fleet_settings),
+        fleet_access=len(diff.fleet_access),
         has_changes=diff.has_changes,
     )

@@ -137,10 +137,16 @@ class Metrics(Closed):
 
 
 class Review(Closed):
-    """Rules for pull-request review of the fleet diff."""
+    """Rules for pull-request review of the fleet diff; a pull request is judged by its base's."""
 
     cost_impacting_approvers: list[str] = Field(
         default_factory=list, description="Who must approve cost-impacting changes."
+    )
+    access_approvers: list[str] = Field(
+        default_factory=list,
+        description="Who must approve [access] changes: where and how reconciler connects or "
+        "what it runs (host, port, user, key, known_hosts, config_path, secrets_path, "
+        "commands, secrets, state_dir) and these review rules themselves.",
     )
 
 

@@ -29,9 +29,15 @@ from reconciler.plan.waves import budget_count, wave_totals
 
 
 def box_step(change: Change) -> BoxStep:
-    """The action for one box: restart when any changed path needs it; restore from history."""
+    """The action for one box: restart when any changed path needs it; restore from history,
+    unless the config moves (the history lives beside the old path: a move is written)."""
     restart = any(p.restart_required for p in change.paths)
-    restore = change.desired_sha in change.history_shas and change.live_sha != change.desired_sha
+    moved = change.moved_from is not None and change.moved_from != change.config_path
+    restore = (
+        not moved
+        and change.desired_sha in change.history_shas
+        and change.live_sha != change.desired_sha
+    )
     return BoxStep(
         agent=change.agent,
         tier=change.tier,
@@ -45,6 +51,8 @@ def box_step(change: Change) -> BoxStep:
         history_shas=change.history_shas,
         paths=change.paths,
         secrets=change.secrets,
+        moved_from=change.moved_from,
+        config_path=change.config_path,
     )
 
 

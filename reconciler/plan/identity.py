@@ -16,23 +16,24 @@ from collections.abc import Iterable, Sequence
 from reconciler.plan.errors import PlanError
 from reconciler.plan.model import Change, Plan
 
-Fingerprint = (
-    tuple[str, str | None, str | None, str | None, str]
-    | tuple[str, str | None, str | None, str | None, str, str]
-)
+Fingerprint = tuple[str | None, ...]
 
 
 def fingerprint(change: Change) -> Fingerprint:
     """What the plan id covers of one agent: name, stamp sha and revision, file sha, target
-    sha (and a mark when its secrets file changes)."""
-    base = (
+    sha (and a mark when its secrets file changes, and the old and new path of a move)."""
+    out: Fingerprint = (
         change.agent,
         change.stamp_sha,
         change.stamp_revision,
         change.live_sha,
         change.desired_sha,
     )
-    return (*base, "secrets") if change.secrets else base
+    if change.secrets:
+        out = (*out, "secrets")
+    if change.moved_from is not None and change.moved_from != change.config_path:
+        out = (*out, "moved", change.moved_from, change.config_path)
+    return out
 
 
 def plan_id(target_revision: str, changes: Iterable[Change]) -> str:

@@ -75,6 +75,13 @@ class Change(_Value):
     secrets: bool = Field(
         default=False, description="the box's secrets file differs from the one the repo wants"
     )
+    moved_from: str | None = Field(
+        default=None,
+        description="the config path the agent had before: its file moves to config_path",
+    )
+    config_path: str | None = Field(
+        default=None, description="the config path the payload is written to (set with a move)"
+    )
 
 
 class BoxStep(_Value):
@@ -92,6 +99,18 @@ class BoxStep(_Value):
     history_shas: tuple[Sha256, ...] = ()
     paths: tuple[PathChange, ...] = ()
     secrets: bool = False  # the secrets file changes (alone, or with the config)
+    moved_from: str | None = None  # the config path before a move ([access] in the diff)
+    config_path: str | None = None  # the config path after a move
+
+    @property
+    def moved(self) -> bool:
+        """The agent's config file moves: the payload and secrets are written to the new path."""
+        return self.moved_from is not None and self.moved_from != self.config_path
+
+    @property
+    def move_text(self) -> str:
+        """'config path /a → /b' for a moved box, else ''."""
+        return f"config path {self.moved_from} → {self.config_path}" if self.moved else ""
 
     @property
     def adopt(self) -> bool:
@@ -125,6 +144,8 @@ class BoxStep(_Value):
             stamp_revision=self.stamp_revision,
             history_shas=self.history_shas,
             secrets=self.secrets,
+            moved_from=self.moved_from,
+            config_path=self.config_path,
         )
 
 

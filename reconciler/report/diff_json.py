@@ -24,10 +24,14 @@ class GroupOut(BaseModel):
     status: AgentStatus
     agents: list[str]
     changes: list[FieldChange] = Field(description="The shared payload changes (first agent's).")
+    access: list[FieldChange] = Field(
+        description="[access]: where and how reconciler connects, what it runs (first agent's)."
+    )
     settings: list[FieldChange]
     secrets: SecretsChange | None
     cost_impacting: bool
     restart_required: bool
+    moved: bool = Field(description="The config or secrets file moves: written to the new path.")
     cost_delta_per_day: float | None
 
 
@@ -49,10 +53,12 @@ def _group(g: Group) -> GroupOut:
         status=a.status,
         agents=list(g.names),
         changes=list(a.changes),
+        access=list(a.access),
         settings=list(a.settings),
         secrets=a.secrets,
         cost_impacting=g.cost_impacting,
         restart_required=g.restart_required,
+        moved=a.moved,
         cost_delta_per_day=g.cost_delta_per_day,
     )
 

@@ -1,10 +1,14 @@
 """The fleet diff as a pull-request comment (GitHub-flavoured markdown).
 
-Layout: a headline, the review note for cost-impacting changes (naming
-fleet.review.cost_impacting_approvers), a summary table with one row per
-group of agents sharing a change set, then collapsed `<details>` per group:
-cost-impacting first, other rollout changes, settings that roll nothing out,
-fleet.yaml settings, and boxes not compared.
+Layout: a headline, the review notes for [access] changes (naming
+fleet.review.access_approvers) and cost-impacting ones (naming
+fleet.review.cost_impacting_approvers), both as the base revision sets them,
+a summary table with one row per group of agents sharing a change set, the
+[access] table (every change of where and how reconciler connects or what it
+runs, old -> new and the file that set it, by group and fleet-wide), then
+collapsed `<details>` per group: cost-impacting first, other rollout changes,
+[access] and settings that roll nothing out, fleet.yaml settings, and boxes
+not compared.
 
 A comment must stay under GitHub's 65,536 characters, so the report shrinks
 in steps until it fits, and says what it left out: first agent lists are cut
@@ -33,6 +37,7 @@ from reconciler.report.diff_values import (
     show,
     status_word,
     what_line,
+    where_text,
 )
 
 GITHUB_LIMIT: Final = 65_536
@@ -65,12 +70,12 @@ def _summary_line(g: Group) -> str:
 
 def _flags_cell(g: Group) -> str:
     a = g.first
-    words = sorted({w for c in a.changes for w in flags(c)})
+    words = sorted({w for c in (*a.changes, *a.access) for w in flags(c)})
     if a.secrets is not None and a.secrets.changed and "secret" not in words:
         words.append("secret")
-    if a.settings and not a.rollout:
+    if (a.settings or a.access) and not a.rollout:
         words.append("no rollout")
-    return ", ".join(f"**{w}**" if w == "cost" else w for w in words)
+    return ", ".join(f"**{w}**" if w in ("cost", "access") else w for w in words)
 
 
 def _row(g: Group) -> str:
@@ -121,6 +126,13 @@ def _change_rows(g: Group) -> list[str]:
         lines.append(
             f"| {code(c.dotted)} | {c.kind} | {old} | {new} | {where} | {', '.join(flags(c))} |"
         )
+    for c in a.access:
+        old = code(show(c.old, 80)) if c.kind != "added" else ""
+        new = code(show(c.new, 80)) if c.kind != "removed" else ""
+        where = code(where_text(c)) if c.source or c.old_source else ""
+        lines.append(
+            f"| {code(c.dotted)} | {c.kind} | {old} | {new} | {where} | {', '.join(flags(c))} |"
+        )
     for c in a.settings:
         old = code(show(c.old, 80)) if c.kind != "added" else ""
         new = code(show(c.new, 80)) if c.kind != "removed" else ""
@@ -167,6 +179,66 @@ def _details(g: Group, level: _Level) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
+def _access_row(who: str, c: FieldChange) -> str:
+    old = code(show(c.old, 80)) if c.kind != "added" else ""
+    new = code(show(c.new, 80)) if c.kind != "removed" else ""
+    where = code(where_text(c)) if c.source or c.old_source else ""
+    return f"| {who} | {code(c.dotted)} | {old} | {new} | {where} | {', '.join(flags(c))} |"
+
+
+def _access_table(diff: FleetDiff, shown: Sequence[Group]) -> list[str]:
+    """Every [access] change of the shown groups and every fleet-wide one: old, new, set at."""
+    rows = [_access_row(html.escape(g.scope()), c) for g in shown for c in g.first.access]
+    rows += [_access_row(c.source or "fleet.yaml", c) for c in diff.fleet_access]
+    if not rows:
+        return []
+    return [
+        "",
+        "#### Access: where and how reconciler connects, what it runs, who reviews",
+        "",
+        "| agents | field | old | new | set at | flags |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
+def _review_notes(diff: FleetDiff, s: Summary) -> list[str]:
+    """The [access] and cost-impacting review notes, naming the base's approvers."""
+    lines: list[str] = []
+    rules = f", as the base `{diff.rules_from}` sets it" if diff.mode == "pr" else ""
+    if s.access or s.fleet_access:
+        what = " and ".join(
+            plural(n, w)
+            for n, w in ((s.access, "agent"), (s.fleet_access, "fleet-wide setting"))
+            if n
+        )
+        moved = (
+            f" {plural(s.moved, 'agent')} move their config or secrets file: apply writes the"
+            " payload and the secrets to the new path."
+            if s.moved
+            else ""
+        )
+        who = ", ".join(diff.access_approvers) or "nobody (set fleet.review.access_approvers)"
+        lines += [
+            "",
+            "> [!WARNING]",
+            f"> **Access changes on {what}** (where or how reconciler connects, what it runs,"
+            f" or the review rules) need review by {who}"
+            f" (`fleet.review.access_approvers`{rules}).{moved}",
+        ]
+    if s.cost_impacting:
+        who = ", ".join(diff.approvers) or "nobody (set fleet.review.cost_impacting_approvers)"
+        lines += [
+            "",
+            "> [!IMPORTANT]",
+            f"> **Cost-impacting changes on {plural(s.cost_impacting, 'agent')}** need review"
+            f" by {who}"
+            f" (`fleet.review.cost_impacting_approvers`{rules})."
+            f" Estimated cost change: {money(s.cost_delta_per_day)}.",
+        ]
+    return lines
+
+
 def _headline(diff: FleetDiff, s: Summary) -> list[str]:
     lines = [f"### Fleet diff: {code(diff.fleet_id)}, {code(diff.base)} → {code(diff.head)}", ""]
     if not s.has_changes and not s.unknown and not s.foreign:
@@ -178,6 +250,7 @@ def _headline(diff: FleetDiff, s: Summary) -> list[str]:
             (s.added, "added"),
             (s.removed, "removed"),
             (s.drifted, "drifted"),
+            (s.moved, "moved"),
             (s.secrets_changed, "with new secrets"),
         )
         if n
@@ -187,6 +260,10 @@ def _headline(diff: FleetDiff, s: Summary) -> list[str]:
     )
     if s.settings_only:
         line += f" · {s.settings_only} with settings changes only (no rollout)"
+    if s.access:
+        line += f" · **{plural(s.access, 'agent')} with [access] changes**"
+    if s.fleet_access:
+        line += f" · **{plural(s.fleet_access, 'fleet-wide [access] change')}**"
     if s.fleet_settings:
         line += f" · {plural(s.fleet_settings, 'fleet.yaml setting')}"
     line += f" · {s.unchanged} unchanged"
@@ -195,17 +272,7 @@ def _headline(diff: FleetDiff, s: Summary) -> list[str]:
     if s.unknown or s.foreign:
         line += f" · **{s.unknown} unknown (unreachable or unreadable stamp), {s.foreign} refused**"
     lines.append(line)
-    if s.cost_impacting:
-        who = ", ".join(diff.approvers) or "nobody (set fleet.review.cost_impacting_approvers)"
-        lines += [
-            "",
-            "> [!IMPORTANT]",
-            f"> **Cost-impacting changes on {plural(s.cost_impacting, 'agent')}** need review"
-            f" by {who}"
-            " (`fleet.review.cost_impacting_approvers`)."
-            f" Estimated cost change: {money(s.cost_delta_per_day)}.",
-        ]
-    return lines
+    return lines + _review_notes(diff, s)
 
 
 def _render(diff: FleetDiff, s: Summary, groups: list[Group], level: _Level) -> str:
@@ -213,6 +280,7 @@ def _render(diff: FleetDiff, s: Summary, groups: list[Group], level: _Level) -> 
     lines = _headline(diff, s)
     if groups:
         lines += ["", *_table(shown)]
+    lines += _access_table(diff, shown)
     hidden = groups[len(shown) :]
     if hidden:
         agents = sum(g.size for g in hidden)
@@ -227,8 +295,20 @@ def _render(diff: FleetDiff, s: Summary, groups: list[Group], level: _Level) -> 
             ("Cost-impacting changes", [g for g in shown if g.first.rollout and g.cost_impacting]),
             ("Other changes", [g for g in shown if g.first.rollout and not g.cost_impacting]),
             (
+                "Access, no rollout",
+                [
+                    g
+                    for g in shown
+                    if not g.first.rollout and g.access and g.status not in PROBLEM_STATUSES
+                ],
+            ),
+            (
                 "Settings, no rollout",
-                [g for g in shown if not g.first.rollout and g.status not in PROBLEM_STATUSES],
+                [
+                    g
+                    for g in shown
+                    if not g.first.rollout and not g.access and g.status not in PROBLEM_STATUSES
+                ],
             ),
             ("Not compared", [g for g in shown if g.status in PROBLEM_STATUSES]),
         )

@@ -2,8 +2,10 @@
 
 Plain text (no markup), grouped: agents that make the same change show once,
 named by what they share ("140 agents in tier fast"). Rollout changes first
-(cost-impacting before the rest), then settings that roll nothing out, fleet
-settings, and boxes that could not be read or were refused.
+(cost-impacting before the rest; a moved config_path is one), then [access]
+changes that roll nothing out, settings that roll nothing out, fleet-wide
+[access] changes, fleet settings, and boxes that could not be read or were
+refused. Every [access] change is tagged so, with old -> new and its file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reconciler.report.diff_values import (
     plural,
     secrets_text,
     status_word,
+    where_text,
 )
 
 
@@ -35,6 +38,7 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
             (s.added, "added"),
             (s.removed, "removed"),
             (s.drifted, "drifted"),
+            (s.moved, "moved"),
         )
         if n
     ]
@@ -42,11 +46,13 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
     if s.settings_only:
         line += f"; {s.settings_only} with settings changes only (no rollout)"
     lines.append(line + f"; {s.unchanged} unchanged.")
+    if s.access or s.fleet_access:
+        lines.append(access_line(diff, s))
     if s.cost_impacting:
         who = ", ".join(diff.approvers) or "nobody configured (fleet.review)"
         lines.append(
             f"Cost-impacting: {plural(s.cost_impacting, 'agent')} (estimated cost change:"
-            f" {money(s.cost_delta_per_day)}); review by {who}."
+            f" {money(s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
         )
     if s.restart_required:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
@@ -56,6 +62,24 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
             f" {s.foreign} refused (foreign)."
         )
     return lines
+
+
+def access_line(diff: FleetDiff, s: Summary) -> str:
+    """'Access: 3 agents, 1 fleet-wide setting change where or how ...; review by ...'."""
+    what = [
+        plural(n, w) for n, w in ((s.access, "agent"), (s.fleet_access, "fleet-wide setting")) if n
+    ]
+    moved = f" ({s.moved} moved: written to the new path)" if s.moved else ""
+    who = ", ".join(diff.access_approvers) or "nobody configured (fleet.review.access_approvers)"
+    return (
+        f"Access: {' and '.join(what)}{moved} change where or how reconciler connects, what it"
+        f" runs, or the review rules [access]; review by {who}{rules_note(diff)}."
+    )
+
+
+def rules_note(diff: FleetDiff) -> str:
+    """' (rules of the base main)' in pull-request mode: the rules a change is judged by."""
+    return f" (rules of the base {diff.rules_from})" if diff.mode == "pr" else ""
 
 
 def _change_line(c: FieldChange, source: str | None) -> str:
@@ -79,11 +103,21 @@ def _group(g: Group, names_limit: int) -> list[str]:
     a = g.first
     word = status_word(g)
     status = "" if word == AgentStatus.CHANGED else f" [{word}]"
-    tags = [t for t, on in (("cost", g.cost_impacting), ("restart", g.restart_required)) if on]
+    tags = [
+        t
+        for t, on in (
+            ("cost", g.cost_impacting),
+            ("restart", g.restart_required),
+            ("access", g.access),
+        )
+        if on
+    ]
     lines = [f"  {g.scope()}{status}" + (f"  [{', '.join(tags)}]" if tags else "")]
     for i, c in enumerate(a.changes):
         sources = g.sources(i)
         lines.append(_change_line(c, ", ".join(sources) if len(sources) <= 3 else "several"))
+    for c in a.access:
+        lines.append(_change_line(c, where_text(c)))
     for c in a.settings:
         lines.append(_change_line(c, c.source) + "  (setting, no rollout)")
     if a.secrets is not None:
@@ -110,8 +144,20 @@ def render_text(diff: FleetDiff, *, names_limit: int = 12) -> str:
     sections: list[tuple[str, list[Group]]] = [
         ("Changes", [g for g in groups if g.first.rollout]),
         (
+            "Access, no rollout",
+            [
+                g
+                for g in groups
+                if not g.first.rollout and g.access and g.status not in PROBLEM_STATUSES
+            ],
+        ),
+        (
             "Settings, no rollout",
-            [g for g in groups if not g.first.rollout and g.status not in PROBLEM_STATUSES],
+            [
+                g
+                for g in groups
+                if not g.first.rollout and not g.access and g.status not in PROBLEM_STATUSES
+            ],
         ),
         ("Not compared", [g for g in groups if g.status in PROBLEM_STATUSES]),
     ]
@@ -121,6 +167,9 @@ def render_text(diff: FleetDiff, *, names_limit: int = 12) -> str:
         lines += ["", f"{title}:"]
         for g in members:
             lines += _group(g, names_limit)
+    if diff.fleet_access:
+        lines += ["", "Access, fleet-wide:"]
+        lines += [_change_line(c, where_text(c)) for c in diff.fleet_access]
     if diff.fleet_settings:
         lines += ["", "Fleet settings (fleet.yaml, no rollout):"]
         lines += [_change_line(c, None) for c in diff.fleet_settings]

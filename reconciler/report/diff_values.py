@@ -55,7 +55,7 @@ def changes_line(changes: Sequence[FieldChange], most: int = 2, limit: int = 40)
 
 
 def flags(c: FieldChange) -> list[str]:
-    """The flag words of a change: cost, restart, secret."""
+    """The flag words of a change: cost, restart, secret, access, moved (to a new path)."""
     out = []
     if c.cost_impacting:
         out.append("cost")
@@ -63,7 +63,18 @@ def flags(c: FieldChange) -> list[str]:
         out.append("restart")
     if c.secret:
         out.append("secret")
+    if c.access:
+        out.append("access")
+    if c.moves:
+        out.append("moved")
     return out
+
+
+def where_text(c: FieldChange) -> str:
+    """Provenance of a change: 'file:line', or 'file:line; was file:line' when the old differs."""
+    if c.old_source and c.old_source != c.source:
+        return f"{c.source}; was {c.old_source}" if c.source else f"was {c.old_source}"
+    return c.source or ""
 
 
 def short_fingerprint(fp: str | None) -> str:
@@ -94,7 +105,9 @@ def status_word(g: Group) -> str:
     if a.status != "unchanged":
         return str(a.status)
     if not a.rollout:
-        return "settings"
+        return "access" if a.access else "settings"
+    if a.moved:
+        return "moved"
     return "secrets" if a.secrets is not None and a.secrets.changed else "rewrite"
 
 
@@ -126,7 +139,7 @@ def what_line(a: AgentDiff) -> str:
     if a.status in (AgentStatus.ADDED, AgentStatus.REMOVED) and a.reason is None:
         who = "new agent" if a.status is AgentStatus.ADDED else "agent removed"
         return f"{who}: {plural(len(a.changes), 'field')}"
-    text = changes_line(a.changes) or changes_line(a.settings)
+    text = changes_line((*a.changes, *a.access)) or changes_line(a.settings)
     if not text and a.secrets is not None:
         text = secrets_text(a.secrets)
     if not text and a.format_only:

@@ -111,6 +111,11 @@ def _paths(ea: EffectiveAgent, live: LiveBox, repo: Repo) -> tuple[PathChange, .
     )
 
 
+def _move(old: str | None, new: str) -> dict[str, str | None]:
+    """A Change's move fields: set when the agent's config path changed, else none."""
+    return {} if old is None or old == new else {"moved_from": old, "config_path": new}
+
+
 def survey(
     repo: Repo,
     desired: Mapping[str, Desired],
@@ -118,12 +123,16 @@ def survey(
     *,
     target_revision: str,
     fast_path: bool = True,
+    moved_from: Mapping[str, str] | None = None,
 ) -> Survey:
     """Sort every agent of `repo` by comparing `desired` with the `live` boxes.
 
     `fast_path` False (a `--force` retry): no box is planned as a restore from its history,
-    so every changing box gets the canary's soak and gates.
+    so every changing box gets the canary's soak and gates. `moved_from`: each agent's
+    config path as last applied, when the caller knows it; a changing agent whose path
+    differs is planned as a move (old path -> new).
     """
+    before = moved_from or {}
     changes: list[Change] = []
     unchanged: list[str] = []
     unreachable: dict[str, str] = {}
@@ -158,6 +167,7 @@ def survey(
                 stamp_revision=stamp.revision if stamp else None,
                 history_shas=history,
                 secrets=secrets,
+                **_move(before.get(name), ea.agent.config_path),
             )
         )
     return Survey(tuple(changes), tuple(unchanged), unreachable, foreign, tuple(blocked))

@@ -144,3 +144,57 @@ def test_not_a_git_repo_exits_one(tmp_path: Path) -> None:
     result = _diff(tmp_path, "--base", "HEAD~1")
     assert result.exit_code == 1
     assert "not a git repository" in result.stderr
+
+
+@pytest.fixture
+def weakening_pr(tmp_path: Path) -> Path:
+    """Base: approvers for cost and access. Head: drops them, moves config, trusts /dev/null."""
+    repo = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, repo)
+    _replace(
+        repo / "fleet.yaml",
+        'cost_impacting_approvers: ["@acme/agent-platform-leads"]',
+        'cost_impacting_approvers: ["@acme/agent-platform-leads"]\n'
+        '  access_approvers: ["@acme/security"]',
+    )
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "base")
+    _replace(
+        repo / "fleet.yaml",
+        'cost_impacting_approvers: ["@acme/agent-platform-leads"]\n'
+        '  access_approvers: ["@acme/security"]',
+        "cost_impacting_approvers: []",
+    )
+    _replace(repo / "fleet.yaml", "known_hosts: ~/.ssh/fleet_known_hosts", "known_hosts: /dev/null")
+    _replace(repo / "agents" / "_base.yaml", "config_path: /etc/agent/", "config_path: /tmp/agent/")
+    _replace(
+        repo / "agents" / "tier-fast.yaml", "model: claude-haiku-4-5", "model: claude-sonnet-4-5"
+    )
+    _git(repo, "commit", "-q", "-am", "head")
+    return repo
+
+
+def test_pr_is_judged_by_the_base_review_rules(weakening_pr: Path) -> None:
+    """A head that drops the approvers still needs the base's, and shows the rules as [access]."""
+    md = _diff(weakening_pr, "--base", "HEAD~1", "--head", "HEAD", "--format", "markdown")
+    assert md.exit_code == 0, md.output
+    out = md.stdout
+    assert "need review by @acme/security (`fleet.review.access_approvers`" in out
+    assert "by @acme/agent-platform-leads (`fleet.review.cost_impacting_approvers`" in out
+    assert '| fleet.yaml | `review.access_approvers` | `["@acme/security"]` |' in out
+    assert "| fleet.yaml | `connection.known_hosts` |" in out
+    assert "200 agents to roll out" in out
+    text = _diff(weakening_pr, "--base", "HEAD~1", "--head", "HEAD").stdout
+    assert "config_path /etc/agent/config.yaml → /tmp/agent/config.yaml" in text
+    assert "review by @acme/security" in text
+    doc = json.loads(
+        _diff(weakening_pr, "--base", "HEAD~1", "--head", "HEAD", "--format", "json").stdout
+    )
+    assert doc["diff"]["access_approvers"] == ["@acme/security"]
+    assert doc["diff"]["approvers"] == ["@acme/agent-platform-leads"]
+    assert {tuple(c["path"]) for c in doc["diff"]["fleet_access"]} == {
+        ("connection", "known_hosts"),
+        ("review", "access_approvers"),
+        ("review", "cost_impacting_approvers"),
+    }

@@ -79,7 +79,7 @@ def test_markdown_puts_cost_impacting_first_and_names_the_approvers(pr_diff: Fle
     text = render_markdown(pr_diff)
     assert "@acme/agent-platform-leads" in text
     assert text.index("#### Cost-impacting changes") < text.index("#### Other changes")
-    assert text.index("#### Other changes") < text.index("#### Settings, no rollout")
+    assert text.index("#### Other changes") < text.index("#### Access, no rollout")
     assert "<details>" in text and "</details>" in text
 
 
@@ -88,7 +88,8 @@ def test_text_groups_agents_by_tier(pr_diff: FleetDiff) -> None:
     text = render_text(pr_diff)
     assert "agents in tier fast" in text
     assert "model claude-haiku-4-5 → claude-sonnet-4-5  (agents/tier-fast.yaml:5)  [cost]" in text
-    assert "Settings, no rollout:" in text
+    assert "Access, no rollout:" in text  # shard ap-south's user: ops
+    assert "user agent → ops  (shards/ap-south.yaml:6; was fleet.yaml:7)  [access]" in text
     assert "rollout.soak_s 600.0 → 300.0" in text
 
 

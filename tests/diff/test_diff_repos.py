@@ -131,14 +131,15 @@ def test_added_and_removed_agents(
 def test_settings_change_rolls_nothing_out(
     example_files: dict[str, bytes], example_repo: Repo, edit: Edit
 ) -> None:
-    """A health_url change is a settings change on every agent, with no rollout."""
-    files = edit(example_files, "agents/_base.yaml", "9464/healthz", "9465/healthz")
+    """A labels change is a settings change on every agent, with no rollout."""
+    files = edit(example_files, "agents/_base.yaml", "team: support-platform", "team: support")
     d = diff_repos(example_repo, _load(files))
     assert len(d.agents) == 200
     assert all(a.status is AgentStatus.UNCHANGED and not a.rollout for a in d.agents)
+    assert all(a.access == () for a in d.agents)
     setting = d.agents[0].settings[0]
-    assert setting.dotted == "health_url"
-    assert setting.source == "agents/_base.yaml:5"
+    assert setting.dotted == "labels.team"
+    assert setting.source == "agents/_base.yaml:11"
     s = summarise(d)
     assert (s.rollout, s.settings_only) == (0, 200)
     assert d.has_changes
