@@ -33,7 +33,7 @@ from reconciler.config.secretscan import (
     clip,
     credential_kind,
     high_entropy,
-    quoted,
+    quoted_path,
     shown_key,
 )
 
@@ -123,7 +123,7 @@ def _allowed(parts: Parts, agents_dirs: list[str]) -> tuple[list[str], list[Conf
                 ConfigError(
                     doc.loc.find(("connection", "allowed_paths", i)),
                     "connection.allowed-paths",
-                    f"connection.allowed_paths[{i}] {quoted(entry)} {problem}",
+                    f"connection.allowed_paths[{i}] {quoted_path(entry)} {problem}",
                 )
             )
         else:
@@ -149,14 +149,14 @@ def path_errors(parts: Parts, fleet_valid: bool) -> list[ConfigError]:
                 grouped.add(
                     _span(ea, field),
                     "agent.relative-path",
-                    f"{field} {quoted(value)} must be an absolute path on the box",
+                    f"{field} {quoted_path(value)} must be an absolute path on the box",
                     repr(ea.name),
                 )
             else:
                 grouped.add(
                     _span(ea, field),
                     "agent.unsafe-path",
-                    f"{field} {quoted(value)} {problem}; write a normalised absolute path",
+                    f"{field} {quoted_path(value)} {problem}; write a normalised absolute path",
                     repr(ea.name),
                 )
     errors = grouped.errors()
@@ -173,9 +173,10 @@ def path_errors(parts: Parts, fleet_valid: bool) -> list[ConfigError]:
             grouped.add(
                 _span(ea, field),
                 "agent.path-not-allowed",
-                f"{field} {quoted(value)} is under none of connection.allowed_paths"
+                f"{field} {quoted_path(value)} is under none of connection.allowed_paths"
                 f" ({clip(', '.join(allowed))}); move it, or add its directory"
-                f" {quoted(posixpath.dirname(value))} to connection.allowed_paths in fleet.yaml",
+                f" {quoted_path(posixpath.dirname(value))} to connection.allowed_paths in"
+                " fleet.yaml",
                 repr(ea.name),
             )
     return errors + grouped.errors()
@@ -196,7 +197,7 @@ def known_hosts_errors(parts: Parts, root: str | None) -> list[ConfigError]:
             grouped.add(
                 _span(ea, "known_hosts"),
                 "connection.known-hosts-in-repo",
-                f"known_hosts {quoted(value)} {how}, which a pull request can change; set"
+                f"known_hosts {quoted_path(value)} {how}, which a pull request can change; set"
                 " known_hosts to an absolute path outside the config repo",
                 repr(ea.name),
             )

@@ -108,6 +108,13 @@ def quoted(value: Any, path: Iterable[str | int] = ()) -> str:
     return clip(repr(value))
 
 
+def quoted_path(value: Any) -> str:
+    """A path as a message may quote it: paths look random to the entropy test, so only a
+    known credential format in one is redacted."""
+    text = repr(value)
+    return REDACTED if credential_kind(text) is not None else clip(text)
+
+
 def shown_key(key: str | int) -> str:
     """A map key or list index as a message names it in a field path: cut, or <redacted>."""
     if isinstance(key, int):

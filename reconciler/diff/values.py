@@ -1,8 +1,9 @@
 """Field-level diff of two parsed payloads (or settings maps), normalised.
 
 We compare parsed values, never bytes: key order and YAML style do not make
-a change. deepdiff finds the differing paths; we then normalise them, as
-gitops-engine's diff normalises before comparing:
+a change. A type-strict walk of the two maps finds the differing paths (deepdiff,
+used before, took `[False]` and `[0]` for equal), normalised as gitops-engine's
+diff normalises before comparing:
 
 - lists are atomic (layering replaces lists whole), so any change inside a
   list is reported as the whole list, old -> new;
@@ -21,8 +22,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-
-from deepdiff import DeepDiff
 
 from reconciler.diff.model import ChangeKind, FieldPath
 
@@ -88,20 +87,9 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _normalise(raw: list[Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> FieldPath:
-    """Cut a deepdiff path at the first list index, or at a secret reference."""
-    path: list[str] = []
-    for part in raw:
-        if not isinstance(part, str):
-            break
-        if path and (is_secret_ref(_lookup(old, path)) or is_secret_ref(_lookup(new, path))):
-            break
-        path.append(part)
-    return tuple(path)
-
-
 def _expand(path: FieldPath, was: Any, now: Any) -> list[FieldPath]:
-    """Two maps at one path (deepdiff reports `{}` -> `{...}` whole): their differing keys."""
+    """The differing paths under `path`: maps are walked key by key; anything else (a list,
+    a scalar, a secret reference) is compared whole, type-strict."""
     if not (isinstance(was, dict) and isinstance(now, dict)):
         return [path]
     if is_secret_ref(was) or is_secret_ref(now):
@@ -128,14 +116,7 @@ def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ValueCha
     """Every change from `old` to `new`, sorted by path; empty when they are the same."""
     if same(old, new):
         return []
-    tree = DeepDiff(
-        dict(old), dict(new), view="tree", ignore_nan_inequality=True, ignore_order=False
-    )
-    paths: set[FieldPath] = set()
-    for levels in tree.values():
-        for level in levels:
-            path = _normalise(level.path(output_format="list"), old, new)
-            paths.update(_expand(path, _lookup(old, path), _lookup(new, path)))
+    paths = set(_expand((), dict(old), dict(new)))
     # A change inside another reported change (e.g. list, or a parent map replaced) folds in.
     ordered = sorted(paths)
     kept = [p for p in ordered if not any(p[: len(q)] == q and p != q for q in ordered)]

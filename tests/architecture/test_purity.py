@@ -25,10 +25,7 @@ PURE = ("model", "config", "render", "diff", "plan", "report", "status", "rollou
 # Where I/O lives: these may read the clock, open sockets, touch files and databases.
 EDGE = ("transport", "metrics", "journal", "repo", "secretstore", "engine", "app", "cli",
         "demo", "testing", "devtools")  # fmt: skip
-# asyncio (and subprocess, which it loads) are not listed: a third-party library of the
-# core (deepdiff, via cachebox) imports asyncio. tests/test_imports.py forbids our own
-# modules to import them.
-IO_LIBRARIES = ("asyncssh", "httpx", "sqlite3", "git", "psycopg")
+IO_LIBRARIES = ("asyncssh", "httpx", "sqlite3", "git", "psycopg", "asyncio", "subprocess")
 
 PROBE = """
 import importlib, json, pkgutil, sys

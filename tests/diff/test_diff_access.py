@@ -17,7 +17,7 @@ from reconciler.report import render_json, render_markdown, render_text
 
 from .conftest import Edit, edit_files, tiny_files
 
-NEW_PATH = "/srv/agent/config.yaml"
+NEW_PATH = "/etc/agent/v2/config.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_secrets_path_change_is_an_access_rollout() -> None:
         files,
         "agents/_base.yaml",
         "config_path: /etc/agent/config.yaml\n",
-        "config_path: /etc/agent/config.yaml\nsecrets_path: /tmp/world-readable.json\n",
+        "config_path: /etc/agent/config.yaml\nsecrets_path: /etc/agent/world-readable.json\n",
     )
     d = diff_repos(load_repo(files), load_repo(head))
     assert len(d.agents) == 4
@@ -68,7 +68,7 @@ def test_secrets_path_change_is_an_access_rollout() -> None:
     assert (change.dotted, change.kind, change.new) == (
         "secrets_path",
         "added",
-        "/tmp/world-readable.json",
+        "/etc/agent/world-readable.json",
     )
 
 
@@ -158,7 +158,7 @@ def test_text_report_shows_access(moved_diff: FleetDiff) -> None:
     assert "200 agents to roll out (200 moved)" in out
     assert "200 agents in tiers batch, fast, smart [moved]  [access]" in out
     assert (
-        "config_path /etc/agent/config.yaml → /srv/agent/config.yaml  (agents/_base.yaml:4)"
+        "config_path /etc/agent/config.yaml → /etc/agent/v2/config.yaml  (agents/_base.yaml:4)"
         "  [access, moved]"
     ) in out
     assert "no rollout" not in out
@@ -171,7 +171,7 @@ def test_markdown_report_shows_access(moved_diff: FleetDiff) -> None:
     assert "#### Access" in out
     assert (
         "| 200 agents in tiers batch, fast, smart | `config_path` | `/etc/agent/config.yaml`"
-        " | `/srv/agent/config.yaml`"
+        " | `/etc/agent/v2/config.yaml`"
         " | `agents/_base.yaml:4` |"
     ) in out
     assert "no rollout" not in out
@@ -291,7 +291,7 @@ def test_moved_and_payload_change_group_together(
     """A group keyed by its access changes too: a moved tier is not grouped with an unmoved one."""
     files = edit(example_files, "agents/tier-fast.yaml", "claude-haiku-4-5", "claude-sonnet-4-5")
     files = edit_files(
-        files, "agents/tier-fast.yaml", "config:\n", "config_path: /srv/fast.yaml\nconfig:\n"
+        files, "agents/tier-fast.yaml", "config:\n", "config_path: /etc/agent/fast.yaml\nconfig:\n"
     )
     d = diff_repos(example_repo, load_repo(files))
     groups = group_agents(d.agents)

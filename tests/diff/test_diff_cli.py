@@ -167,7 +167,9 @@ def weakening_pr(tmp_path: Path) -> Path:
         "cost_impacting_approvers: []",
     )
     _replace(repo / "fleet.yaml", "known_hosts: ~/.ssh/fleet_known_hosts", "known_hosts: /dev/null")
-    _replace(repo / "agents" / "_base.yaml", "config_path: /etc/agent/", "config_path: /tmp/agent/")
+    _replace(
+        repo / "agents" / "_base.yaml", "config_path: /etc/agent/", "config_path: /etc/agent/v2/"
+    )
     _replace(
         repo / "agents" / "tier-fast.yaml", "model: claude-haiku-4-5", "model: claude-sonnet-4-5"
     )
@@ -186,7 +188,7 @@ def test_pr_is_judged_by_the_base_review_rules(weakening_pr: Path) -> None:
     assert "| fleet.yaml | `connection.known_hosts` |" in out
     assert "200 agents to roll out" in out
     text = _diff(weakening_pr, "--base", "HEAD~1", "--head", "HEAD").stdout
-    assert "config_path /etc/agent/config.yaml → /tmp/agent/config.yaml" in text
+    assert "config_path /etc/agent/config.yaml → /etc/agent/v2/config.yaml" in text
     assert "review by @acme/security" in text
     doc = json.loads(
         _diff(weakening_pr, "--base", "HEAD~1", "--head", "HEAD", "--format", "json").stdout
