@@ -132,6 +132,7 @@ class Options:
     watchdog: Limits = field(default_factory=Limits)
     soak_interval_s: float = 1.0
     fence: int = 0  # this rollout's fencing number (render.stamp.next_fence)
+    allowed_paths: tuple[str, ...] = ()  # where agents' files may be written (empty: unchecked)
 
 
 @dataclass
@@ -461,6 +462,7 @@ class Driver:
             activation=cmd.activation, revision=self.opts.revision, data=t.data,
             stamp_sha=plan_step.stamp_sha, stamp_revision=plan_step.stamp_revision,
             secrets=t.secrets, secrets_fingerprint=t.secrets_fingerprint,
+            allowed_paths=self.opts.allowed_paths,
         )  # fmt: skip
 
         async def old_secrets() -> bytes | None:

@@ -313,6 +313,7 @@ async def execute(
         watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
         fence=next_fence(b.stamp for b in p.live.values()),
+        allowed_paths=tuple(fleet.connection.allowed_paths),
     )
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from reconciler.engine import boxops
@@ -74,6 +75,7 @@ class ApplyJob:
     stamp_revision: str | None
     secrets: bytes | None = None  # the new secrets file; None: secrets unchanged
     secrets_fingerprint: str | None = None
+    allowed_paths: tuple[str, ...] = ()  # fleet.yaml connection.allowed_paths (empty: unchecked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ async def apply_box(
         pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
     )  # fmt: skip
     if not done:
+        await _check_inside(h, job)
         await step("write", _deliver(h, job, now.file))
         if job.secrets is not None:
             if old_secrets is not None:
@@ -164,6 +167,27 @@ async def apply_box(
             keep.append(job.pre_sha)
         await boxops.prune_history(h, keep)
     await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+
+
+async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
+    """Before the first write: what a write to the config (and secrets) file would really
+    touch, symlinks followed on the box, lies under one of the allowed directories.
+
+    Raises:
+        BoxOpError: it does not (a symlinked directory on the box leads elsewhere).
+    """
+    if not job.allowed_paths:
+        return
+    allowed = [await h.box.realpath(PurePosixPath(a)) for a in job.allowed_paths]
+    parents = {h.paths.config.parent, h.paths.secrets.parent} if job.secrets is not None else {
+        h.paths.config.parent}  # fmt: skip
+    for parent in sorted(parents):
+        real = await h.box.realpath(parent)
+        if not any(real == a or a in real.parents for a in allowed):
+            raise BoxOpError(
+                h.name, ApplyStep.STAMP_CHECK, f"{parent} resolves to {real} on the box, under none "
+                f"of connection.allowed_paths ({', '.join(map(str, allowed))}); nothing written",
+            )  # fmt: skip
 
 
 async def _take_lease(h: BoxHandle, crew: Crew) -> None:

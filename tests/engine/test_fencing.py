@@ -7,9 +7,12 @@ for real on the demo, where the timing decides which path is taken).
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import PurePosixPath
+
 import pytest
 
-from reconciler.engine.boxops import MovedOn
+from reconciler.engine.boxops import BoxOpError, MovedOn
 from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
 from reconciler.model.box import Stamp, parse_stamp
 from reconciler.plan.model import Activation, Delivery
@@ -157,3 +160,26 @@ def test_restore_refusal_allows_its_own_and_the_pre_state() -> None:
     assert "fence 4 > ours 1" in (
         restore_refusal(stamp("r1", "2" * 64, 4), rollout_id="r1", pre_sha=pre, fence=1) or ""
     )
+
+
+async def test_a_config_dir_symlinked_out_of_the_allowed_paths_is_never_written() -> None:
+    """The box's config directory is a symlink to /root/.ssh: realpath says so before the
+    first write, and nothing is written (the box stays untouched: no restore needed)."""
+    fleet = make_fleet(1, waves=("100%",))
+    (name,) = fleet.boxes
+    box, h = fleet.boxes[name], fleet.handle(name)
+    box.symlinks[h.paths.config.parent] = PurePosixPath("/root/.ssh")
+    inside = dataclasses.replace(job(name), allowed_paths=("/srv",))
+    with pytest.raises(BoxOpError, match=r"resolves to /root/\.ssh.*nothing written") as err:
+        await apply_box(h, inside, crew(fleet.clock))
+    assert not err.value.step.touched  # type: ignore[union-attr]
+    assert box.read(box.config_path) == old_bytes(name)
+    assert not [op for op, _ in box.log if op in ("write_atomic", "link", "rename")][1:]
+
+
+async def test_a_config_dir_inside_the_allowed_paths_is_written() -> None:
+    fleet = make_fleet(1, waves=("100%",))
+    (name,) = fleet.boxes
+    inside = dataclasses.replace(job(name), allowed_paths=("/srv",))
+    await apply_box(fleet.handle(name), inside, crew(fleet.clock))
+    assert fleet.on_new(name)
