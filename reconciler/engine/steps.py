@@ -185,8 +185,9 @@ async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
         real = await h.box.realpath(parent)
         if not any(real == a or a in real.parents for a in allowed):
             raise BoxOpError(
-                h.name, ApplyStep.STAMP_CHECK, f"{parent} resolves to {real} on the box, under none "
-                f"of connection.allowed_paths ({', '.join(map(str, allowed))}); nothing written",
+                h.name, ApplyStep.STAMP_CHECK,
+                f"{parent} resolves to {real} on the box, under none of "
+                f"connection.allowed_paths ({', '.join(map(str, allowed))}); nothing written",
             )  # fmt: skip
 
 
