@@ -52,16 +52,23 @@ def resolve_values(
 
 
 def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None) -> bytes | None:
-    """The fingerprint key (env var, else key file), or None: secret drift is then not checked."""
+    """The fingerprint key (env var, else key file), or None: secret drift is then not checked.
+
+    An empty (or blank) key is no key: it is None here, so no caller ever keys an HMAC
+    with b"" (anyone could compute those fingerprints). An empty env var falls back to
+    the key file.
+    """
     env = os.environ if env is None else env
-    if fleet.secrets.fleet_key_env in env:
-        return env[fleet.secrets.fleet_key_env].encode()
+    value = env.get(fleet.secrets.fleet_key_env, "")
+    if value.strip():
+        return value.encode()
     if fleet.secrets.fleet_key_file:
         path = repo_path(root, fleet.secrets.fleet_key_file)
         try:
-            return path.read_bytes().strip()
+            key = path.read_bytes().strip()
         except OSError:
             return None
+        return key or None
     return None
 
 
