@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.app.resume import ResumeRequest, preview, settle_first
-from reconciler.app.state import BoundaryHook, StateDir, Trace, open_state, save_traceback
+from reconciler.app.state import (
+    BoundaryHook,
+    StateDir,
+    Trace,
+    open_state,
+    save_traceback,
+    write_private,
+)
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.driver import Driver, IncidentWriter, RunResult
 from reconciler.engine.resume import ResumeResult
@@ -83,12 +90,9 @@ def incident_writer(state_dir: Path) -> IncidentWriter:
 
     def write(run: RunRecord, cmd: WriteIncident) -> dict[str, str]:
         doc = incident_doc(run, cmd)
-        folder = state_dir / "incidents"
-        folder.mkdir(parents=True, exist_ok=True)
-        base = folder / run.rollout_id
-        md, js = base.with_suffix(".md"), base.with_suffix(".json")
-        md.write_text(scrub(render_incident_markdown(doc)), encoding="utf-8")
-        js.write_text(scrub(render_incident_json(doc)), encoding="utf-8")
+        base = state_dir / "incidents" / run.rollout_id
+        md = write_private(base.with_suffix(".md"), scrub(render_incident_markdown(doc)))
+        js = write_private(base.with_suffix(".json"), scrub(render_incident_json(doc)))
         return {"markdown": str(md), "json": str(js)}
 
     return write

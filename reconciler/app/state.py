@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.engine.driver import Driver
-from reconciler.journal.base import Holder, LockHeld, LockLease
+from reconciler.journal.base import Holder, JournalError, LockHeld, LockLease
 from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
-from reconciler.journal.db import default_state_dir
+from reconciler.journal.db import default_state_dir, private_dir, private_file
 from reconciler.journal.lock import SqliteLock
 from reconciler.journal.sqlite import SqliteJournal
 from reconciler.journal.store import State
@@ -137,12 +137,25 @@ def open_state(fleet: FleetFile | None, state_dir: Path | None) -> Iterator[Stat
         state.close()
 
 
-def save_traceback(state_dir: Path, label: str, text: str) -> str:
-    """Keep a traceback in STATE_DIR/errors/ (0600); its path, for the one-line error."""
-    folder = state_dir / "errors"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{label}.txt"
-    path.touch(mode=0o600)
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path` (0600) in a directory only we may write (0700, or refused);
+    the text goes through the redactor first."""
+    private_dir(path.parent)
+    private_file(path)
     path.write_text(scrub(text), encoding="utf-8")
-    return str(path)
+    return path
+
+
+def save_traceback(state_dir: Path, label: str, text: str) -> str:
+    """Keep a traceback in STATE_DIR/errors/ (0600); its path, for the one-line error.
+
+    Raises:
+        OSError: it cannot be saved (also when the state dir is one others may write:
+            the caller is already reporting an error and says it was not saved).
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        private_dir(state_dir)
+        return str(write_private(state_dir / "errors" / f"{stamp}-{label}.txt", text))
+    except JournalError as exc:
+        raise OSError(str(exc)) from None

@@ -5,15 +5,27 @@ port: `GET /healthz` (the contract's JSON; 503 while the agent is down),
 `GET /metrics` (Prometheus text; 503 while down), and under `/_demo/` the
 fault and counter API that tests and `reconcile demo fault` use. The product
 never calls `/_demo/`.
+
+A POST to `/_demo/` changes the box, so it needs `Authorization: Bearer TOKEN`
+(the token in DIR/control.token, 0600, written by `reconcile demo up` or by
+the first box of an in-process fleet) and `Content-Type: application/json`:
+a web page cannot send either without the browser asking first, so a page the
+operator visits cannot inject faults (403 without the token, 415 without JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import json
+import os
+import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import h11
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,6 +37,34 @@ if TYPE_CHECKING:
 
 _MAX_BODY = 64 * 1024
 _JSON = "application/json"
+TOKEN_FILE: Final = "control.token"  # noqa: S105 (a file name, not a secret)
+FORBIDDEN: Final = 403
+UNSUPPORTED_MEDIA: Final = 415
+
+
+def demo_dir_of(box_root: Path) -> Path:
+    """A box's demo DIR (its root is DIR/boxes/NAME/root)."""
+    return box_root.parents[2]
+
+
+def ensure_token(demo_dir: Path) -> str:
+    """DIR/control.token: read it, or create it (0600, 32 random bytes) when missing."""
+    path = demo_dir / TOKEN_FILE
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, (secrets.token_urlsafe(32) + "\n").encode())
+        finally:
+            os.close(fd)
+    return read_token(demo_dir)
+
+
+def read_token(demo_dir: Path) -> str:
+    """The control token of DIR ("" when there is none)."""
+    try:
+        return (demo_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +108,10 @@ class HttpEndpoint:
         self._sock = sock
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._token = ""
 
     async def start(self) -> None:
+        self._token = ensure_token(demo_dir_of(Path(self.box.spec.root)))
         self._server = await asyncio.start_server(self._client, sock=self._sock)
 
     async def stop(self) -> None:
@@ -83,8 +125,10 @@ class HttpEndpoint:
 
     # -- routing ---------------------------------------------------------------------
 
-    def route(self, method: str, target: str, body: bytes) -> Reply:
-        """The reply to one request."""
+    def route(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        """The reply to one request (`headers`: lower-case names)."""
         box, path = self.box, target.split("?", 1)[0]
         if method == "GET" and path == "/healthz":
             return Reply(200 if box.agent.crashed is None else 503, box.agent.health_json())
@@ -93,8 +137,30 @@ class HttpEndpoint:
                 return _json(503, {"error": f"agent is down: {box.agent.crashed}"})
             return Reply(200, box.agent.metrics.exposition(), CONTENT_TYPE_LATEST)
         if path.startswith("/_demo/"):
+            refused = self._refusal(method, headers or {})
+            if refused is not None:
+                return refused
             return self._demo(method, path.removeprefix("/_demo/"), body)
         return _json(404, {"error": f"no such endpoint: {path}"})
+
+    def _refusal(self, method: str, headers: Mapping[str, str]) -> Reply | None:
+        """403 for a POST without the control token, 415 for one whose body is not JSON."""
+        if method != "POST":
+            return None
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if (
+            not self._token
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), self._token.encode())
+        ):
+            return _json(
+                FORBIDDEN,
+                {"error": f"a control POST needs 'Authorization: Bearer TOKEN' (DIR/{TOKEN_FILE})"},
+            )
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != _JSON:
+            return _json(UNSUPPORTED_MEDIA, {"error": f"a control POST needs Content-Type {_JSON}"})
+        return None
 
     def _demo(self, method: str, what: str, body: bytes) -> Reply:
         box = self.box
@@ -135,7 +201,10 @@ class HttpEndpoint:
                 if request is None:
                     break
                 try:
-                    reply = self.route(request.method.decode(), request.target.decode(), body)
+                    headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+                    reply = self.route(
+                        request.method.decode(), request.target.decode(), body, headers
+                    )
                 except Exception as exc:  # a broken box answers 500 and stays up
                     reply = _json(500, {"error": f"{type(exc).__name__}: {exc}"})
                 self._send(conn, writer, reply)

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from reconciler.demo.build import Prepared, prepare, write_state
 from reconciler.demo.fleetrepo import DemoSetupError
+from reconciler.demo.http import ensure_token
 from reconciler.demo.layout import DemoDir
 
 BOXES_PER_WORKER: Final = 250
@@ -162,6 +163,7 @@ def up(
             f"use it, or stop it with `reconcile demo down --dir {root}`"
         )
     p = prepare(root, agents, rate=rate, base_error_rate=base_error_rate, seed=seed)
+    ensure_token(p.dir.root)  # DIR/control.token (0600): every worker's boxes read this one
     n = min(workers or default_workers(agents), agents)
     names = [s.name for s in p.specs]
     shares = [names[i::n] for i in range(n)]

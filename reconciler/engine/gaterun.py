@@ -6,8 +6,11 @@ source that fails, `retries` times, `retry_delay_s` apart; still failing: the
 gates FAIL), splits the agents into canary (changed and healthy) and unchanged,
 and asks `gates.judge_wave`. While any gate is INCONCLUSIVE it measures again
 every `poll_s` on the same, growing window, up to `inconclusive_wait_s`; then
-the inconclusive gates FAIL. Unchanged agents' windows are kept: they are the
-"before the change" baseline of the waves that follow.
+the inconclusive gates FAIL. Any other exception in a gate run (a bug in a
+source, a window that is not one) FAILS the gates with the error named: a gate
+run never crashes the rollout, and never passes on what it could not measure.
+Unchanged agents' windows are kept: they are the "before the change" baseline
+of the waves that follow.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class GateRunner:
             )
         except SourceError as exc:
             note("warning", message=f"gates: cannot open the wave's window: {exc}")
+        except Exception as exc:
+            note("warning", message=f"gates: cannot open the wave's window: {_describe(exc)}")
 
     async def judge(
         self, wave: int, changed: Collection[str], healthy: Sequence[str], note: Note
@@ -142,19 +147,31 @@ class GateRunner:
                 await self.clock.sleep(p.poll_s)
                 waited += p.poll_s
         except SourceError as exc:
-            return [
-                GateVerdict(
-                    gate=g.name,
-                    metric=g.metric,
-                    outcome=Outcome.FAIL,
-                    reason=f"no measurement: {exc}",
-                )
-                for g in p.gates
-            ]
+            return self._failed(f"no measurement: {exc}", changed, healthy)
+        except Exception as exc:
+            return self._failed(f"gate run failed: {_describe(exc)}", changed, healthy)
         if all(v.ok for v in verdicts):
             self.before.update(unchanged)
         self._marks.pop(wave, None)
         return verdicts
+
+    def _failed(
+        self, reason: str, changed: Collection[str], healthy: Sequence[str]
+    ) -> list[GateVerdict]:
+        """Every gate that would have judged the wave, FAILED with `reason` (never none)."""
+        p = self.policy
+        gates: dict[str, Gate] = {g.name: g for g in p.gates}
+        for agent in (*changed, *healthy):
+            info = p.info.get(agent)
+            if info is not None:
+                gates.update((g.name, g) for g in p.gates_for(info.tier) if g.name not in gates)
+        if not gates:
+            return [GateVerdict(gate="metrics", metric="custom", outcome=Outcome.FAIL,
+                                reason=reason)]  # fmt: skip
+        return [
+            GateVerdict(gate=g.name, metric=g.metric, outcome=Outcome.FAIL, reason=reason)
+            for g in gates.values()
+        ]
 
     def _verdicts(
         self, got: Measurement, changed: Collection[str], healthy: Sequence[str]
@@ -179,6 +196,10 @@ class GateRunner:
                 unchanged[agent] = w
         verdicts = judge_wave(p.gates_for, p.info, canary, unchanged, self.before, problems)
         return verdicts, unchanged
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _figure(v: GateVerdict) -> JsonValue:

@@ -76,7 +76,8 @@ def metric_source(repo: Repo, probe: HttpProbe, timeout: float) -> MetricSource:
             timeout=timeout,
         )
     urls = {n: ea.agent.url(ea.agent.metrics_url) for n, ea in repo.agents.items()}
-    return ScrapeSource(probe, urls, timeout=timeout)
+    hosts = {n: ea.agent.host for n, ea in repo.agents.items()}
+    return ScrapeSource(probe, urls, timeout=timeout, hosts=hosts)
 
 
 def gate_runner(

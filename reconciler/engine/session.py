@@ -112,7 +112,9 @@ class Link(FleetLink):
         """The rollout's handle on one agent's box (nothing connects yet)."""
 
         def fetch(url: str) -> Awaitable[Health]:
-            return self.probe.fetch_health(url, timeout=self.timeout, box=agent.name)
+            return self.probe.fetch_health(
+                url, timeout=self.timeout, box=agent.name, host=agent.host
+            )
 
         return BoxHandle(agent, self.ssh(agent), fetch, command_timeout=self.command_timeout(agent))
 

@@ -6,12 +6,18 @@ mode and synchronous=FULL: a record is on disk when the call that wrote it
 returns, and readers never block the writer. Autocommit: every record is its
 own transaction, except the lock's check-and-take, which runs under
 `BEGIN IMMEDIATE` so that two processes can never both take a lock.
+
+The state is private: the directory is made 0700 and the files 0600 (SQLite
+gives its -wal and -shm files the database file's mode), whatever the umask. A
+state directory that the group or others may write is refused: whoever can
+write there can forge the journal or break the lock.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +70,50 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
+PRIVATE_DIR: Final = 0o700
+PRIVATE_FILE: Final = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner may write: made 0700, or checked if it exists.
+
+    Raises:
+        JournalError: it is not a directory, or the group or others may write it.
+    """
+    try:
+        path.mkdir(parents=True, mode=PRIVATE_DIR)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise JournalError(
+            f"cannot create the state directory {path}: {exc.strerror}; "
+            "check its parent's permissions or pass another state directory"
+        ) from None
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise JournalError(f"{path} is not a directory; pass another state directory")
+    loose = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+             if st.st_mode & bit]  # fmt: skip
+    if loose:
+        raise JournalError(
+            f"the state directory {path} is writable by {' and '.join(loose)} "
+            f"(mode {stat.S_IMODE(st.st_mode):o}): anyone who can write there can forge the "
+            f"journal or break the fleet lock; refused. Fix it: chmod 700 {path}"
+        )
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` 0600 if missing; tighten it to 0600 if it is looser."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE_FILE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
+            os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    return path
+
+
 def utc_now() -> datetime:
     """The wall clock, timezone-aware (the default `now` of the journal and the lock)."""
     return datetime.now(UTC)
@@ -97,8 +147,11 @@ def connect(state_dir: Path | None = None) -> sqlite3.Connection:
 
 def _open(where: Path, path: Path) -> sqlite3.Connection:
     conn: sqlite3.Connection | None = None
+    private_dir(where)
     try:
-        where.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for f in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            if f == path or f.exists():
+                private_file(f)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

@@ -11,7 +11,9 @@ A measurement at server time T over W = T - mark seconds runs, at time T:
 - each custom gate's own template.
 
 LABEL (metrics.agent_label, default `agent`) maps series to agents; an agent
-with no series gets a reason, never a zero. Templates can be replaced by name
+with no series gets a reason, never a zero. An answer that is malformed, empty
+(no series at all) or not a number (NaN, Inf, a string) is a `SourceError`:
+the gate runner retries it, then fails the gates with the reason. Templates can be replaced by name
 in fleet.yaml `metrics.queries` ({selector}, {window}, {label} are filled in).
 """
 
@@ -98,9 +100,16 @@ class PrometheusSource:
             .replace("{label}", self.label)
         )
         try:
-            return await self.client.instant(q, at=at)
+            got = await self.client.instant(q, at=at)
         except PrometheusError as exc:
             raise SourceError(str(exc)) from None
+        where = f"{self.client.base_url}: {q[:200]!r}"
+        if not got:
+            raise SourceError(f"{where} answered no series (is Prometheus scraping the boxes?)")
+        for labels, value in got:
+            if not math.isfinite(value):
+                raise SourceError(f"{where} answered {value} for {dict(labels)}: not a number")
+        return got
 
     async def measure(self, mark: object, agents: Sequence[str]) -> Measurement:
         start = cast(float, mark)
@@ -120,7 +129,13 @@ class PrometheusSource:
         for labels, value in await self._query(self.templates["buckets"], agents, window, now):
             who = labels.get(self.label)
             if who in wanted and "le" in labels:
-                buckets[who][float(labels["le"])] = value
+                try:
+                    le = float(labels["le"])
+                except ValueError:
+                    raise SourceError(
+                        f"{self.client.base_url}: a latency bucket with le={labels['le']!r}"
+                    ) from None
+                buckets[who][le] = value
         custom: dict[str, dict[str, float]] = {a: {} for a in agents}
         for gate, template in self.custom.items():
             for labels, value in await self._query(template, agents, window, now):

@@ -29,8 +29,10 @@ class ScrapeSource:
         *,
         timeout: float = 10.0,
         concurrency: int = 64,
+        hosts: Mapping[str, str] | None = None,
     ) -> None:
         self.probe, self.urls, self.timeout = probe, dict(urls), timeout
+        self.hosts = dict(hosts or {})  # agent -> its box's host: a URL elsewhere is refused
         self._gate = asyncio.Semaphore(concurrency)
 
     async def _one(self, agent: str) -> MetricSnapshot | str:
@@ -39,7 +41,9 @@ class ScrapeSource:
             return f"{agent}: no metrics_url configured"
         async with self._gate:
             try:
-                text = await self.probe.fetch_text(url, timeout=self.timeout, box=agent)
+                text = await self.probe.fetch_text(
+                    url, timeout=self.timeout, box=agent, host=self.hosts.get(agent)
+                )
             except TransportError as exc:
                 return str(exc)
         snap = parse_exposition(text, at=time.time(), agent=agent)

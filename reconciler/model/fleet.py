@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from reconciler.model.base import Closed
 
@@ -16,6 +17,36 @@ Percent = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?%$")]
 WaveEntry = Annotated[int, Field(strict=True)] | str
 DEFAULT_WAVES: tuple[int | str, ...] = (1, 5, "25%", "100%")
 PERCENT_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
+# Cloud instance metadata services: never a probe target (they hand out credentials).
+METADATA_HOSTS = frozenset(
+    {
+        "metadata",
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata.azure.internal",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "100.100.100.200",  # Alibaba Cloud
+        "fd00:ec2::254",  # AWS over IPv6
+    }
+)
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+
+
+def probe_host_forbidden(host: str) -> str | None:
+    """Why `host` may never be probed (link-local, a cloud metadata service), or None."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name in METADATA_HOSTS:
+        return f"{host} is a cloud metadata service"
+    try:
+        addr = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if any(addr in net for net in LINK_LOCAL) or str(addr) in METADATA_HOSTS:
+        return f"{host} is a link-local or cloud metadata address"
+    return None
 
 
 class Connection(Closed):
@@ -36,6 +67,20 @@ class Connection(Closed):
         description="Directories on the boxes that agents' config_path and secrets path must "
         "lie under (absolute, normalised). No default: a fleet declares them.",
     )
+    allowed_probe_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts a health_url or metrics_url may name besides the box's own host "
+        "(e.g. a sidecar exporter). Link-local and cloud metadata addresses are never allowed.",
+    )
+
+    @field_validator("allowed_probe_hosts")
+    @classmethod
+    def _no_metadata_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            why = probe_host_forbidden(host)
+            if why is not None:
+                raise ValueError(f"{why}; it can never be allowed as a probe host")
+        return hosts
 
 
 class Rollout(Closed):

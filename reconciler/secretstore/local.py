@@ -54,21 +54,27 @@ def resolve_values(
 
 
 def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None) -> bytes | None:
-    """The fingerprint key (env var, else key file), or None: secret drift is then not checked."""
+    """The fingerprint key (env var, else key file), or None: secret drift is then not checked.
+
+    An empty (or blank) key is no key: it is None here, so no caller ever keys an HMAC
+    with b"" (anyone could compute those fingerprints). An empty env var falls back to
+    the key file.
+    """
     env = os.environ if env is None else env
-    key = None
-    if fleet.secrets.fleet_key_env in env:
-        key = env[fleet.secrets.fleet_key_env].encode()
+    key: bytes | None = None
+    value = env.get(fleet.secrets.fleet_key_env, "")
+    if value.strip():
+        key = value.encode()
     elif fleet.secrets.fleet_key_file:
         path = repo_path(root, fleet.secrets.fleet_key_file)
         try:
             key = path.read_bytes().strip()
         except OSError:
             return None
-    if key:
-        REDACTOR.add([key])
-        return key
-    return None
+    if not key or not key.strip():
+        return None
+    REDACTOR.add([key])
+    return key
 
 
 def desired_fingerprints(

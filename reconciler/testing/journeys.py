@@ -466,11 +466,14 @@ def describe(truths: Mapping[str, BoxTruth]) -> str:
 # -- a demo fleet ------------------------------------------------------------------------------
 
 
-def _http_json(url: str, *, method: str = "GET", body: Any = None, timeout: float = 5.0) -> Any:
+def _http_json(
+    url: str, *, method: str = "GET", body: Any = None, timeout: float = 5.0, token: str = ""
+) -> Any:
     """GET or POST JSON; 4xx/5xx answers with a JSON body are returned, not raised."""
     data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     req = urllib.request.Request(  # noqa: S310 (loopback http only: checked by the caller)
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
@@ -565,6 +568,10 @@ class Demo:
                     return _loopback(str(entry["health_url"]))
         raise JourneyError(f"no health_url for {agent} in {self.repo / 'shards'}")
 
+    def _token(self) -> str:
+        """The demo's control token (DIR/control.token), for its POSTs."""
+        return (self.dir / "control.token").read_text(encoding="utf-8").strip()
+
     def _demo_url(self, agent: str, what: str) -> str:
         port = self.info["agents"][agent]["http_port"]
         return f"http://127.0.0.1:{port}/_demo/{what}"
@@ -593,7 +600,9 @@ class Demo:
         body: dict[str, Any] = {"kind": kind}
         if value is not None:
             body["value"] = value
-        status, doc = _http_json(self._demo_url(agent, "fault"), method="POST", body=body)
+        status, doc = _http_json(
+            self._demo_url(agent, "fault"), method="POST", body=body, token=self._token()
+        )
         if status != 200:
             raise JourneyError(
                 f"{agent}: the demo box refused fault {kind!r} (HTTP {status}): "
@@ -604,10 +613,14 @@ class Demo:
     def clear(self, agent: str, kind: str | None = None) -> None:
         """Clear one fault of a box, or all of them."""
         if kind is None:
-            status, doc = _http_json(self._demo_url(agent, "clear"), method="POST", body={})
+            status, doc = _http_json(
+                self._demo_url(agent, "clear"), method="POST", body={}, token=self._token()
+            )
         else:
             body = {"kind": kind, "clear": True}
-            status, doc = _http_json(self._demo_url(agent, "fault"), method="POST", body=body)
+            status, doc = _http_json(
+                self._demo_url(agent, "fault"), method="POST", body=body, token=self._token()
+            )
         if status != 200:
             raise JourneyError(f"{agent}: clearing fault {kind or 'all'} failed: {doc}")
 

@@ -53,6 +53,7 @@ class HostKeyError(TransportError):
         presented: str,
         expected: Sequence[str],
         known_hosts: str,
+        revoked: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -61,19 +62,27 @@ class HostKeyError(TransportError):
         self.known_hosts = known_hosts
         where = host if port == 22 else f"[{host}]:{port}"
         keyscan = f"ssh-keyscan {host}" if port == 22 else f"ssh-keyscan -p {port} {host}"
-        if self.expected:
+        if revoked:
+            message = (
+                f"host key revoked: {where} presented {presented}, which {known_hosts} marks "
+                f"@revoked; refused before login, nothing sent. Do not add it again: find out "
+                f"why the box still uses a revoked key, and re-key it"
+            )
+        elif self.expected:
             message = (
                 f"host key changed (REMOTE HOST IDENTIFICATION HAS CHANGED): {where} presented "
                 f"{presented}, but {known_hosts} expects {', '.join(self.expected)}; refused "
-                f"before login, nothing sent. If the box was really re-keyed, check the new "
-                f"key out of band, then replace its line: ssh-keygen -R '{where}' -f "
+                f"before login, nothing sent. If the box was really re-keyed, check its new "
+                f"fingerprint ({presented}) out of band, then replace its line: "
+                f"ssh-keygen -R '{where}' -f "
                 f"{known_hosts} && {keyscan} >> {known_hosts}"
             )
         else:
             message = (
                 f"host key unknown: {where} presented {presented}, and there is none for "
-                f"it in {known_hosts}; refused before login, nothing sent. Check the key out "
-                f"of band, then add it: {keyscan} >> {known_hosts}"
+                f"it in {known_hosts}; refused before login, nothing sent. To trust it, "
+                f"check its fingerprint ({presented}) out of band, then add it: "
+                f"{keyscan} >> {known_hosts}"
             )
         super().__init__(box, "connect", message)
 

@@ -144,6 +144,7 @@ class HostKeyCheck:
             presented=fingerprint(key),
             expected=expected,
             known_hosts=str(self.known_hosts),
+            revoked=revoked,
         )
 
     def generic_refusal(self, reason: str) -> HostKeyError:

@@ -46,7 +46,10 @@ class FleetLink:
         self.pool = SshPool(
             SshOptions.from_connection(connection, trust_on_first_use=trust_on_first_use)
         )
-        self.probe = HttpProbe(max_connections=min(connection.concurrency, 256))
+        self.probe = HttpProbe(
+            max_connections=min(connection.concurrency, 256),
+            allowed_hosts=connection.allowed_probe_hosts,
+        )
 
     async def __aenter__(self) -> FleetLink:
         return self
@@ -87,8 +90,17 @@ class FleetLink:
         async def connect(agent: Agent) -> Box:
             return self.ssh(agent)
 
+        # The box a health URL belongs to: a URL that agents of different hosts share is
+        # nobody's own (host ""), so it is probed only when fleet.yaml allows its host.
+        owners: dict[str, set[str]] = {}
+        for a in agents:
+            if (url := a.url(a.health_url)) is not None:
+                owners.setdefault(url, set()).add(a.host)
+
         async def fetch(url: str) -> Health:
-            return await self.probe.fetch_health(url, timeout=self.timeout)
+            hosts = owners.get(url, set())
+            host = next(iter(hosts)) if len(hosts) == 1 else ""
+            return await self.probe.fetch_health(url, timeout=self.timeout, host=host)
 
         return await read_fleet(
             agents,
@@ -123,7 +135,9 @@ class FleetLink:
                 return agent.name, Problem(Reason.MISSING_SERIES, "no metrics_url configured")
             async with gate:
                 try:
-                    text = await self.probe.fetch_text(url, timeout=self.timeout, box=agent.name)
+                    text = await self.probe.fetch_text(
+                        url, timeout=self.timeout, box=agent.name, host=agent.host
+                    )
                 except TransportError as exc:
                     return agent.name, Problem(Reason.MISSING_SERIES, str(exc))
             return agent.name, parse_exposition(text, at=time.monotonic(), agent=agent.name)

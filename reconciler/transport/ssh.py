@@ -1,8 +1,11 @@
 """Boxes over SSH (asyncssh): one pooled connection per box, files by SFTP, commands by exec.
 
 `SshPool` lives for one command. It opens at most one connection per
-(host, port, user), lazily, on the first operation, with a connect timeout and
-retries with backoff for connection failures only (never for a refused host key
+(host, port, user, key, known_hosts, host-key policy): everything that decides
+whether a connection is trusted, so an agent with another key or a stricter
+known_hosts never rides on a connection someone else's checks let in. It
+connects lazily, on the first operation, with a connect timeout and retries
+with backoff for connection failures only (never for a refused host key
 or a refused login). A pool-wide semaphore bounds the handshakes and operations
 in flight. `pool.box(target)` gives a `BoxTransport`; every asyncssh and OSError
 failure is translated here into the `TransportError` tree of base.py.
@@ -58,7 +61,8 @@ from reconciler.transport.base import (
 from reconciler.transport.hostkeys import HostKeyCheck, KnownHostsStore
 
 Sleep = Callable[[float], Awaitable[None]]
-PoolKey = tuple[str, int, str]
+# (host, port, user, key, known_hosts, trust_on_first_use): all that decides trust.
+PoolKey = tuple[str, int, str, Path | None, Path, bool]
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 ATTEMPTS_PER_OPERATION: Final = 2  # the first, and one more after a lost connection
 T = TypeVar("T")
@@ -89,8 +93,10 @@ class SshTarget:
         )  # fmt: skip
 
     @property
-    def pool_key(self) -> PoolKey:
-        return (self.host, self.port, self.user)
+    def pool_key(self) -> tuple[str, int, str, Path | None, Path]:
+        """What decides this target's trust (the pool adds its host-key policy)."""
+        known_hosts = (self.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+        return (self.host, self.port, self.user, self.key, known_hosts)
 
 
 # AES-GCM first: asyncssh builds a new cipher object per packet for chacha20-poly1305, which
@@ -224,7 +230,7 @@ async def _lost_reason(exc: BaseException, conn: _Conn) -> str | None:
 
 
 class SshPool:
-    """One connection per (host, port, user) for the life of a command; `box()` hands out boxes."""
+    """One connection per trust (`key_of`) for the life of a command; `box()` hands out boxes."""
 
     def __init__(self, options: SshOptions | None = None, *, sleep: Sleep = asyncio.sleep) -> None:
         self.options = options or SshOptions()
@@ -233,8 +239,12 @@ class SshPool:
         self._keys: dict[Path, asyncssh.SSHKey] = {}
         self._conns: dict[PoolKey, _Conn] = {}
         self._locks: dict[PoolKey, asyncio.Lock] = {}
-        self._refused: dict[tuple[PoolKey, Path | None, Path | None], TransportError] = {}
+        self._refused: dict[PoolKey, TransportError] = {}
         self._slots = asyncio.Semaphore(self.options.concurrency)
+
+    def key_of(self, target: SshTarget) -> PoolKey:
+        """The pool key of target: host, port, user, key, known_hosts and host-key policy."""
+        return (*target.pool_key, self.options.trust_on_first_use)
 
     def box(self, target: SshTarget) -> SshBox:
         """The box at target; nothing connects until its first operation."""
@@ -284,7 +294,7 @@ class SshPool:
         A pooled connection that has closed since its last use (reset, dropped by the
         box) is discarded here and replaced by a new one, host key checked again.
         """
-        key = target.pool_key
+        key = self.key_of(target)
         if (c := self._conns.get(key)) is not None and c.alive:
             return c
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -293,13 +303,12 @@ class SshPool:
                 if c.alive:
                     return c
                 self.discard(key, c)
-            verdict = (key, target.known_hosts, target.key)
-            if (refused := self._refused.get(verdict)) is not None:
+            if (refused := self._refused.get(key)) is not None:
                 raise refused
             try:
                 ssh = await self._connect_with_retries(target)
             except (HostKeyError, AuthError) as exc:
-                self._refused[verdict] = exc  # never retried within a command
+                self._refused[key] = exc  # never retried within a command
                 raise
             c = self._conns[key] = _Conn(ssh)
             return c
@@ -426,7 +435,7 @@ class SshBox:
         return self.target.name
 
     def _lost(self) -> None:
-        self.pool._drop(self.target.pool_key)
+        self.pool._drop(self.pool.key_of(self.target))
 
     async def _call(
         self,
@@ -454,7 +463,7 @@ class SshBox:
                 reason = await _lost_reason(exc, conn)
                 if reason is None:
                     raise _translate(self.name, op, exc) from None
-                self.pool.discard(self.target.pool_key, conn)
+                self.pool.discard(self.pool.key_of(self.target), conn)
                 started = started and not isinstance(exc, asyncssh.ChannelOpenError)
                 if attempt < ATTEMPTS_PER_OPERATION and (read_only or not started):
                     continue

@@ -13,12 +13,18 @@ from typer.testing import CliRunner
 
 from reconciler.cli.app import app
 from reconciler.demo import DemoFleet, FaultKind
+from reconciler.demo.http import read_token
 from reconciler.model.box import parse_health
 
 from .helpers import per_task, push_and_reload, rendered, scrape, write_atomic
 
 FAST = "us-east-fast-001"
 CONFIG = "/etc/agent/config.yaml"
+
+
+def _auth(fleet: DemoFleet) -> dict[str, str]:
+    """The control token `reconcile demo fault` sends (DIR/control.token)."""
+    return {"Authorization": f"Bearer {read_token(fleet.dir.root)}"}
 
 
 async def _get(url: str) -> httpx.Response:
@@ -272,7 +278,7 @@ async def test_new_faults_through_the_control_endpoint_and_the_cli(demo_fleet: D
     await asyncio.wait_for(conn.wait_closed(), 2)
     assert box.counters.connection_resets == 1
     conn = await asyncssh.connect(**demo_fleet.ssh_options(FAST))
-    async with httpx.AsyncClient(base_url=box.base_url) as client:
+    async with httpx.AsyncClient(base_url=box.base_url, headers=_auth(demo_fleet)) as client:
         r = await client.post("/_demo/fault", json={"kind": "connection-reset"})
         assert r.status_code == 200 and r.json() == {"slow-reload": 3.0}
         await asyncio.wait_for(conn.wait_closed(), 2)

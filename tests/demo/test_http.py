@@ -10,6 +10,7 @@ import jsonschema
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.demo import DemoFleet
+from reconciler.demo.http import read_token
 from reconciler.model.box import (
     LATENCY_BUCKETS,
     METRIC_COST,
@@ -24,6 +25,11 @@ from reconciler.model.box import (
 )
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas/health.schema.json").read_text())
+
+
+def _auth(fleet: DemoFleet) -> dict[str, str]:
+    """The control token `reconcile demo fault` sends (DIR/control.token)."""
+    return {"Authorization": f"Bearer {read_token(fleet.dir.root)}"}
 
 
 async def test_healthz_answers_the_contract_fields(demo_fleet: DemoFleet) -> None:
@@ -93,7 +99,7 @@ async def test_each_box_has_its_own_base_url(demo_fleet: DemoFleet) -> None:
 async def test_unknown_paths_are_404_and_demo_api_gives_counters(demo_fleet: DemoFleet) -> None:
     """Anything but the contract's endpoints is 404; /_demo/counters answers JSON."""
     box = demo_fleet.box(demo_fleet.names[0])
-    async with httpx.AsyncClient(base_url=box.base_url) as client:
+    async with httpx.AsyncClient(base_url=box.base_url, headers=_auth(demo_fleet)) as client:
         assert (await client.get("/nope")).status_code == 404
         assert (await client.post("/healthz")).status_code == 404
         counters = (await client.get("/_demo/counters")).json()
