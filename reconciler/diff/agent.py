@@ -17,6 +17,7 @@ from reconciler.config.layer import FieldPath, Setting
 from reconciler.config.payload import PayloadSchema
 from reconciler.config.provenance import short
 from reconciler.config.repo import EffectiveAgent
+from reconciler.config.secretscan import secret_field
 from reconciler.diff.access import is_agent_access
 from reconciler.diff.model import REDACTED, ChangeKind, FieldChange
 from reconciler.diff.values import ValueChange, diff_values, has_secret_ref, is_secret_ref
@@ -47,7 +48,12 @@ def entry_of(ea: EffectiveAgent) -> str:
 
 
 def _redacted(change: ValueChange) -> tuple[Any, Any, bool]:
-    """(old, new, secret) with a plain value facing a secret reference replaced."""
+    """(old, new, secret) with a plain value facing a secret reference replaced; a field
+    named like a credential (`password`, `api_key`, `kb.token`) never shows its values."""
+    if secret_field(change.path):
+        old = None if change.old is None else REDACTED
+        new = None if change.new is None else REDACTED
+        return old, new, True
     if not (has_secret_ref(change.old) or has_secret_ref(change.new)):
         return change.old, change.new, False
     old, new = change.old, change.new

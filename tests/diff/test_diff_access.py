@@ -297,3 +297,19 @@ def test_moved_and_payload_change_group_together(
     groups = group_agents(d.agents)
     assert [g.scope() for g in groups] == ["120 agents in tier fast"]
     assert [c.dotted for c in groups[0].first.access] == ["config_path"]
+
+
+def test_a_credential_named_field_never_shows_its_values() -> None:
+    """A low-entropy plain value in `kb.token` passes the secret scan; the diff still
+    shows it as <redacted>, and an unrelated field as it is."""
+    from reconciler.diff.agent import _redacted
+    from reconciler.diff.model import ChangeKind
+    from reconciler.diff.values import ValueChange
+
+    token = ValueChange(path=("kb", "token"), kind=ChangeKind.CHANGED, old="hunter22",
+                        new="hunter33")  # fmt: skip
+    assert _redacted(token) == ("<redacted>", "<redacted>", True)
+    added = ValueChange(path=("db_password",), kind=ChangeKind.ADDED, old=None, new="pw-1")
+    assert _redacted(added) == (None, "<redacted>", True)
+    tokens = ValueChange(path=("max_tokens",), kind=ChangeKind.CHANGED, old=1024, new=2048)
+    assert _redacted(tokens) == (1024, 2048, False)
