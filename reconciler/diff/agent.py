@@ -51,9 +51,11 @@ def _redacted(change: ValueChange) -> tuple[Any, Any, bool]:
     """(old, new, secret) with a plain value facing a secret reference replaced; a field
     named like a credential (`password`, `api_key`, `kb.token`) never shows its values."""
     if secret_field(change.path):
-        old = None if change.old is None else REDACTED
-        new = None if change.new is None else REDACTED
-        return old, new, True
+
+        def hide(value: Any) -> Any:  # a reference names a secret: shown; a value: never
+            return value if value is None or has_secret_ref(value) else REDACTED
+
+        return hide(change.old), hide(change.new), True
     if not (has_secret_ref(change.old) or has_secret_ref(change.new)):
         return change.old, change.new, False
     old, new = change.old, change.new

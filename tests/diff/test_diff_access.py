@@ -13,6 +13,9 @@ import pytest
 
 from reconciler.config.repo import Repo, load_repo
 from reconciler.diff import FleetDiff, diff_repos, group_agents, summarise
+from reconciler.diff.agent import _redacted
+from reconciler.diff.model import ChangeKind
+from reconciler.diff.values import ValueChange
 from reconciler.report import render_json, render_markdown, render_text
 
 from .conftest import Edit, edit_files, tiny_files
@@ -302,10 +305,6 @@ def test_moved_and_payload_change_group_together(
 def test_a_credential_named_field_never_shows_its_values() -> None:
     """A low-entropy plain value in `kb.token` passes the secret scan; the diff still
     shows it as <redacted>, and an unrelated field as it is."""
-    from reconciler.diff.agent import _redacted
-    from reconciler.diff.model import ChangeKind
-    from reconciler.diff.values import ValueChange
-
     token = ValueChange(path=("kb", "token"), kind=ChangeKind.CHANGED, old="hunter22",
                         new="hunter33")  # fmt: skip
     assert _redacted(token) == ("<redacted>", "<redacted>", True)
