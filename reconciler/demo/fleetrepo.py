@@ -136,6 +136,9 @@ def _fleet_yaml(d: DemoDir, user: str) -> Any:
         for gate in doc.get("gates") or []:
             gate["min_samples"] = DEMO_MIN_SAMPLES
             gate.ca.items.pop("min_samples", None)
+        # The demo's journal and lock live in its DIR: two demo fleets (same fleet id) never
+        # share a state dir, and `demo down` + rm -r DIR leaves nothing behind.
+        doc["state_dir"] = str(d.reconciler_state)
         secrets = doc["secrets"]
         secrets["fleet_key_file"] = str(d.fleet_key)
         secrets["files"] = CommentedMap((n, str(d.secret_file(n))) for n in SECRET_NAMES)

@@ -61,6 +61,11 @@ class DemoDir:
         return self.root / STATE_FILE
 
     @property
+    def reconciler_state(self) -> Path:
+        """The journal and lock of the reconcile commands run against this demo fleet."""
+        return self.root / "state"
+
+    @property
     def pidfile(self) -> Path:
         return self.root / "demo.pid"
 
