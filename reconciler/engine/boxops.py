@@ -137,11 +137,14 @@ async def take_lease(
 
     A lease directory without its file is a take in progress (another run between its
     mkdir and its write) or one cut short by a kill: wait until it gets its file, or is
-    older than a take can last (`TORN_FRESH_S`), then break it.
+    older than a take can last (`TORN_FRESH_S`), then break it. A live lease of another
+    run is waited for as long (its box operation usually ends within seconds), then
+    refused (LeaseHeld).
     """
     lease_dir = h.paths.lease_dir
     lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s), fence)
     waited = 0.0
+    busy: Lease | None = None
     for _ in range(int(TORN_FRESH_S / _TORN_POLL_S) + 3):
         if await h.box.mkdir(lease_dir):
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
@@ -151,25 +154,32 @@ async def take_lease(
         if held is not None and held.rollout_id == rollout_id:
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
             return
+        later = now + timedelta(seconds=waited)
+        if held is not None and held.expires_at > later:
+            # Another run is on this box (a second machine, say): its box operation ends
+            # within seconds, so wait a little before calling the box failed.
+            busy = held
+            await asyncio.sleep(_TORN_POLL_S)
+            waited += _TORN_POLL_S
+            continue
         if held is not None and held.fence > fence:
             raise MovedOn(
                 h.name, ApplyStep.LEASE, f"{lease_dir} was taken by a newer rollout "
                 f"({held.rollout_id}, fence {held.fence} > ours {fence}); left alone",
             )  # fmt: skip
-        if held is not None and held.expires_at > now:
-            raise LeaseHeld(
-                h.name,
-                ApplyStep.LEASE,
-                f"{lease_dir} is held by {held.holder} for rollout {held.rollout_id} until "
-                f"{rfc3339(held.expires_at)}; wait for it, or remove that directory if the "
-                "holder is certainly gone",
-            )
-        later = now + timedelta(seconds=waited)
         if held is None and data is None and await _fresh_dir(h, lease_dir, later):
             await asyncio.sleep(_TORN_POLL_S)  # a take in progress, or a torn one ageing
             waited += _TORN_POLL_S
             continue
         await h.box.rmtree(lease_dir)  # expired (or torn): break it, then take it
+    if busy is not None:
+        raise LeaseHeld(
+            h.name,
+            ApplyStep.LEASE,
+            f"{lease_dir} is held by {busy.holder} for rollout {busy.rollout_id} until "
+            f"{rfc3339(busy.expires_at)} (waited {waited:g}s); wait for it, or remove that "
+            "directory if the holder is certainly gone",
+        )
     raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} was retaken while we broke it")
 
 

@@ -26,6 +26,7 @@ from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.model.box import ContractError, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
+    already_there,
     blocked_after,
     fenced_out,
     make_stamp,
@@ -128,6 +129,13 @@ async def apply_box(
     reached.append(ApplyStep.CONNECT)
     await step("lease", _take_lease(h, crew))
     now = await step("stamp-check", boxops.read_now(h))
+    if already_there(now.stamp, now.file_sha, sha=job.target_sha, revision=job.revision):
+        # Another run (a second machine applying the same head) put exactly our target
+        # here: nothing to write; check it runs, and leave its stamp as it is.
+        await step("verify", boxops.verify_loaded(
+            h, job.target_sha, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
+        await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+        return
     if (why := fenced_out(now.stamp, crew.fence)) is not None:
         raise boxops.MovedOn(h.name, ApplyStep.STAMP_CHECK, why)
     done = boxops.check_unmoved(

@@ -129,3 +129,16 @@ def restore_refusal(
         f"moved by rollout {current.rollout_id} (revision {current.revision[:12]}) since this "
         "rollout changed it; left alone"
     )
+
+
+def already_there(current: Stamp | None, file_sha: str | None, *, sha: str, revision: str) -> bool:
+    """The box already holds and is stamped with exactly this target (sha and revision),
+    applied by some rollout: a second apply of the same head has nothing to do there."""
+    return (
+        current is not None
+        and current.outcome == "applied"
+        and current.config_sha256 == sha
+        and current.revision == revision
+        and current.blocked_revision != revision  # marked by a verdict: not "done"
+        and file_sha == sha
+    )
