@@ -30,7 +30,7 @@ import contextlib
 import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -457,8 +457,18 @@ async def find_unfinished(
     seen = await read_boxes(handles, parallel, fleet_id=fleet.fleet_id)
     head = {a: d.sha for a, d in desired_of(source.repo).items()}
     fresh = explicit and not known
+    # For apply's look before it starts, a lease whose holder is alive (a run on this
+    # machine, or one elsewhere not yet expired) is a rollout at work, not one cut short:
+    # no evidence. An explicit `reconcile resume` keeps it, and says whose it is.
+    now = datetime.now(UTC)
+    evidence = {
+        a: replace(b, lease=None)
+        if not explicit and b.lease is not None and not lease_is_dead(b.lease, now)
+        else b
+        for a, b in seen.items()
+    }
     u = from_stamps(
-        seen, fleet_id=fleet.fleet_id,
+        evidence, fleet_id=fleet.fleet_id,
         head_revision=source.revision if fresh else None, head_shas=head if fresh else None,
         finished=frozenset(r.rollout_id for r in known if r.finished),
     )  # fmt: skip
