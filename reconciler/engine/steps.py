@@ -129,7 +129,9 @@ async def apply_box(
     reached.append(ApplyStep.CONNECT)
     await step("lease", _take_lease(h, crew))
     now = await step("stamp-check", boxops.read_now(h))
-    if already_there(now.stamp, now.file_sha, sha=job.target_sha, revision=job.revision):
+    secrets = (job.secrets is not None, job.secrets_fingerprint)
+    if already_there(now.stamp, now.file_sha, sha=job.target_sha, revision=job.revision,
+                     secrets=secrets):  # fmt: skip
         # Another run (a second machine applying the same head) put exactly our target
         # here: nothing to write; check it runs, and leave its stamp as it is.
         await step("verify", boxops.verify_loaded(

@@ -131,9 +131,25 @@ def restore_refusal(
     )
 
 
-def already_there(current: Stamp | None, file_sha: str | None, *, sha: str, revision: str) -> bool:
-    """The box already holds and is stamped with exactly this target (sha and revision),
-    applied by some rollout: a second apply of the same head has nothing to do there."""
+def already_there(
+    current: Stamp | None,
+    file_sha: str | None,
+    *,
+    sha: str,
+    revision: str,
+    secrets: tuple[bool, str | None] = (False, None),
+) -> bool:
+    """The box already holds and is stamped with exactly this target, applied by some
+    rollout: a second apply of the same head has nothing to do there.
+
+    `secrets`: (the secrets file is to be written, its keyed fingerprint). When it is,
+    the box is there only if its stamp records that very fingerprint (unknown: not).
+    """
+    writing, fingerprint = secrets
+    if writing and (
+        fingerprint is None or current is None or current.secrets_fingerprint != fingerprint
+    ):
+        return False
     return (
         current is not None
         and current.outcome == "applied"

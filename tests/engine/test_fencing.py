@@ -16,7 +16,7 @@ from reconciler.engine.boxops import BoxOpError, MovedOn
 from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
 from reconciler.model.box import Stamp, parse_stamp
 from reconciler.plan.model import Activation, Delivery
-from reconciler.render.stamp import make_stamp, next_fence, restore_refusal
+from reconciler.render.stamp import already_there, make_stamp, next_fence, restore_refusal
 from reconciler.testing.clock import FakeClock
 from reconciler.transport.fake import FakeBox, OpTarget
 
@@ -183,3 +183,19 @@ async def test_a_config_dir_inside_the_allowed_paths_is_written() -> None:
     inside = dataclasses.replace(job(name), allowed_paths=("/srv",))
     await apply_box(fleet.handle(name), inside, crew(fleet.clock))
     assert fleet.on_new(name)
+
+
+def test_a_box_is_already_there_only_with_the_same_secrets() -> None:
+    """Same config sha and revision but a new secret value (its keyed fingerprint differs,
+    or is unknown): not done, the secrets file must still be written."""
+    clock = FakeClock()
+    sha_ = "3" * 64
+    stamp = make_stamp(fleet_id="f", agent="a", revision="r2", config_sha256=sha_,
+                       rollout_id="r-ci", outcome="applied", now=clock.now(),
+                       secrets_fingerprint="fp-old")  # fmt: skip
+    assert already_there(stamp, sha_, sha=sha_, revision="r2")
+    assert already_there(stamp, sha_, sha=sha_, revision="r2", secrets=(True, "fp-old"))
+    assert not already_there(stamp, sha_, sha=sha_, revision="r2", secrets=(True, "fp-new"))
+    assert not already_there(stamp, sha_, sha=sha_, revision="r2", secrets=(True, None))
+    assert not already_there(stamp, sha_, sha=sha_, revision="r3")
+    assert not already_there(stamp, "4" * 64, sha=sha_, revision="r2")
