@@ -17,7 +17,6 @@ from reconciler.engine.session import Prepared, Request, execute, prepare
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.reporter import Recorder
 from reconciler.rollout.watchdog import Limits
-from reconciler.testing.fleetrepo import without_gates
 
 FAST = Limits(max_heartbeat_age_s=5.0, stall_window_s=0.6)
 
@@ -28,7 +27,6 @@ async def fleet(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     mark = request.node.get_closest_marker("agents")
     n = mark.args[0] if mark else 4
     async with DemoFleet.start(tmp_path / "demo", n, tick_s=0.1, rate=20.0) as f:
-        without_gates(f.repo)  # these tests are about apply; metric gates have their own
         yield f
 
 
@@ -54,7 +52,7 @@ def three_waves(repo: Path) -> str:
 def request(fleet: DemoFleet, **kw: Any) -> Request:
     return Request(
         repo=fleet.repo, soak_s=kw.pop("soak_s", 0.3), watchdog=kw.pop("watchdog", FAST),
-        soak_interval_s=0.1, gates=kw.pop("gates", False), **kw,
+        soak_interval_s=0.1, gates=kw.pop("gates", True), **kw,
     )  # fmt: skip
 
 

@@ -5,6 +5,10 @@ process serving health over HTTP; their reload is a shell script sshd runs
 (SIGHUP, wait for the agent to count it), their restart a script that starts
 the agent again. A good commit rolls out (the agents really reload); a commit
 that crashes the wave-2 agent on reload is rolled back on both boxes.
+
+The fleet.yaml here declares no metric gates: the real agent serves health, not
+Prometheus metrics, so the watchdog is its gate (nothing is switched off; the demo
+journeys run the metric gates).
 """
 
 from __future__ import annotations

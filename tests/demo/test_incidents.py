@@ -21,14 +21,12 @@ from reconciler.model.box import parse_stamp
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.reporter import JsonValue, Recorder
 from reconciler.rollout.watchdog import Limits
-from reconciler.testing.fleetrepo import without_gates
 
 
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[DemoFleet]:
-    """Four demo boxes (three of tier fast change at the head), metric gates off."""
+    """Four demo boxes (three of tier fast change at the head), with the demo repo's gates."""
     async with DemoFleet.start(tmp_path / "demo", 4, tick_s=0.1, rate=20.0) as f:
-        without_gates(f.repo)
         yield f
 
 
@@ -72,7 +70,7 @@ async def run(
     commit(fleet.repo, "fleet.yaml", "waves: [1, 5, 25%, 100%]", "waves: [1, 100%]")
     p = await prepare(
         Request(
-            repo=fleet.repo, soak_s=0.5, soak_interval_s=0.1, gates=False,
+            repo=fleet.repo, soak_s=0.5, soak_interval_s=0.1,
             watchdog=Limits(max_heartbeat_age_s=5.0, stall_window_s=0.6),
         )
     )  # fmt: skip

@@ -78,7 +78,7 @@ def test_secrets_path_change_is_an_access_rollout() -> None:
 @pytest.mark.parametrize(
     ("path", "old", "new", "field"),
     [
-        ("shards/us-east.yaml", "host: 10.10.0.11\n", "host: 203.0.113.9\n", "host"),
+        ("shards/us-east.yaml", "host: 10.10.0.11\n", "host: 127.0.0.9\n", "host"),
         ("agents/_base.yaml", "[systemctl, reload, ai-agent]", "[sh, -c, curl]", "commands.reload"),
         ("agents/_base.yaml", "9464/healthz", "9465/healthz", "health_url"),
         ("agents/_base.yaml", "labels:\n", "user: root\nlabels:\n", "user"),
@@ -240,9 +240,7 @@ def test_access_approvers_are_named(example_files: dict[str, bytes], edit: Edit)
         'review:\n  access_approvers: ["@acme/security"]\n',
     )
     base = load_repo(files)
-    head = load_repo(
-        edit(files, "shards/us-east.yaml", "host: 10.10.0.11\n", "host: 203.0.113.9\n")
-    )
+    head = load_repo(edit(files, "shards/us-east.yaml", "host: 10.10.0.11\n", "host: 127.0.0.9\n"))
     d = diff_repos(base, head)
     assert d.access_approvers == ("@acme/security",)
     md = render_markdown(d)
