@@ -18,7 +18,12 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 def without_gates(repo: Path) -> str:
-    """Commit fleet.yaml without its metric gates (for tests about crashes, not metrics)."""
+    """Commit fleet.yaml without its metric gates.
+
+    For benchmarks only (bench_rollout, bench_crash measure speed and crash recovery, and
+    say so in their docstrings): it switches a safety feature off, so no journey or
+    integration test uses it; they run with the demo repo's gates.
+    """
     path = repo / "fleet.yaml"
     out: list[str] = []
     skipping = False
