@@ -39,6 +39,7 @@ from reconciler.model.box import (
     Health,
     parse_stamp,
 )
+from reconciler.secrets.secretsfile import SecretsFileError, parse_secrets_file
 
 AGENT_VERSION: Final = "demo-agent/1.0.0"
 MAX_BACKLOG: Final = 100_000
@@ -147,13 +148,12 @@ class SimAgent:
         return hashlib.sha256(data).hexdigest(), config, how
 
     def _secrets(self) -> dict[str, str]:
+        """The values the agent uses: per secret, `next` once a rotation staged it."""
         try:
-            doc = json.loads(local_path(self.root, self.paths.secrets).read_bytes())
-        except (OSError, ValueError):
+            slots = parse_secrets_file(local_path(self.root, self.paths.secrets).read_bytes())
+        except (OSError, SecretsFileError):
             return {}
-        if not isinstance(doc, dict):
-            return {}
-        return {k: v for k, v in doc.items() if isinstance(v, str)}
+        return {name: slot.in_use() for name, slot in slots.items()}
 
     def _load(self, sha: str, config: dict[str, Any], how: Behaviour) -> None:
         self.loaded_sha, self.loaded_config, self.behaviour = sha, config, how

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
+
+from reconciler.secrets.secretsfile import Slot, render_secrets_file
 
 
 class SecretValues:
@@ -39,9 +40,8 @@ class SecretValues:
 
 
 def render_secrets(values: SecretValues) -> bytes:
-    """The secrets file's bytes: canonical JSON {name: value}, sorted, trailing newline."""
-    doc = {name: values.reveal(name) for name in values.names()}
-    return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+    """The secrets file's bytes with every value as `current` (secrets/secretsfile.py)."""
+    return render_secrets_file({name: Slot(values.reveal(name)) for name in values.names()})
 
 
 def fingerprint(secrets_file: bytes, fleet_key: bytes) -> str:
