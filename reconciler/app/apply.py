@@ -143,7 +143,7 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
             if req.dry_run or p.plan.empty:
                 return ApplyResult(0, settled)
             view.confirm(p)
-            run = await _locked(p, req, state, view, trace)
+            run = await run_locked(p, req, state, view, trace)
             return ApplyResult(run.exit_code, settled, run)
     finally:
         await p.link.close()
@@ -166,7 +166,7 @@ RENEW_EVERY_S = 10.0
 LOCK_TTL_S = 3 * RENEW_EVERY_S
 
 
-async def _locked(
+async def run_locked(
     p: Prepared, req: ApplyRequest, state: StateDir, view: ApplyView, trace: Trace
 ) -> RunResult:
     """Under the fleet lock (renewed as it runs): the rollout, signals handled."""

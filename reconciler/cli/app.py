@@ -26,6 +26,7 @@ from reconciler.cli.history import history
 from reconciler.cli.redacting import redacted_output
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
+from reconciler.cli.rotate import rotate_secret
 from reconciler.cli.status import status
 from reconciler.cli.unlock import unlock
 from reconciler.cli.validate import validate
@@ -75,6 +76,7 @@ app.command()(history)
 app.add_typer(demo_app, name="demo")
 app.command()(diff)
 app.command()(status)
+app.command(name="rotate-secret")(rotate_secret)
 
 
 def _version(value: bool) -> None:

@@ -372,6 +372,23 @@ async def drop_kept_secrets(h: BoxHandle, rollout_id: str) -> None:
         await h.box.remove(kept_secrets_path(h, rollout_id))
 
 
+async def drop_all_kept_secrets(h: BoxHandle) -> int:
+    """Every kept copy of an earlier secrets file leaves the box (a rotation's retire: no old
+    value may stay anywhere); how many were removed."""
+    s = h.paths.secrets
+    try:
+        names = await h.box.listdir(s.parent)
+    except RemoteError:
+        return 0
+    gone = 0
+    for name in names:
+        if name.startswith(f".{s.name}.before-"):
+            with contextlib.suppress(RemoteError):
+                await h.box.remove(s.with_name(name))
+                gone += 1
+    return gone
+
+
 async def write_stamp(h: BoxHandle, stamp: Stamp) -> None:
     await h.box.write_atomic(h.paths.stamp, stamp.to_bytes(), mode=0o644)
 

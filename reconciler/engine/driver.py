@@ -30,6 +30,7 @@ from reconciler.engine.steps import ApplyJob, Boundary, Crew, RestoreJob, apply_
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health
 from reconciler.plan.model import Delivery, Plan
+from reconciler.render.stamp import SecretState
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import (
     ApplyBox,
@@ -114,6 +115,8 @@ class Target:
     data: bytes
     secrets: bytes | None = None
     secrets_fingerprint: str | None = None
+    secret_state: SecretState | None = None  # what the stamp records (None: derived)
+    rotation_done: frozenset[str] = frozenset()  # rotation marks this rollout clears
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +465,8 @@ class Driver:
             activation=cmd.activation, revision=self.opts.revision, data=t.data,
             stamp_sha=plan_step.stamp_sha, stamp_revision=plan_step.stamp_revision,
             secrets=t.secrets, secrets_fingerprint=t.secrets_fingerprint,
-            allowed_paths=self.opts.allowed_paths,
+            allowed_paths=self.opts.allowed_paths, secret_state=t.secret_state,
+            rotation_done=t.rotation_done,
         )  # fmt: skip
 
         async def old_secrets() -> bytes | None:

@@ -31,19 +31,22 @@ from reconciler.engine.gatesetup import gate_runner
 from reconciler.errors import InputError
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.agent import Agent
-from reconciler.model.box import Health
+from reconciler.model.box import Health, RotationMark
+from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
 from reconciler.plan.model import Delivery
-from reconciler.render.stamp import next_fence
+from reconciler.render.stamp import SecretState, next_fence
 from reconciler.repo import GitError, commit_time, work_tree
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.watchdog import Limits
+from reconciler.secrets.desired import prints_of, slots_for
 from reconciler.secrets.names import MissingSecretError
-from reconciler.secrets.values import fingerprint, render_secrets
+from reconciler.secrets.secretsfile import Slot, render_secrets_file
+from reconciler.secrets.values import fingerprint
 from reconciler.secretstore import desired_fingerprints, fleet_key, resolve_values
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.live import Orphan
@@ -68,6 +71,13 @@ class Request:
     watchdog: Limits | None = None  # default: fleet.yaml rollout.stall_window_s and heartbeat
     soak_interval_s: float = 1.0
     gates: bool = True  # metric gates (fleet.yaml gates:); False: the watchdog only
+    # A rotation's phase: the slots it writes for its secret, the marks the stamps get (or
+    # clear), its waves and its extra gates (the auth-error gate).
+    secret_slots: Mapping[str, Slot] | None = None
+    rotation: Mapping[str, RotationMark] | None = None
+    rotation_done: frozenset[str] = frozenset()
+    waves: tuple[WaveEntry, ...] | None = None
+    extra_gates: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +173,27 @@ def _refuse_unfit(found: Survey, req: Request, source: Source) -> None:
         )
 
 
+def _refuse_during_rotation(
+    found: Survey, desired: Mapping[str, Desired], live: Mapping[str, LiveBox]
+) -> None:
+    """A plain apply must not rewrite a secret whose rotation is pending on the boxes."""
+    pending: dict[str, str] = {}
+    for box in live.values():
+        for name, mark in box.stamp.rotation.items() if box.stamp else ():
+            pending.setdefault(name, f"{mark.rotation_id}, {mark.phase}")
+    hit = sorted({n for c in found.changes for n in desired[c.agent].secrets if n in pending})
+    if hit:
+        what = "; ".join(f"{n} ({pending[n]})" for n in hit)
+        raise ApplyRefused(
+            f"a rotation is pending for {what}: this apply would rewrite the secrets file of "
+            f"agents that use it; finish the rotation first (`reconcile rotate-secret {hit[0]} "
+            f"--status` shows where each box stands); nothing was touched"
+        )
+
+
 async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = None) -> Prepared:
     """Read the repo and every box, and make (or check) the plan; writes nothing."""
-    source = read_source(req)
+    source = _adjusted(read_source(req), req)
     fleet = source.repo.fleet
     link = (link_factory or (lambda s: Link(s, req.repo)))(source)
     try:
@@ -173,16 +201,21 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         key = fleet_key(fleet, req.repo, req.env)  # secrets files compared when at hand
         live = await link.read(agents, fleet.fleet_id, key)
         read_at = time.monotonic()
-        desired = desired_of(source.repo, desired_fingerprints(source.repo, req.repo, req.env))
+        fps = desired_fingerprints(source.repo, req.repo, req.env, req.secret_slots)
+        desired = desired_of(source.repo, fps)
         found = survey(
             source.repo, desired, live, target_revision=source.revision, fast_path=not req.force
         )
         _refuse_unfit(found, req, source)
+        if req.secret_slots is None:
+            _refuse_during_rotation(found, desired, live)
         former = former_agents(req.repo, live.values(), source.repo.agents.keys())
         orphans = await link.orphans(agents, fleet.fleet_id, former)
         policy = fleet.rollout
         if req.soak_s is not None:
             policy = policy.model_copy(update={"soak_s": req.soak_s})
+        if req.waves is not None:
+            policy = policy.model_copy(update={"waves": list(req.waves)})
         try:
             plan = make_plan(
                 found.changes, fleet_id=fleet.fleet_id, target_revision=source.revision,
@@ -209,21 +242,42 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
 def targets_of(p: Prepared) -> dict[str, Target]:
     """Each plan box's bytes and secrets file; MissingSecretError (ApplyRefused) names the gap."""
     repo = p.source.repo
+    override = p.request.secret_slots or {}
     names: set[str] = set()
     for agent in p.plan.agents:
         names |= p.desired[agent].secrets
     try:
-        values = resolve_values(names, repo.fleet, p.request.repo, p.request.env)
+        values = resolve_values(names - set(override), repo.fleet, p.request.repo, p.request.env)
     except MissingSecretError as exc:
         raise ApplyRefused(str(exc)) from None
     key = fleet_key(repo.fleet, p.request.repo, p.request.env)
+    marks = dict(p.request.rotation or {})
     out: dict[str, Target] = {}
     for agent in p.plan.agents:
         want = p.desired[agent]
-        secrets = render_secrets(values.subset(set(want.secrets))) if want.secrets else None
+        slots = slots_for(want.secrets, values, override)
+        secrets = render_secrets_file(slots) if want.secrets else None
         fp = fingerprint(secrets, key) if secrets is not None and key else None
-        out[agent] = Target(p.link.box(repo.agents[agent].agent), want.data, secrets, fp)
+        state = None
+        if secrets is not None and key:
+            state = SecretState(fp, prints_of(slots, key), {n: m for n, m in marks.items()
+                                                             if n in want.secrets})  # fmt: skip
+        out[agent] = Target(
+            p.link.box(repo.agents[agent].agent), want.data, secrets, fp, state,
+            p.request.rotation_done & want.secrets,
+        )  # fmt: skip
     return out
+
+
+def _adjusted(source: Source, req: Request) -> Source:
+    """The source with a rotation's extra gates added to fleet.yaml's."""
+    if not req.extra_gates:
+        return source
+    fleet = source.repo.fleet
+    have = {g.name for g in fleet.gates}
+    gates = [*fleet.gates, *(g for g in req.extra_gates if g.name not in have)]
+    repo = replace(source.repo, fleet=fleet.model_copy(update={"gates": gates}))
+    return replace(source, repo=repo)
 
 
 def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:

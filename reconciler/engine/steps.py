@@ -26,12 +26,14 @@ from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.model.box import ContractError, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
+    SecretState,
     already_there,
     blocked_after,
     fenced_out,
     make_stamp,
     restamp_needed,
     restore_refusal,
+    secrets_before,
 )
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
@@ -77,6 +79,8 @@ class ApplyJob:
     secrets: bytes | None = None  # the new secrets file; None: secrets unchanged
     secrets_fingerprint: str | None = None
     allowed_paths: tuple[str, ...] = ()  # fleet.yaml connection.allowed_paths (empty: unchecked)
+    secret_state: SecretState | None = None  # what the stamp records of secrets (None: derived)
+    rotation_done: frozenset[str] = frozenset()  # secrets whose rotation mark this job clears
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +170,7 @@ async def apply_box(
             fleet_id=crew.fleet_id, agent=h.name, revision=job.revision,
             config_sha256=job.target_sha, rollout_id=crew.rollout_id, outcome="applied",
             now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
-            secrets_fingerprint=job.secrets_fingerprint
-            or (now.stamp.secrets_fingerprint if now.stamp else None),
+            secrets=_secret_state(job, now.stamp),
             blocked_revision=blocked_after(now.stamp, outcome="applied", revision=job.revision),
             fence=crew.fence,
         )  # fmt: skip
@@ -177,6 +180,21 @@ async def apply_box(
             keep.append(job.pre_sha)
         await boxops.prune_history(h, keep)
     await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+
+
+def _secret_state(job: ApplyJob, before: Stamp | None) -> SecretState:
+    """What the new stamp records of secrets: the job's, else the box's as it was (with the
+    new file's fingerprint when this job writes the secrets file)."""
+    was = SecretState.of(before)
+    if job.secret_state is not None:
+        # the rotation marks: the box's own, this job's set or replaced, those it ends cleared
+        marks = {**was.rotation, **job.secret_state.rotation}
+        marks = {n: m for n, m in marks.items() if n not in job.rotation_done}
+        return SecretState(job.secret_state.fingerprint, job.secret_state.prints, marks)
+    rotation = {n: m for n, m in was.rotation.items() if n not in job.rotation_done}
+    if job.secrets is None:
+        return SecretState(was.fingerprint, was.prints, rotation)
+    return SecretState(job.secrets_fingerprint or was.fingerprint, {}, rotation)
 
 
 async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
@@ -274,7 +292,7 @@ async def restore_box(
             fleet_id=crew.fleet_id, agent=h.name, revision=job.pre_revision or "unmanaged",
             config_sha256=pre, rollout_id=crew.rollout_id, outcome="rolled-back",
             now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
-            secrets_fingerprint=now.stamp.secrets_fingerprint if now.stamp else None,
+            secrets=secrets_before(now.stamp, crew.rollout_id),
             blocked_revision=blocked, fence=max(crew.fence, now.stamp.fence if now.stamp else 0),
         )  # fmt: skip
         await boundary("stamp", _stamp_unless_moved(h, now.stamp, stamp, "restore"))
@@ -299,3 +317,28 @@ async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_ba
             await boxops.activate(h, how)
             return
     await boxops.activate(h, last)
+
+
+async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
+    """A rotation's last step on one box: no old value is left on it (kept copies of earlier
+    secrets files are removed) and its stamp no longer records the rotation. True when the
+    stamp changed.
+
+    Raises:
+        MovedOn: another rollout rewrote the stamp meanwhile.
+        BoxOpError, TransportError: a step failed.
+    """
+    await _take_lease(h, crew)
+    try:
+        now = await boxops.read_now(h)
+        if (why := fenced_out(now.stamp, crew.fence)) is not None:
+            raise boxops.MovedOn(h.name, "retire", why)
+        await boxops.drop_all_kept_secrets(h)
+        if now.stamp is None or secret not in now.stamp.rotation:
+            return False
+        rest = {n: m for n, m in now.stamp.rotation.items() if n != secret}
+        await _stamp_unless_moved(h, now.stamp, now.stamp.model_copy(update={"rotation": rest}),
+                                  "retire")  # fmt: skip
+        return True
+    finally:
+        await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)

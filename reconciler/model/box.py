@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from reconciler.errors import BoxError
 
 # 2: `fence`, the fencing number of the rollout that wrote the stamp (absent in 1: read as 0).
-STAMP_VERSION = 2
+# 3: `secrets` (per-secret keyed fingerprints of `current` and `next`) and `rotation` (the
+#    pending rotations); history entries carry the same for a restore (absent in 2: none).
+STAMP_VERSION = 3
 
 Outcome = Literal["applied", "rolled-back"]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -29,6 +31,28 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class SecretPrint(_Contract):
+    """One secret's keyed fingerprints on the box: of `current`, and of `next` when staged."""
+
+    current: str
+    next: str | None = None
+
+
+RotationPhase = Literal["staged", "promoted"]
+
+
+class RotationMark(_Contract):
+    """A rotation of one secret pending on this box, so that every machine sees it."""
+
+    rotation_id: str
+    phase: RotationPhase = Field(
+        description="staged: `next` holds the new value beside `current`; promoted: the new "
+        "value is `current`, the old one is still to be retired (backend, kept copies)"
+    )
+    old: str | None = Field(default=None, description="keyed fingerprint of the old value")
+    new: str | None = Field(default=None, description="keyed fingerprint of the new value")
+
+
 class StampHistoryEntry(_Contract):
     """One past revision applied to the box."""
 
@@ -37,6 +61,9 @@ class StampHistoryEntry(_Contract):
     outcome: Outcome
     applied_at: str
     rollout_id: str
+    secrets_fingerprint: str | None = None
+    secrets: dict[str, SecretPrint] = Field(default_factory=dict)
+    rotation: dict[str, RotationMark] = Field(default_factory=dict)
 
 
 class Stamp(_Contract):
@@ -60,6 +87,14 @@ class Stamp(_Contract):
         default=0,
         description="The fencing number of the rollout that wrote this stamp: a writer whose "
         "number is lower refuses to touch the box (absent in stamp_version 1: 0)",
+    )
+    secrets: dict[str, SecretPrint] = Field(
+        default_factory=dict,
+        description="Per secret, keyed fingerprints of its `current` and `next` values in the "
+        "box's secrets file (empty without the fleet key; absent before stamp_version 3)",
+    )
+    rotation: dict[str, RotationMark] = Field(
+        default_factory=dict, description="Secret name -> the rotation pending on this box."
     )
 
     def to_bytes(self) -> bytes:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from reconciler.model.box import Outcome, Stamp, StampHistoryEntry
+from reconciler.model.box import Outcome, RotationMark, SecretPrint, Stamp, StampHistoryEntry
 from reconciler.render.canonical import RENDERER_VERSION
 
 
@@ -14,6 +15,31 @@ def rfc3339(when: datetime) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretState:
+    """What a stamp records of the box's secrets file: the whole file's keyed fingerprint,
+    each secret's, and the rotations pending."""
+
+    fingerprint: str | None = None
+    prints: dict[str, SecretPrint] = field(default_factory=dict)
+    rotation: dict[str, RotationMark] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stamp: Stamp | StampHistoryEntry | None) -> SecretState:
+        if stamp is None:
+            return cls()
+        return cls(stamp.secrets_fingerprint, dict(stamp.secrets), dict(stamp.rotation))
+
+
+def secrets_before(current: Stamp | None, rollout_id: str) -> SecretState:
+    """The secret state a restore by `rollout_id` puts back in the stamp: the box's state
+    before that rollout (its history entry before ours when the stamp is ours)."""
+    if current is not None and current.rollout_id == rollout_id and current.outcome == "applied":
+        earlier = current.history[1] if len(current.history) > 1 else None
+        return SecretState.of(earlier)
+    return SecretState.of(current)
 
 
 def make_stamp(
@@ -30,6 +56,7 @@ def make_stamp(
     secrets_fingerprint: str | None = None,
     blocked_revision: str | None = None,
     fence: int = 0,
+    secrets: SecretState | None = None,
 ) -> Stamp:
     """The stamp for a box that now runs `config_sha256` of `revision`.
 
@@ -37,12 +64,16 @@ def make_stamp(
     a few steps back can restore from the box's own history directory.
     """
     applied_at = rfc3339(now)
+    state = secrets if secrets is not None else SecretState(secrets_fingerprint)
     entry = StampHistoryEntry(
         revision=revision,
         config_sha256=config_sha256,
         outcome=outcome,
         applied_at=applied_at,
         rollout_id=rollout_id,
+        secrets_fingerprint=state.fingerprint,
+        secrets=state.prints,
+        rotation=state.rotation,
     )
     history = [entry, *(previous.history if previous else [])][:keep]
     return Stamp(
@@ -55,9 +86,11 @@ def make_stamp(
         rollout_id=rollout_id,
         outcome=outcome,
         history=history,
-        secrets_fingerprint=secrets_fingerprint,
+        secrets_fingerprint=state.fingerprint,
         blocked_revision=blocked_revision,
         fence=fence,
+        secrets=state.prints,
+        rotation=state.rotation,
     )
 
 

@@ -47,3 +47,8 @@ def render_secrets(values: SecretValues) -> bytes:
 def fingerprint(secrets_file: bytes, fleet_key: bytes) -> str:
     """A short HMAC-SHA256 of a secrets file's bytes, keyed by the fleet key."""
     return "hmac:" + hmac.new(fleet_key, secrets_file, hashlib.sha256).hexdigest()[:16]
+
+
+def value_fingerprint(value: str, fleet_key: bytes) -> str:
+    """One secret value's keyed fingerprint (what stamps and `secrets list` show)."""
+    return fingerprint(value.encode(), fleet_key)

@@ -18,6 +18,7 @@ from reconciler.model.fleet import FleetFile
 from reconciler.secrets.desired import fingerprints, referenced
 from reconciler.secrets.names import MissingSecretError, env_name
 from reconciler.secrets.redact import REDACTOR
+from reconciler.secrets.secretsfile import Slot
 from reconciler.secrets.values import SecretValues
 
 
@@ -78,18 +79,23 @@ def fleet_key(fleet: FleetFile, root: Path, env: Mapping[str, str] | None = None
 
 
 def desired_fingerprints(
-    repo: Repo, root: Path, env: Mapping[str, str] | None = None
+    repo: Repo,
+    root: Path,
+    env: Mapping[str, str] | None = None,
+    override: Mapping[str, Slot] | None = None,
 ) -> dict[str, str] | None:
     """agent -> fingerprint of the secrets file apply would write; None when not computable.
 
     Needs the fleet key and every referenced value; without them secrets are "not checked".
+    `override`: the slots a rotation writes for some secrets (their backend values unused).
     """
     key = fleet_key(repo.fleet, root, env)
     if key is None:
         return None
     refs = referenced(repo)
     try:
-        values = resolve_values(set().union(*refs.values()), repo.fleet, root, env)
+        names = set().union(*refs.values()) - set(override or {})
+        values = resolve_values(names, repo.fleet, root, env)
     except MissingSecretError:
         return None
-    return fingerprints(refs, values, key)
+    return fingerprints(refs, values, key, override)

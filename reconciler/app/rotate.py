@@ -1,0 +1,376 @@
+"""Rotating one secret with zero downtime: stage `next`, promote it, retire the old value.
+
+    stage   : every box that uses NAME gets {current: old, next: new}, in waves of about
+              10 agents, behind the watchdog, the fleet's gates and an auth-error gate
+              (outbound agents send `next` at once, so a bad key shows as auth errors);
+    promote : {current: new} everywhere, in the same waves; refused while a box lacks `next`;
+    retire  : no kept copy of the old value stays on any box and the stamps drop the
+              rotation; refused while a box is unreachable. The backend must hold the new
+              value by then (an age file is re-encrypted by `reconcile secrets set`; env and
+              files are the operator's, and the rotation stays "retire pending" until the
+              backend's fingerprint matches).
+
+Each of stage and promote is a rollout through the same engine as apply (plan, question,
+lock, journal, incident, `reconcile resume`); the pending rotation is written into every
+box's stamp, so another machine sees it, and a plain `apply` that would rewrite NAME is
+refused meanwhile. A failed stage rolls back: `next` leaves every box, `current` never
+stopped working, exit 3. Re-running the same command picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from reconciler.app.apply import ApplyRequest, ApplyView, run_locked
+from reconciler.app.state import Trace, open_state
+from reconciler.engine.boxops import BoxOpError
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.session import Link, Request, Source, prepare, read_source
+from reconciler.engine.steps import Crew, retire_box
+from reconciler.errors import InputError
+from reconciler.journal.base import Holder
+from reconciler.model.box import RotationMark
+from reconciler.model.fleet import Gate, WaveEntry
+from reconciler.model.live import BoxState, LiveBox
+from reconciler.render.stamp import next_fence
+from reconciler.secrets.desired import referenced
+from reconciler.secrets.names import MissingSecretError
+from reconciler.secrets.redact import REDACTOR
+from reconciler.secrets.secretsfile import SecretsFileError, Slot, parse_secrets_file
+from reconciler.secrets.values import value_fingerprint
+from reconciler.secretstore import fleet_key, resolve_values
+from reconciler.transport.base import TransportError
+
+Phase = Literal["stage", "promote", "retire"]
+PHASES: tuple[Phase, ...] = ("stage", "promote", "retire")
+AUTH_GATE = "rotation-auth-errors"
+
+
+class RotationRefused(InputError):
+    """The rotation cannot go on; the message says why and what to do (exit 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RotateRequest:
+    """What `reconcile rotate-secret` was asked."""
+
+    repo: Path
+    name: str
+    value: str | None = None  # the new value (--value-file); None: the backend's (--from-backend)
+    until: Phase = "retire"
+    state_dir: Path | None = None
+    dry_run: bool = False
+    soak_s: float | None = None
+    wave_size: int = 10
+    auth_max: float = 0.02
+    wait_lock_s: float | None = None
+    env: Mapping[str, str] | None = None
+
+
+@dataclass
+class RotateResult:
+    """How it ended: the exit code, the phases run, and where each box stands."""
+
+    exit_code: int
+    done: list[Phase] = field(default_factory=list)
+    retire_pending: str | None = None  # what the operator must still do at the backend
+
+
+@dataclass(frozen=True, slots=True)
+class BoxStanding:
+    """Where one box stands in a rotation of one secret (fingerprints, never values)."""
+
+    agent: str
+    where: str  # old | staged | promoted | new | unreachable | not checked | other
+    mark: RotationMark | None = None
+
+
+def rotation_waves(n: int, size: int) -> tuple[WaveEntry, ...]:
+    """About `size` agents a wave: cumulative counts, then 100%."""
+    return (*range(size, n, size), "100%")
+
+
+def auth_gate(fleet_gates: list[Gate], max_rate: float) -> Gate:
+    """The auth-error gate a rotation adds (samples as the fleet's error-rate gate needs)."""
+    samples = next((g.min_samples for g in fleet_gates if g.metric == "error_rate"), 100)
+    return Gate(name=AUTH_GATE, metric="auth_error_rate", max=max_rate, min_samples=samples)
+
+
+def standing(box: LiveBox, name: str, new_fp: str | None) -> BoxStanding:
+    """Where `box` stands for secret `name` (new_fp: the new value's keyed fingerprint)."""
+    if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN) or box.stamp is None:
+        return BoxStanding(box.agent, "unreachable" if box.state is BoxState.UNKNOWN else "other")
+    mark = box.stamp.rotation.get(name)
+    prints = box.stamp.secrets.get(name)
+    if prints is None:
+        return BoxStanding(box.agent, "not checked", mark)
+    if new_fp is not None and prints.next == new_fp:
+        return BoxStanding(box.agent, "staged", mark)
+    if new_fp is not None and prints.current == new_fp:
+        return BoxStanding(box.agent, "promoted" if mark else "new", mark)
+    return BoxStanding(box.agent, "old", mark)
+
+
+class _Rotation:
+    """One `reconcile rotate-secret` run (see the module docstring)."""
+
+    def __init__(self, req: RotateRequest, view: ApplyView | None, trace: Trace) -> None:
+        self.req, self.view, self.trace = req, view, trace
+        self.source: Source = read_source(Request(repo=req.repo, env=req.env))
+        self.fleet = self.source.repo.fleet
+        if req.name not in self.source.repo.secrets:
+            raise RotationRefused(
+                f"secret {req.name!r} is not declared in secrets/index.yaml; declared: "
+                f"{', '.join(sorted(self.source.repo.secrets)) or 'none'}"
+            )
+        refs = referenced(self.source.repo)
+        self.users = sorted(a for a, names in refs.items() if req.name in names)
+        if not self.users:
+            raise RotationRefused(f"no agent refers to secret {req.name!r}: nothing to rotate")
+        key = fleet_key(self.fleet, req.repo, req.env)
+        if key is None:
+            raise RotationRefused(
+                "a rotation needs the fleet key to tell old from new on the boxes: set "
+                f"{self.fleet.secrets.fleet_key_env} or fleet.yaml secrets.fleet_key_file"
+            )
+        self.key = key
+        self.link = Link(self.source, req.repo)
+
+    def backend_value(self) -> str | None:
+        try:
+            values = resolve_values([self.req.name], self.fleet, self.req.repo, self.req.env)
+        except MissingSecretError:
+            return None
+        return values.reveal(self.req.name)
+
+    async def read(self) -> dict[str, LiveBox]:
+        agents = [self.source.repo.agents[a].agent for a in self.users]
+        return await self.link.read(agents, self.fleet.fleet_id, self.key)
+
+    async def old_value(self, live: Mapping[str, LiveBox], old_fp: str) -> str:
+        """The value the boxes hold as `current`: the backend's if it matches, else read
+        from a box's own secrets file (the backend may already hold the new one)."""
+        backend = self.backend_value()
+        if backend is not None and value_fingerprint(backend, self.key) == old_fp:
+            return backend
+        for box in live.values():
+            prints = box.stamp.secrets.get(self.req.name) if box.stamp else None
+            if prints is None or prints.current != old_fp:
+                continue
+            h = self.link.box(self.source.repo.agents[box.agent].agent)
+            try:
+                raw = await h.box.read_file(h.paths.secrets)
+                slot = parse_secrets_file(raw or b"{}").get(self.req.name)
+            except (TransportError, SecretsFileError):
+                continue
+            if slot is not None and value_fingerprint(slot.current, self.key) == old_fp:
+                REDACTOR.add([slot.current])
+                return slot.current
+        raise RotationRefused(
+            f"the value of {self.req.name!r} the boxes hold now is neither in the backend nor "
+            "readable from any box: run `reconcile apply` to bring the boxes to the backend's "
+            "value first"
+        )
+
+    @property
+    def shown(self) -> ApplyView:
+        if self.view is None:
+            raise RuntimeError("a status read shows nothing")
+        return self.view
+
+    async def run(self) -> RotateResult:
+        req = self.req
+        new = req.value if req.value is not None else self.backend_value()
+        if new is None or not new.strip():
+            raise RotationRefused(
+                f"no new value for {req.name!r}: pass --value-file FILE (or --stdin), or put "
+                "the new value in the backend and pass --from-backend"
+            )
+        REDACTOR.add([new])
+        new_fp = value_fingerprint(new, self.key)
+        live = await self.read()
+        stands = {a: standing(b, req.name, new_fp) for a, b in live.items()}
+        marks = {s.mark.new for s in stands.values() if s.mark is not None}
+        if marks - {new_fp}:
+            ids = sorted({s.mark.rotation_id for s in stands.values() if s.mark is not None})
+            raise RotationRefused(
+                f"a rotation of {req.name!r} to another value is pending ({', '.join(ids)}): "
+                "finish it with that value (`reconcile rotate-secret --status "
+                f"{req.name}` shows where each box stands)"
+            )
+        unreachable = sorted(a for a, s in stands.items() if s.where in ("unreachable", "other"))
+        if unreachable:
+            raise RotationRefused(
+                f"{len(unreachable)} box(es) cannot be read: {', '.join(unreachable[:10])}; a "
+                "rotation needs every box that uses the secret: fix them, then run this again"
+            )
+        unchecked = sorted(a for a, s in stands.items() if s.where == "not checked")
+        if unchecked:
+            raise RotationRefused(
+                f"{', '.join(unchecked[:10])}: the stamp records no fingerprint of "
+                f"{req.name!r} (written before rotation existed, or without the fleet key): "
+                "run `reconcile apply` once, then rotate"
+            )
+        rid = (
+            next((s.mark.rotation_id for s in stands.values() if s.mark is not None), None)
+            or f"rot-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+        )
+        result = RotateResult(0)
+        if any(s.where == "old" for s in stands.values()) or any(
+            s.where == "staged" for s in stands.values()
+        ):
+            if any(s.where in ("promoted", "new") for s in stands.values()) and any(
+                s.where == "old" for s in stands.values()
+            ):
+                raise RotationRefused(
+                    f"some boxes run the new {req.name!r} as current and some still the old "
+                    "one only: run `reconcile resume` first (a cut-short promote)"
+                )
+            old_fp = next(
+                (s.mark.old for s in stands.values() if s.mark is not None and s.mark.old), None
+            ) or next(b.stamp.secrets[req.name].current for b in live.values() if b.stamp)
+            old = await self.old_value(live, old_fp)
+            if any(s.where == "old" for s in stands.values()):
+                mark = RotationMark(rotation_id=rid, phase="staged", old=old_fp, new=new_fp)
+                code = await self.phase("stage", {req.name: Slot(old, new)}, mark)
+                result.exit_code = code
+                if code != 0:
+                    return result
+                result.done.append("stage")
+            if req.until == "stage":
+                return result
+            mark = RotationMark(rotation_id=rid, phase="promoted", old=old_fp, new=new_fp)
+            lacking = await self.lacking_next(new_fp)
+            if lacking:
+                raise RotationRefused(
+                    f"promote refused: {len(lacking)} box(es) lack the staged value: "
+                    f"{', '.join(lacking[:10])}; run this again to stage them first"
+                )
+            code = await self.phase("promote", {req.name: Slot(new)}, mark)
+            if code != 0:
+                result.exit_code = code
+                return result
+            result.done.append("promote")
+        if req.until != "retire":
+            return result
+        return await self.retire(new, new_fp, rid, result)
+
+    async def lacking_next(self, new_fp: str) -> list[str]:
+        live = await self.read()
+        return sorted(
+            a for a, b in live.items() if standing(b, self.req.name, new_fp).where != "staged"
+        )
+
+    async def phase(self, name: Phase, slots: dict[str, Slot], mark: RotationMark) -> int:
+        """Stage or promote: a rollout of the secrets file only, through the apply engine."""
+        req = self.req
+        self.shown.tell(f"rotation {mark.rotation_id} of {req.name}: {name}")
+        request = Request(
+            repo=req.repo, soak_s=req.soak_s, env=req.env, secret_slots=slots,
+            rotation={req.name: mark},
+            waves=rotation_waves(len(self.users), req.wave_size),
+            extra_gates=(auth_gate(self.fleet.gates, req.auth_max),),
+        )  # fmt: skip
+        p = await prepare(request, lambda _s: self.link)
+        changing = [c.agent for c in p.survey.changes if c.desired_sha != c.live_sha]
+        if changing:
+            raise RotationRefused(
+                f"{len(changing)} agent(s) also have config changes pending "
+                f"({', '.join(changing[:10])}): a rotation changes the secret only; run "
+                "`reconcile apply` first"
+            )
+        with open_state(self.fleet, req.state_dir) as state:
+            self.trace.state_dir = state.path
+            self.shown.show(p, [], state.path)
+            if req.dry_run or p.plan.empty:
+                return 0
+            self.shown.confirm(p)
+            ask = ApplyRequest(repo=req.repo, state_dir=req.state_dir, wait_lock_s=req.wait_lock_s)
+            run = await run_locked(p, ask, state, self.shown, self.trace)
+            return run.exit_code
+
+    async def retire(self, new: str, new_fp: str, rid: str, result: RotateResult) -> RotateResult:
+        """No old value on any box; the backend must hold the new value."""
+        req = self.req
+        backend = self.backend_value()
+        if backend is None or value_fingerprint(backend, self.key) != new_fp:
+            result.retire_pending = (
+                f"the backend still holds another value of {req.name!r}: put the new value "
+                f"there (`reconcile secrets set {req.name} --value-file FILE` for an age "
+                f"file, or the {req.name} environment variable or file your fleet.yaml names), "
+                "then run this command again to retire; revoke the old key at its provider"
+            )
+            self.shown.tell(f"retire pending: {result.retire_pending}")
+            return result
+        if req.dry_run:
+            self.shown.tell(f"would retire the old {req.name} on {len(self.users)} box(es)")
+            return result
+        live = await self.read()
+        down = sorted(a for a, b in live.items() if b.state is BoxState.UNKNOWN)
+        if down:
+            raise RotationRefused(
+                f"retire refused: {len(down)} box(es) unreachable ({', '.join(down[:10])}); "
+                "the old value must leave every box: bring them back, then run this again"
+            )
+        with open_state(self.fleet, req.state_dir) as state:
+            lease, _ = await state.take_lock(
+                self.fleet.fleet_id, ttl_s=30.0, wait_s=req.wait_lock_s, tell=self.shown.tell
+            )
+            try:
+                crew = Crew(
+                    holder=state.holder_id or str(Holder.here()), rollout_id=f"{rid}-retire",
+                    fleet_id=self.fleet.fleet_id, clock=SystemClock(),
+                    fence=next_fence(b.stamp for b in live.values()) - 1,
+                )  # fmt: skip
+                failed: list[str] = []
+                for agent in self.users:
+                    h = self.link.box(self.source.repo.agents[agent].agent)
+                    try:
+                        await retire_box(h, crew, req.name)
+                    except (BoxOpError, TransportError) as exc:
+                        failed.append(f"{agent}: {exc}")
+            finally:
+                state.lock.release(lease)
+        if failed:
+            self.shown.tell("retire failed on:\n  " + "\n  ".join(failed))
+            result.exit_code = 1
+            return result
+        result.done.append("retire")
+        self.shown.tell(
+            f"rotation {rid} of {req.name} done: every box holds the new value only; "
+            "revoke the old key at its provider"
+        )
+        return result
+
+
+async def rotate(req: RotateRequest, view: ApplyView, trace: Trace | None = None) -> RotateResult:
+    """Carry out one `reconcile rotate-secret` (see the module docstring)."""
+    rotation = _Rotation(req, view, trace or Trace())
+    try:
+        return await rotation.run()
+    finally:
+        await rotation.link.close()
+
+
+async def rotation_status(
+    repo: Path, name: str, env: Mapping[str, str] | None = None
+) -> list[BoxStanding]:
+    """`rotate-secret --status NAME`: where each box using NAME stands."""
+    rotation = _Rotation(RotateRequest(repo=repo, name=name, env=env), None, Trace())
+    try:
+        live = await rotation.read()
+        new_fp = next(
+            (b.stamp.rotation[name].new for b in live.values()
+             if b.stamp is not None and name in b.stamp.rotation), None,
+        )  # fmt: skip
+        if new_fp is None:
+            backend = rotation.backend_value()
+            new_fp = value_fingerprint(backend, rotation.key) if backend is not None else None
+        return [standing(live[a], name, new_fp) for a in sorted(live)]
+    finally:
+        await rotation.link.close()
