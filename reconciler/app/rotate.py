@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.app.apply import ApplyRequest, ApplyView, run_locked
+from reconciler.app.resume import ResumeRequest, settle_first
 from reconciler.app.state import Trace, open_state
 from reconciler.engine.boxops import BoxOpError
 from reconciler.engine.clock import SystemClock
@@ -193,6 +194,15 @@ class _Rotation:
             )
         REDACTOR.add([new])
         new_fp = value_fingerprint(new, self.key)
+        if not req.dry_run:
+            # a rollout cut short (this rotation killed, say) is settled first, as apply does
+            settled = await settle_first(
+                ResumeRequest(req.repo, req.state_dir, wait_lock_s=req.wait_lock_s),
+                self.shown.reporter, self.shown.tell, explicit=False,
+                link_factory=lambda _s: self.link, trace=self.trace,
+            )  # fmt: skip
+            if settled is not None:
+                self.shown.settled(settled)
         live = await self.read()
         stands = {a: standing(b, req.name, new_fp) for a, b in live.items()}
         marks = {s.mark.new for s in stands.values() if s.mark is not None}

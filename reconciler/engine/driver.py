@@ -136,6 +136,9 @@ class Options:
     soak_interval_s: float = 1.0
     fence: int = 0  # this rollout's fencing number (render.stamp.next_fence)
     allowed_paths: tuple[str, ...] = ()  # where agents' files may be written (empty: unchecked)
+    # A failed gate blocks the revision on the boxes; not for a secret rotation, whose
+    # verdict condemns the new value (rolled back), never the config revision.
+    verdict_blocks: bool = True
 
 
 @dataclass
@@ -535,7 +538,9 @@ class Driver:
         job = RestoreJob(
             pre_sha=cmd.pre_sha, pre_revision=plan_step.stamp_revision,
             activation=cmd.activation, old_secrets=self._old_secrets.get(cmd.agent),
-            verdict_on=self.opts.revision if self.state.verdict else None,
+            verdict_on=self.opts.revision
+            if self.state.verdict and self.opts.verdict_blocks
+            else None,
         )  # fmt: skip
         await restore_box(h, job, self._crew(), boundary=self._steps("restore", cmd, cmd.agent))
 

@@ -370,6 +370,7 @@ async def execute(
         soak_interval_s=p.request.soak_interval_s,
         fence=next_fence(b.stamp for b in p.live.values()),
         allowed_paths=tuple(fleet.connection.allowed_paths),
+        verdict_blocks=p.request.secret_slots is None,
     )
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
