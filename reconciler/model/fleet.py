@@ -120,6 +120,7 @@ class Rollout(Closed):
 
 MetricName = Literal[
     "error_rate",
+    "auth_error_rate",
     "latency_p95",
     "cost_per_task",
     "tokens_per_task",
@@ -228,6 +229,12 @@ class SecretDecl(Closed):
 
     name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
     description: str | None = None
+    direction: Literal["outbound", "inbound"] = Field(
+        default="outbound",
+        description="outbound: a credential the agent sends (an API key); during a rotation it "
+        "uses `next` as soon as it is staged. inbound: a token the agent checks; it accepts "
+        "`current` and `next` while both are present.",
+    )
 
 
 class SecretsIndex(Closed):
