@@ -35,11 +35,11 @@ from reconciler.engine.session import Link, Request, Source, prepare, read_sourc
 from reconciler.engine.steps import Crew, retire_box
 from reconciler.errors import InputError
 from reconciler.journal.base import Holder
-from reconciler.model.box import RotationMark
+from reconciler.model.box import RotationMark, SecretPrint
 from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.render.stamp import next_fence
-from reconciler.secrets.desired import referenced
+from reconciler.secrets.desired import prints_of, referenced
 from reconciler.secrets.names import MissingSecretError
 from reconciler.secrets.redact import REDACTOR
 from reconciler.secrets.secretsfile import SecretsFileError, Slot, parse_secrets_file
@@ -87,8 +87,9 @@ class BoxStanding:
     """Where one box stands in a rotation of one secret (fingerprints, never values)."""
 
     agent: str
-    where: str  # old | staged | promoted | new | unreachable | not checked | other
+    where: str  # old | staged | promoted | new | no rotation | unreachable | not checked | other
     mark: RotationMark | None = None
+    current: str | None = None  # keyed fingerprint of its current value
 
 
 def rotation_waves(n: int, size: int) -> tuple[WaveEntry, ...]:
@@ -102,19 +103,24 @@ def auth_gate(fleet_gates: list[Gate], max_rate: float) -> Gate:
     return Gate(name=AUTH_GATE, metric="auth_error_rate", max=max_rate, min_samples=samples)
 
 
-def standing(box: LiveBox, name: str, new_fp: str | None) -> BoxStanding:
-    """Where `box` stands for secret `name` (new_fp: the new value's keyed fingerprint)."""
+def standing(
+    box: LiveBox, name: str, new_fp: str | None, read: SecretPrint | None = None
+) -> BoxStanding:
+    """Where `box` stands for secret `name` (new_fp: the new value's keyed fingerprint;
+    `read`: its fingerprints from the box's own file when the stamp records none)."""
     if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN) or box.stamp is None:
         return BoxStanding(box.agent, "unreachable" if box.state is BoxState.UNKNOWN else "other")
     mark = box.stamp.rotation.get(name)
-    prints = box.stamp.secrets.get(name)
+    prints = box.stamp.secrets.get(name) or read
     if prints is None:
         return BoxStanding(box.agent, "not checked", mark)
-    if new_fp is not None and prints.next == new_fp:
-        return BoxStanding(box.agent, "staged", mark)
-    if new_fp is not None and prints.current == new_fp:
-        return BoxStanding(box.agent, "promoted" if mark else "new", mark)
-    return BoxStanding(box.agent, "old", mark)
+    if new_fp is None:  # no rotation pending: does it hold the backend's value?
+        return BoxStanding(box.agent, "no rotation", mark, prints.current)
+    if prints.next == new_fp:
+        return BoxStanding(box.agent, "staged", mark, prints.current)
+    if prints.current == new_fp:
+        return BoxStanding(box.agent, "promoted" if mark else "new", mark, prints.current)
+    return BoxStanding(box.agent, "old", mark, prints.current)
 
 
 class _Rotation:
@@ -153,6 +159,34 @@ class _Rotation:
         agents = [self.source.repo.agents[a].agent for a in self.users]
         return await self.link.read(agents, self.fleet.fleet_id, self.key)
 
+    async def read_prints(self, live: Mapping[str, LiveBox]) -> dict[str, SecretPrint]:
+        """Fingerprints of the secret on boxes whose stamp records none (stamps written
+        before rotation existed): read from the box's own secrets file."""
+        out: dict[str, SecretPrint] = {}
+        for box in live.values():
+            if box.stamp is None or self.req.name in box.stamp.secrets:
+                continue
+            if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
+                continue
+            h = self.link.box(self.source.repo.agents[box.agent].agent)
+            try:
+                raw = await h.box.read_file(h.paths.secrets)
+                slot = parse_secrets_file(raw or b"{}").get(self.req.name)
+            except (TransportError, SecretsFileError):
+                continue
+            if slot is not None:
+                REDACTOR.add(slot.values())
+                out[box.agent] = prints_of({self.req.name: slot}, self.key)[self.req.name]
+        return out
+
+    async def standings(
+        self, new_fp: str | None
+    ) -> tuple[dict[str, LiveBox], dict[str, BoxStanding]]:
+        live = await self.read()
+        read = await self.read_prints(live)
+        name = self.req.name
+        return live, {a: standing(b, name, new_fp, read.get(a)) for a, b in live.items()}
+
     async def old_value(self, live: Mapping[str, LiveBox], old_fp: str) -> str:
         """The value the boxes hold as `current`: the backend's if it matches, else read
         from a box's own secrets file (the backend may already hold the new one)."""
@@ -160,8 +194,7 @@ class _Rotation:
         if backend is not None and value_fingerprint(backend, self.key) == old_fp:
             return backend
         for box in live.values():
-            prints = box.stamp.secrets.get(self.req.name) if box.stamp else None
-            if prints is None or prints.current != old_fp:
+            if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
                 continue
             h = self.link.box(self.source.repo.agents[box.agent].agent)
             try:
@@ -203,8 +236,7 @@ class _Rotation:
             )  # fmt: skip
             if settled is not None:
                 self.shown.settled(settled)
-        live = await self.read()
-        stands = {a: standing(b, req.name, new_fp) for a, b in live.items()}
+        live, stands = await self.standings(new_fp)
         marks = {s.mark.new for s in stands.values() if s.mark is not None}
         if marks - {new_fp}:
             ids = sorted({s.mark.rotation_id for s in stands.values() if s.mark is not None})
@@ -243,7 +275,7 @@ class _Rotation:
                 )
             old_fp = next(
                 (s.mark.old for s in stands.values() if s.mark is not None and s.mark.old), None
-            ) or next(b.stamp.secrets[req.name].current for b in live.values() if b.stamp)
+            ) or self.current_print(stands)
             old = await self.old_value(live, old_fp)
             if any(s.where == "old" for s in stands.values()):
                 mark = RotationMark(rotation_id=rid, phase="staged", old=old_fp, new=new_fp)
@@ -270,11 +302,19 @@ class _Rotation:
             return result
         return await self.retire(new, new_fp, rid, result)
 
+    def current_print(self, stands: Mapping[str, BoxStanding]) -> str:
+        """The one old value's fingerprint the boxes hold as current; refused if several."""
+        olds = {s.current for s in stands.values() if s.where == "old" and s.current}
+        if len(olds) != 1:
+            raise RotationRefused(
+                f"the boxes hold {len(olds)} different values of {self.req.name!r} as current: "
+                "run `reconcile apply` to bring them to one value first"
+            )
+        return olds.pop()
+
     async def lacking_next(self, new_fp: str) -> list[str]:
-        live = await self.read()
-        return sorted(
-            a for a, b in live.items() if standing(b, self.req.name, new_fp).where != "staged"
-        )
+        _, stands = await self.standings(new_fp)
+        return sorted(a for a, s in stands.items() if s.where != "staged")
 
     async def phase(self, name: Phase, slots: dict[str, Slot], mark: RotationMark) -> int:
         """Stage or promote: a rollout of the secrets file only, through the apply engine."""
@@ -373,14 +413,12 @@ async def rotation_status(
     """`rotate-secret --status NAME`: where each box using NAME stands."""
     rotation = _Rotation(RotateRequest(repo=repo, name=name, env=env), None, Trace())
     try:
-        live = await rotation.read()
+        live, _ = await rotation.standings(None)
         new_fp = next(
             (b.stamp.rotation[name].new for b in live.values()
              if b.stamp is not None and name in b.stamp.rotation), None,
         )  # fmt: skip
-        if new_fp is None:
-            backend = rotation.backend_value()
-            new_fp = value_fingerprint(backend, rotation.key) if backend is not None else None
-        return [standing(live[a], name, new_fp) for a in sorted(live)]
+        _, stands = await rotation.standings(new_fp)
+        return [stands[a] for a in sorted(stands)]
     finally:
         await rotation.link.close()

@@ -79,9 +79,11 @@ def rotate_secret(
     stopped. Revoking the old key at its provider is yours to do.
     Exit codes: 0 done (or retire pending: see the message), 1 refused, 3 rolled back.
 
-    Examples:  reconcile rotate-secret anthropic_api_key --value-file new.key --repo fleet
-               reconcile rotate-secret anthropic_api_key --from-backend --yes
-               reconcile rotate-secret anthropic_api_key --status
+    \b
+    Examples:
+      reconcile rotate-secret anthropic_api_key --repo demo-fleet/fleet --value-file new.key
+      reconcile rotate-secret anthropic_api_key --repo demo-fleet/fleet --from-backend --yes
+      reconcile rotate-secret anthropic_api_key --repo demo-fleet/fleet --status
     """
     state = cli_state(ctx)
     if status:

@@ -18,9 +18,11 @@ from reconciler.demo.layout import DemoDir, write_private
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths
 from reconciler.render.canonical import render_payload, sha256_hex
-from reconciler.render.stamp import make_stamp
+from reconciler.render.stamp import SecretState, make_stamp
 from reconciler.repo import read_revision
-from reconciler.secrets.values import fingerprint, render_secrets
+from reconciler.secrets.desired import prints_of, slots_for
+from reconciler.secrets.secretsfile import render_secrets_file
+from reconciler.secrets.values import fingerprint
 from reconciler.secretstore import fleet_key, resolve_values
 
 SEED_ROLLOUT_ID = "demo-seed"
@@ -47,7 +49,12 @@ def seed_boxes(d: DemoDir, revision: str, *, now: datetime | None = None) -> dic
         data = render_payload(agent.config)
         sha = sha256_hex(data)
         names = {ref for _, ref in secret_refs(agent.config)}
-        secrets_bytes = render_secrets(resolve_values(names, repo.fleet, d.repo, env={}))
+        values = resolve_values(names, repo.fleet, d.repo, env={})
+        slots = slots_for(names, values, {})
+        secrets_bytes = render_secrets_file(slots)
+        state = None
+        if key is not None:
+            state = SecretState(fingerprint(secrets_bytes, key), prints_of(slots, key))
         stamp = make_stamp(
             fleet_id=repo.fleet.fleet_id,
             agent=name,
@@ -57,7 +64,7 @@ def seed_boxes(d: DemoDir, revision: str, *, now: datetime | None = None) -> dic
             outcome="applied",
             now=now,
             keep=repo.fleet.rollout.history_keep,
-            secrets_fingerprint=fingerprint(secrets_bytes, key) if key is not None else None,
+            secrets=state,
         )
         _write(local_path(root, paths.config), data)
         _write(local_path(root, paths.history_file(sha)), data)

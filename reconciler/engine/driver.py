@@ -487,6 +487,9 @@ class Driver:
         changed (but for boxes still being applied), before the first restore, so that a run killed
         while rolling back leaves the verdict on the boxes even without its journal."""
         o = self.opts
+        if not o.verdict_blocks:  # a rotation's verdict condemns the value, not the revision
+            self.note("rollback.started", trigger=self.state.trigger or "")
+            return
         settled = [a for a in self.state.changed if self.state.status(a) is not BoxStatus.APPLYING]
 
         async def mark(agent: str) -> None:
