@@ -133,6 +133,7 @@ class Options:
     soak_interval_s: float = 1.0
     fence: int = 0  # this rollout's fencing number (render.stamp.next_fence)
     allowed_paths: tuple[str, ...] = ()  # where agents' files may be written (empty: unchecked)
+    fleet_key: bytes | None = field(default=None, repr=False)  # names kept secrets (HMAC)
 
 
 @dataclass
@@ -293,7 +294,7 @@ class Driver:
             h = self.targets[agent].handle
             with contextlib.suppress(TransportError, TimeoutError):
                 async with asyncio.timeout(self.opts.box_timeout_s):
-                    await boxops.drop_kept_secrets(h, self.opts.rollout_id)
+                    await boxops.drop_kept_secrets(h, self.opts.rollout_id, self.opts.fleet_key)
 
         await asyncio.gather(*(drop(a) for a, old in self._old_secrets.items() if old is not None))
 
@@ -437,7 +438,7 @@ class Driver:
         return Crew(
             holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
             lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep, fence=o.fence,
+            history_keep=o.history_keep, fence=o.fence, fleet_key=o.fleet_key,
         )  # fmt: skip
 
     def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:

@@ -316,6 +316,7 @@ async def execute(
         soak_interval_s=p.request.soak_interval_s,
         fence=next_fence(b.stamp for b in p.live.values()),
         allowed_paths=tuple(fleet.connection.allowed_paths),
+        fleet_key=fleet_key(fleet, p.request.repo, p.request.env),
     )
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ class Crew:
     verify_timeout_s: float = 60.0
     history_keep: int = 5
     fence: int = 0  # this rollout's fencing number: written into every lease and stamp
+    fleet_key: bytes | None = field(default=None, repr=False)  # names the kept secrets copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ async def apply_box(
             else:
                 old = await h.box.read_file(h.paths.secrets)
             if old is not None and old != job.secrets:
-                await boxops.keep_secrets(h, crew.rollout_id, old)
+                await boxops.keep_secrets(h, crew.rollout_id, old, crew.fleet_key)
             await step("secrets", boxops.write_secrets(h, job.secrets, current=old))
         try:
             await step("activate", boxops.activate(h, job.activation))
@@ -260,7 +261,8 @@ async def restore_box(
     await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
     old_secrets = job.old_secrets
     if old_secrets is None and job.look_for_kept_secrets:
-        old_secrets = await h.box.read_file(boxops.kept_secrets_path(h, crew.rollout_id))
+        kept = boxops.kept_secrets_path(h, crew.rollout_id, crew.fleet_key)
+        old_secrets = await h.box.read_file(kept)
     put_back = False
     if old_secrets is not None:
         put_back = await boundary("secrets", boxops.write_secrets(h, old_secrets))
