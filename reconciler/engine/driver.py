@@ -26,7 +26,16 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
-from reconciler.engine.steps import ApplyJob, Boundary, Crew, RestoreJob, apply_box, restore_box
+from reconciler.engine.steps import (
+    ApplyJob,
+    Boundary,
+    Crew,
+    RestoreJob,
+    apply_box,
+    clear_former,
+    restore_box,
+    restore_moved_box,
+)
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health
 from reconciler.plan.model import Delivery, Plan
@@ -114,6 +123,7 @@ class Target:
     data: bytes
     secrets: bytes | None = None
     secrets_fingerprint: str | None = None
+    former: BoxHandle | None = None  # a move: the same box at its old config path
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +295,33 @@ class Driver:
         for task in list(self._checks):
             task.cancel()
         await self._drop_kept_secrets()
+        if result.outcome is Outcome.DONE:
+            await self._clear_moved()
         return result
+
+    async def _clear_moved(self) -> None:
+        """The rollout is done: each moved box's old path leaves it (only reconciler's files,
+        only when the old stamp names the agent and fleet); said box by box."""
+
+        async def clear(agent: str, former: BoxHandle) -> None:
+            step_ = self.plan.box(agent)
+            try:
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    removed = await clear_former(former, self._crew())
+            except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+                why = _reason(exc, self.opts.box_timeout_s)
+                self.note("warning", message=f"{agent}: moved to {step_.config_path}, but its "
+                          f"old path {step_.moved_from} was not cleared: {why}; remove it by "
+                          "hand")  # fmt: skip
+                return
+            gone = ", ".join(removed) or "nothing (the old stamp is not this agent's)"
+            self.note("box.moved", agent=agent, old=step_.moved_from, new=step_.config_path,
+                      removed_from_old_path=gone)  # fmt: skip
+
+        moved = [(a, t.former) for a, t in self.targets.items()
+                 if t.former is not None
+                 and self.state.status(a) in (BoxStatus.APPLIED, BoxStatus.HEALTHY)]  # fmt: skip
+        await asyncio.gather(*(clear(a, f) for a, f in moved))
 
     async def _drop_kept_secrets(self) -> None:
         """The rollout is over: the previous secrets it kept on boxes leave them."""
@@ -472,7 +508,7 @@ class Driver:
             return self._old_secrets[agent]
 
         await apply_box(h, job, self._crew(), boundary=self._steps("apply", cmd, agent),
-                        reached=reached, old_secrets=old_secrets)  # fmt: skip
+                        reached=reached, old_secrets=old_secrets, former=t.former)  # fmt: skip
 
     # -- restore one box ----------------------------------------------------------------
 
@@ -534,7 +570,13 @@ class Driver:
             activation=cmd.activation, old_secrets=self._old_secrets.get(cmd.agent),
             verdict_on=self.opts.revision if self.state.verdict else None,
         )  # fmt: skip
-        await restore_box(h, job, self._crew(), boundary=self._steps("restore", cmd, cmd.agent))
+        boundary = self._steps("restore", cmd, cmd.agent)
+        former = self.targets[cmd.agent].former
+        if former is not None:  # a move: the old path was left as it was
+            await restore_moved_box(h, former, job, self._crew(), target_sha=plan_step.target_sha,
+                                    boundary=boundary)  # fmt: skip
+            return
+        await restore_box(h, job, self._crew(), boundary=boundary)
 
     # -- checks -------------------------------------------------------------------------
 
