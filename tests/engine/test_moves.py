@@ -75,9 +75,10 @@ async def test_a_rolled_back_move_removes_the_new_path_and_keeps_the_old() -> No
     result = await driver.run()
     assert str(result.outcome) == "rolled-back", fleet.recorder.notes
     assert box.read(old.config) == old_bytes(NAME)
-    assert parse_stamp(box.read(old.stamp) or b"").config_sha256 == parse_stamp(
-        old_stamp or b""
-    ).config_sha256
+    assert (
+        parse_stamp(box.read(old.stamp) or b"").config_sha256
+        == parse_stamp(old_stamp or b"").config_sha256
+    )
     assert box.read(old.history_file("0" * 64)) == b"kept"
     for path in (new.config, new.stamp):
         assert box.read(path) is None, f"{path} left behind"
