@@ -20,6 +20,7 @@ from reconciler.journal.sqlite import SqliteJournal
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.recovery import Action, Mode
 from reconciler.rollout.reporter import Reporter
+from reconciler.secretstore import fleet_key
 
 POLICIES = ("settle", "finish", "rollback")
 
@@ -84,6 +85,7 @@ async def settle_first(
             verify_timeout_s=fleet.rollout.verify_timeout_s,
             lease_ttl_s=fleet.rollout.lease_ttl_s,
             box_timeout_s=box_timeout(source.repo),
+            fleet_key=fleet_key(fleet, req.repo),  # names the kept previous secrets (HMAC)
         )
         try:
             return await resume_fleet(

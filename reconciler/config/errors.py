@@ -80,6 +80,11 @@ RULES: Final[dict[str, str]] = {
     "connection.known-hosts-in-repo": (
         "known_hosts points into the config repo, where a pull request could change it"
     ),
+    "connection.probe-host": (
+        "a health_url or metrics_url names a host other than the agent's own that"
+        " connection.allowed_probe_hosts does not list, or a link-local or cloud metadata"
+        " address (never allowed)"
+    ),
     "wave.invalid": (
         "a wave entry is neither a positive count nor a percentage in (0, 100],"
         " or the failure budget is neither a count nor a percentage in [0, 100]"

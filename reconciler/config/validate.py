@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler.config.boundary import boundary_errors, normal
 from reconciler.config.errors import ConfigError, SourceSpan
@@ -19,9 +20,9 @@ from reconciler.config.layer import winner
 from reconciler.config.load import Doc
 from reconciler.config.payload import PayloadSchema
 from reconciler.config.repo import EffectiveAgent, Parts, payload_json
-from reconciler.config.secretscan import clip, quoted, shown_key
+from reconciler.config.secretscan import clip, quoted, quoted_path, shown_key
 from reconciler.config.shape import describe
-from reconciler.model.fleet import PERCENT_RE, FleetFile
+from reconciler.model.fleet import PERCENT_RE, FleetFile, probe_host_refusal
 
 
 def secret_refs(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -232,6 +233,8 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
             targets[target] = a.name
     # Paths under connection.allowed_paths, known_hosts outside the repo, no credentials.
     errors.extend(boundary_errors(parts))
+    if parts.fleet_valid:  # a broken fleet.yaml is reported; its stand-in allows no host
+        errors.extend(probe_host_errors(parts.agents, parts.fleet.connection.allowed_probe_hosts))
 
     if parts.secrets_doc is not None:
         raw = parts.secrets_doc.value
@@ -255,6 +258,45 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
         _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
     )
     return dedupe(errors)
+
+
+_PROBE_FIELDS = ("health_url", "metrics_url")
+
+
+def url_host(url: str) -> str | None:
+    """The host a URL names (None: no host, or not a URL at all)."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def probe_host_errors(
+    agents: Mapping[str, EffectiveAgent], allowed: list[str]
+) -> list[ConfigError]:
+    """health_url and metrics_url name the agent's own host, or one fleet.yaml allows; never
+    a link-local or metadata address (the rule the HTTP edge applies at run time)."""
+    found: dict[tuple[SourceSpan, str], list[str]] = {}
+    for ea in agents.values():
+        a = ea.agent
+        for field in _PROBE_FIELDS:
+            url = a.url(getattr(a, field))
+            host = url_host(url) if url is not None else None
+            if host is None:
+                continue
+            why = probe_host_refusal(host, a.host, allowed)
+            if why is None:
+                continue
+            fix = "" if "never probed" in why else f", or point {field} at the box itself"
+            message = f"{field} {quoted_path(url)}: {why}{fix}"
+            found.setdefault((_span(ea, (field,)), message), []).append(ea.name)
+    out: list[ConfigError] = []
+    for (span, message), names in found.items():
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        out.append(
+            ConfigError(span, "connection.probe-host", f"{message} (agent {names[0]}{more})")
+        )
+    return out
 
 
 def _payload_errors(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import shlex
 import uuid
@@ -353,23 +354,32 @@ async def write_secrets(h: BoxHandle, data: bytes, *, current: bytes | bool | No
     return True
 
 
-def kept_secrets_path(h: BoxHandle, rollout_id: str) -> PurePosixPath:
+def kept_secrets_path(h: BoxHandle, rollout_id: str, key: bytes | None = None) -> PurePosixPath:
     """Where a rollout keeps the box's previous secrets file while it runs (0600), so that
-    its rollback, or a resume after a crash, can put the old values back. Named by the
-    rollout id: neither the values nor a hash of them show in the name."""
+    its rollback, or a resume after a crash, can put the old values back.
+
+    Named by HMAC-SHA256(fleet key, rollout id + agent), truncated: neither the values, a
+    plain hash of anything, nor the rollout id show in the name. With no fleet key
+    (None or empty: absent), named by the rollout id."""
     s = h.paths.secrets
-    return s.with_name(f".{s.name}.before-{rollout_id}")
+    if not key:
+        return s.with_name(f".{s.name}.before-{rollout_id}")
+    msg = f"kept-secrets\0{rollout_id}\0{h.name}".encode()
+    tag = hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
+    return s.with_name(f".{s.name}.before-{tag}")
 
 
-async def keep_secrets(h: BoxHandle, rollout_id: str, data: bytes) -> None:
+async def keep_secrets(
+    h: BoxHandle, rollout_id: str, data: bytes, key: bytes | None = None
+) -> None:
     """Keep the previous secrets file beside the live one for the rollout's duration."""
-    await h.box.write_atomic(kept_secrets_path(h, rollout_id), data, mode=0o600)
+    await h.box.write_atomic(kept_secrets_path(h, rollout_id, key), data, mode=0o600)
 
 
-async def drop_kept_secrets(h: BoxHandle, rollout_id: str) -> None:
+async def drop_kept_secrets(h: BoxHandle, rollout_id: str, key: bytes | None = None) -> None:
     """The rollout is over: its copy of the previous values leaves the box."""
     with contextlib.suppress(RemoteError):
-        await h.box.remove(kept_secrets_path(h, rollout_id))
+        await h.box.remove(kept_secrets_path(h, rollout_id, key))
 
 
 async def drop_all_kept_secrets(h: BoxHandle) -> int:

@@ -26,7 +26,16 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
-from reconciler.engine.steps import ApplyJob, Boundary, Crew, RestoreJob, apply_box, restore_box
+from reconciler.engine.steps import (
+    ApplyJob,
+    Boundary,
+    Crew,
+    RestoreJob,
+    apply_box,
+    clear_former,
+    restore_box,
+    restore_moved_box,
+)
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.box import ContractError, Health
 from reconciler.plan.model import Delivery, Plan
@@ -117,6 +126,7 @@ class Target:
     secrets_fingerprint: str | None = None
     secret_state: SecretState | None = None  # what the stamp records (None: derived)
     rotation_done: frozenset[str] = frozenset()  # rotation marks this rollout clears
+    former: BoxHandle | None = None  # a move: the same box at its old config path
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +149,7 @@ class Options:
     # A failed gate blocks the revision on the boxes; not for a secret rotation, whose
     # verdict condemns the new value (rolled back), never the config revision.
     verdict_blocks: bool = True
+    fleet_key: bytes | None = field(default=None, repr=False)  # names kept secrets (HMAC)
 
 
 @dataclass
@@ -290,7 +301,33 @@ class Driver:
         for task in list(self._checks):
             task.cancel()
         await self._drop_kept_secrets()
+        if result.outcome is Outcome.DONE:
+            await self._clear_moved()
         return result
+
+    async def _clear_moved(self) -> None:
+        """The rollout is done: each moved box's old path leaves it (only reconciler's files,
+        only when the old stamp names the agent and fleet); said box by box."""
+
+        async def clear(agent: str, former: BoxHandle) -> None:
+            step_ = self.plan.box(agent)
+            try:
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    removed = await clear_former(former, self._crew())
+            except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+                why = _reason(exc, self.opts.box_timeout_s)
+                self.note("warning", message=f"{agent}: moved to {step_.config_path}, but its "
+                          f"old path {step_.moved_from} was not cleared: {why}; remove it by "
+                          "hand")  # fmt: skip
+                return
+            gone = ", ".join(removed) or "nothing (the old stamp is not this agent's)"
+            self.note("box.moved", agent=agent, old=step_.moved_from, new=step_.config_path,
+                      removed_from_old_path=gone)  # fmt: skip
+
+        moved = [(a, t.former) for a, t in self.targets.items()
+                 if t.former is not None
+                 and self.state.status(a) in (BoxStatus.APPLIED, BoxStatus.HEALTHY)]  # fmt: skip
+        await asyncio.gather(*(clear(a, f) for a, f in moved))
 
     async def _drop_kept_secrets(self) -> None:
         """The rollout is over: the previous secrets it kept on boxes leave them."""
@@ -299,7 +336,7 @@ class Driver:
             h = self.targets[agent].handle
             with contextlib.suppress(TransportError, TimeoutError):
                 async with asyncio.timeout(self.opts.box_timeout_s):
-                    await boxops.drop_kept_secrets(h, self.opts.rollout_id)
+                    await boxops.drop_kept_secrets(h, self.opts.rollout_id, self.opts.fleet_key)
 
         await asyncio.gather(*(drop(a) for a, old in self._old_secrets.items() if old is not None))
 
@@ -443,7 +480,7 @@ class Driver:
         return Crew(
             holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
             lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep, fence=o.fence,
+            history_keep=o.history_keep, fence=o.fence, fleet_key=o.fleet_key,
         )  # fmt: skip
 
     def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:
@@ -478,7 +515,7 @@ class Driver:
             return self._old_secrets[agent]
 
         await apply_box(h, job, self._crew(), boundary=self._steps("apply", cmd, agent),
-                        reached=reached, old_secrets=old_secrets)  # fmt: skip
+                        reached=reached, old_secrets=old_secrets, former=t.former)  # fmt: skip
 
     # -- restore one box ----------------------------------------------------------------
 
@@ -545,7 +582,13 @@ class Driver:
             if self.state.verdict and self.opts.verdict_blocks
             else None,
         )  # fmt: skip
-        await restore_box(h, job, self._crew(), boundary=self._steps("restore", cmd, cmd.agent))
+        boundary = self._steps("restore", cmd, cmd.agent)
+        former = self.targets[cmd.agent].former
+        if former is not None:  # a move: the old path was left as it was
+            await restore_moved_box(h, former, job, self._crew(), target_sha=plan_step.target_sha,
+                                    boundary=boundary)  # fmt: skip
+            return
+        await restore_box(h, job, self._crew(), boundary=boundary)
 
     # -- checks -------------------------------------------------------------------------
 

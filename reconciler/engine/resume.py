@@ -96,6 +96,7 @@ class ResumeOptions:
     verify_timeout_s: float = 60.0
     lease_ttl_s: float = 900.0
     box_timeout_s: float = 180.0
+    fleet_key: bytes | None = field(default=None, repr=False)  # names the kept secrets copy
 
 
 @dataclass
@@ -257,7 +258,10 @@ class Resumer:
         """The cut-short rollout is over now: its copies of previous secrets leave the boxes."""
         reachable = [a for a, b in seen.items() if b.error is None and a in self.handles]
         await asyncio.gather(
-            *(boxops.drop_kept_secrets(self.handles[a], self.u.rollout_id) for a in reachable),
+            *(
+                boxops.drop_kept_secrets(self.handles[a], self.u.rollout_id, self.opts.fleet_key)
+                for a in reachable
+            ),
             return_exceptions=True,
         )
 
@@ -376,7 +380,7 @@ class Resumer:
         crew = Crew(
             holder=o.holder, rollout_id=self.u.rollout_id, fleet_id=o.fleet_id,
             clock=self.clock, lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep, fence=self.fence,
+            history_keep=o.history_keep, fence=self.fence, fleet_key=o.fleet_key,
         )  # fmt: skip
         job = RestoreJob(
             pre_sha=goal.pre_sha, pre_revision=goal.pre_revision, activation=goal.activation,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from reconciler.secrets.names import MissingSecretError
 from reconciler.secrets.secretsfile import Slot, render_secrets_file
 from reconciler.secrets.values import fingerprint
 from reconciler.secretstore import desired_fingerprints, fleet_key, resolve_values
-from reconciler.transport.link import FleetLink, former_agents
+from reconciler.transport.link import FleetLink, former_agents, former_paths
 from reconciler.transport.live import Orphan
 
 
@@ -146,6 +146,32 @@ class Prepared:
     request: Request
     live: dict[str, LiveBox] = field(default_factory=dict)  # as prepare read the boxes
     read_at: float = 0.0  # time.monotonic() of that read
+    moved: dict[str, Agent] = field(default_factory=dict)  # agent at its old config path
+
+
+async def find_moves(
+    link: Link, root: Path, live: dict[str, LiveBox], agents: Sequence[Agent], fleet_id: str,
+    key: bytes | None,
+) -> dict[str, Agent]:  # fmt: skip
+    """The agents whose box is still at an old config path: that path's stamp names this
+    agent and fleet, and the current path has no stamp. Their entry in `live` is replaced
+    by the box as read at the old path; the result maps each to the agent at that path."""
+    candidates = former_paths(root, live, {a.name: a for a in agents})
+    moved: dict[str, Agent] = {}
+    for round_ in range(max((len(c) for c in candidates.values()), default=0)):
+        batch = [c[round_] for n, c in candidates.items() if round_ < len(c) and n not in moved]
+        if not batch:
+            continue
+        for name, box in (await link.read(batch, fleet_id, key)).items():
+            if box.state is BoxState.MANAGED:  # stamped for this fleet and agent
+                moved[name] = next(a for a in batch if a.name == name)
+                live[name] = box
+    return moved
+
+
+def moves_of(moved: Mapping[str, Agent]) -> dict[str, str]:
+    """Each moved agent's old config path (survey's `moved_from`)."""
+    return {name: a.config_path for name, a in moved.items()}
 
 
 # A preflight this soon after prepare's own read of every box reuses it (the per-box
@@ -200,12 +226,14 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         agents = [ea.agent for ea in source.repo.agents.values()]
         key = fleet_key(fleet, req.repo, req.env)  # secrets files compared when at hand
         live = await link.read(agents, fleet.fleet_id, key)
+        moved = await find_moves(link, req.repo, live, agents, fleet.fleet_id, key)
         read_at = time.monotonic()
         fps = desired_fingerprints(source.repo, req.repo, req.env, req.secret_slots)
         desired = desired_of(source.repo, fps)
         found = survey(
-            source.repo, desired, live, target_revision=source.revision, fast_path=not req.force
-        )
+            source.repo, desired, live, target_revision=source.revision, fast_path=not req.force,
+            moved_from=moves_of(moved),
+        )  # fmt: skip
         _refuse_unfit(found, req, source)
         if req.secret_slots is None:
             _refuse_during_rotation(found, desired, live)
@@ -235,8 +263,9 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         await link.close()
         raise
     return Prepared(
-        source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at
-    )
+        source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at,
+        moved,
+    )  # fmt: skip
 
 
 def targets_of(p: Prepared) -> dict[str, Target]:
@@ -262,9 +291,10 @@ def targets_of(p: Prepared) -> dict[str, Target]:
         if secrets is not None and key:
             state = SecretState(fp, prints_of(slots, key), {n: m for n, m in marks.items()
                                                              if n in want.secrets})  # fmt: skip
+        former = p.link.box(p.moved[agent]) if p.plan.box(agent).moved else None
         out[agent] = Target(
             p.link.box(repo.agents[agent].agent), want.data, secrets, fp, state,
-            p.request.rotation_done & want.secrets,
+            p.request.rotation_done & want.secrets, former=former,
         )  # fmt: skip
     return out
 
@@ -291,6 +321,9 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
         else:
             key = fleet_key(repo.fleet, p.request.repo, p.request.env)
             live = await p.link.read(agents, repo.fleet.fleet_id, key)
+            moved = [p.moved[a.name] for a in agents if a.name in p.moved]
+            if moved:  # a move's box is still read at its old path
+                live.update(await p.link.read(moved, repo.fleet.fleet_id, key))
         bad = {
             a: (b.reason or str(b.state))
             for a, b in live.items()
@@ -305,7 +338,7 @@ def preflight_check(p: Prepared) -> Callable[[], Awaitable[str | None]]:
         sub = replace(repo, agents={a: repo.agents[a] for a in p.plan.agents})
         found = survey(
             sub, p.desired, live, target_revision=p.plan.target_revision,
-            fast_path=not p.request.force,
+            fast_path=not p.request.force, moved_from=moves_of(p.moved),
         )  # fmt: skip
         try:
             verify_plan(p.plan, found.changes)
@@ -371,6 +404,7 @@ async def execute(
         fence=next_fence(b.stamp for b in p.live.values()),
         allowed_paths=tuple(fleet.connection.allowed_paths),
         verdict_blocks=p.request.secret_slots is None,
+        fleet_key=fleet_key(fleet, p.request.repo, p.request.env),
     )
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):

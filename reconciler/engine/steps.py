@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
@@ -62,6 +62,7 @@ class Crew:
     verify_timeout_s: float = 60.0
     history_keep: int = 5
     fence: int = 0  # this rollout's fencing number: written into every lease and stamp
+    fleet_key: bytes | None = field(default=None, repr=False)  # names the kept secrets copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +114,16 @@ async def apply_box(
     boundary: Boundary = run_plainly,
     reached: list[ApplyStep] | None = None,
     old_secrets: Callable[[], Awaitable[bytes | None]] | None = None,
+    former: BoxHandle | None = None,
 ) -> None:
     """Put `job` on the box: lease, compare, deliver, activate, verify, stamp, release.
 
     `reached` collects the steps begun (the last is where a failure happened);
     `old_secrets` reads (once, and keeps) the secrets file before the first write.
+    `former`: a move: the same box at its old config path. Its lease is taken too, the
+    compare-and-swap is made there (the plan read the box there), the new path must be
+    free (or already ours), and the old path is left untouched: `clear_former` removes
+    it once the rollout is over, a rollback finds it as it was.
 
     Raises:
         BoxOpError, TransportError, ContractError: the step that failed is in `reached`.
@@ -132,6 +138,8 @@ async def apply_box(
 
     reached.append(ApplyStep.CONNECT)
     await step("lease", _take_lease(h, crew))
+    if former is not None:
+        await _take_lease(former, crew)
     now = await step("stamp-check", boxops.read_now(h))
     secrets = (job.secrets is not None, job.secrets_fingerprint)
     if already_there(now.stamp, now.file_sha, sha=job.target_sha, revision=job.revision,
@@ -140,14 +148,18 @@ async def apply_box(
         # here: nothing to write; check it runs, and leave its stamp as it is.
         await step("verify", boxops.verify_loaded(
             h, job.target_sha, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
-        await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+        await step("release", _release(h, former, crew))
         return
     if (why := fenced_out(now.stamp, crew.fence)) is not None:
         raise boxops.MovedOn(h.name, ApplyStep.STAMP_CHECK, why)
-    done = boxops.check_unmoved(
-        h, now, stamp_sha=job.stamp_sha, stamp_revision=job.stamp_revision,
-        pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
-    )  # fmt: skip
+    previous = now.stamp  # the stamp whose history the new stamp carries on
+    if former is None:
+        done = boxops.check_unmoved(
+            h, now, stamp_sha=job.stamp_sha, stamp_revision=job.stamp_revision,
+            pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
+        )  # fmt: skip
+    else:
+        done, previous = await _check_move(h, former, now, job, crew)
     if not done:
         await _check_inside(h, job)
         await step("write", _deliver(h, job, now.file))
@@ -157,7 +169,7 @@ async def apply_box(
             else:
                 old = await h.box.read_file(h.paths.secrets)
             if old is not None and old != job.secrets:
-                await boxops.keep_secrets(h, crew.rollout_id, old)
+                await boxops.keep_secrets(h, crew.rollout_id, old, crew.fleet_key)
             await step("secrets", boxops.write_secrets(h, job.secrets, current=old))
         try:
             await step("activate", boxops.activate(h, job.activation))
@@ -169,9 +181,9 @@ async def apply_box(
         stamp = make_stamp(
             fleet_id=crew.fleet_id, agent=h.name, revision=job.revision,
             config_sha256=job.target_sha, rollout_id=crew.rollout_id, outcome="applied",
-            now=crew.clock.now(), previous=now.stamp, keep=crew.history_keep,
-            secrets=_secret_state(job, now.stamp),
-            blocked_revision=blocked_after(now.stamp, outcome="applied", revision=job.revision),
+            now=crew.clock.now(), previous=previous, keep=crew.history_keep,
+            secrets=_secret_state(job, previous),
+            blocked_revision=blocked_after(previous, outcome="applied", revision=job.revision),
             fence=crew.fence,
         )  # fmt: skip
         await step("stamp", _stamp_unless_moved(h, now.stamp, stamp, ApplyStep.STAMP))
@@ -179,7 +191,42 @@ async def apply_box(
         if job.pre_sha:
             keep.append(job.pre_sha)
         await boxops.prune_history(h, keep)
-    await step("release", boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True))
+    await step("release", _release(h, former, crew))
+
+
+async def _release(h: BoxHandle, former: BoxHandle | None, crew: Crew) -> None:
+    if former is not None:
+        await boxops.release_lease(former, rollout_id=crew.rollout_id, taken=True)
+    await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
+
+
+async def _check_move(
+    h: BoxHandle, former: BoxHandle, now: boxops.BoxNow, job: ApplyJob, crew: Crew
+) -> tuple[bool, Stamp | None]:
+    """A move's compare-and-swap: the old path is what the plan saw, the new one is free or
+    already ours. (True when already done, the stamp the new one carries on.)
+
+    Raises:
+        StampMoved: the old path changed since the plan, or another stamp holds the new one.
+        MovedOn: a newer rollout wrote the old path.
+    """
+    old = await boxops.read_now(former)
+    if (why := fenced_out(old.stamp, crew.fence)) is not None:
+        raise boxops.MovedOn(h.name, ApplyStep.STAMP_CHECK, why)
+    mine = now.stamp is not None and now.stamp.rollout_id == crew.rollout_id
+    if now.stamp is not None and not (mine and now.stamp.config_sha256 == job.target_sha):
+        raise boxops.StampMoved(
+            h.name, ApplyStep.STAMP_CHECK, f"the move's new path {h.paths.config} is already "
+            f"stamped (rollout {now.stamp.rollout_id}, agent {now.stamp.agent}); make a new "
+            "plan, or clear that path",
+        )  # fmt: skip
+    if mine:
+        return now.file_sha == job.target_sha, old.stamp
+    boxops.check_unmoved(
+        former, old, stamp_sha=job.stamp_sha, stamp_revision=job.stamp_revision,
+        pre_sha=job.pre_sha, target_sha=job.target_sha, rollout_id=crew.rollout_id,
+    )  # fmt: skip
+    return False, old.stamp
 
 
 def _secret_state(job: ApplyJob, before: Stamp | None) -> SecretState:
@@ -278,7 +325,8 @@ async def restore_box(
     await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
     old_secrets = job.old_secrets
     if old_secrets is None and job.look_for_kept_secrets:
-        old_secrets = await h.box.read_file(boxops.kept_secrets_path(h, crew.rollout_id))
+        kept = boxops.kept_secrets_path(h, crew.rollout_id, crew.fleet_key)
+        old_secrets = await h.box.read_file(kept)
     put_back = False
     if old_secrets is not None:
         put_back = await boundary("secrets", boxops.write_secrets(h, old_secrets))
@@ -297,6 +345,71 @@ async def restore_box(
         )  # fmt: skip
         await boundary("stamp", _stamp_unless_moved(h, now.stamp, stamp, "restore"))
     await boundary("release", boxops.release_lease(h, rollout_id=crew.rollout_id))
+
+
+async def clear_path(h: BoxHandle) -> list[str]:
+    """Remove reconciler's files at `h`'s paths (config, secrets, history dir, then the
+    stamp, last); the paths removed. Nothing else in the directory is touched."""
+    removed: list[str] = []
+    for path in (h.paths.config, h.paths.secrets):
+        if await h.box.stat(path) is not None:
+            await h.box.remove(path)
+            removed.append(str(path))
+    if await h.box.stat(h.paths.history_dir) is not None:
+        await h.box.rmtree(h.paths.history_dir)
+        removed.append(f"{h.paths.history_dir}/")
+    if await h.box.stat(h.paths.stamp) is not None:
+        await h.box.remove(h.paths.stamp)
+        removed.append(str(h.paths.stamp))
+    return removed
+
+
+async def clear_former(former: BoxHandle, crew: Crew) -> list[str]:
+    """A move is over: the old path's files leave the box (what `clear_path` removes), only
+    when the old path's stamp names this agent and fleet (else left alone: [])."""
+    await _take_lease(former, crew)
+    try:
+        stamp = await boxops.read_stamp(former)
+        if stamp is None or stamp.agent != former.name or stamp.fleet_id != crew.fleet_id:
+            return []
+        if (why := fenced_out(stamp, crew.fence)) is not None:
+            raise boxops.MovedOn(former.name, "move", why)
+        return await clear_path(former)
+    finally:
+        await boxops.release_lease(former, rollout_id=crew.rollout_id, taken=True)
+
+
+async def restore_moved_box(
+    h: BoxHandle,
+    former: BoxHandle,
+    job: RestoreJob,
+    crew: Crew,
+    *,
+    target_sha: str,
+    boundary: Boundary = run_plainly,
+) -> None:
+    """Roll a move back: the new path's files go, only when ours (its stamp names this
+    rollout, or no stamp and the file is the move's target), then the old path, untouched
+    by the move, is put back to work as `restore_box` does there.
+
+    Raises:
+        MovedOn: another rollout stamped the new path since.
+        BoxOpError, TransportError, ContractError: a step failed.
+    """
+    await _take_lease(h, crew)
+    try:
+        now = await boxops.read_now(h)
+        s = now.stamp
+        if s is not None and s.rollout_id != crew.rollout_id:
+            raise boxops.MovedOn(
+                h.name, "restore", f"{h.paths.stamp} is stamped by rollout {s.rollout_id} "
+                "since this rollout moved the box there; left alone",
+            )  # fmt: skip
+        if s is not None or (now.file_sha is not None and now.file_sha == target_sha):
+            await clear_path(h)
+    finally:
+        await boxops.release_lease(h, rollout_id=crew.rollout_id)
+    await restore_box(former, job, crew, boundary=boundary)
 
 
 async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_back: bool) -> None:

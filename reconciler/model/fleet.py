@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from collections.abc import Collection
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
@@ -47,6 +48,34 @@ def probe_host_forbidden(host: str) -> str | None:
     if any(addr in net for net in LINK_LOCAL) or str(addr) in METADATA_HOSTS:
         return f"{host} is a link-local or cloud metadata address"
     return None
+
+
+PROBE_HOSTS_SETTING: Final = "connection.allowed_probe_hosts"
+
+
+def _host_name(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def probe_host_refusal(host: str, own_host: str | None, allowed: Collection[str]) -> str | None:
+    """Why a health or metrics URL naming `host` may not be probed for a box at `own_host`
+    (None: it may). The one rule: validate checks it on the repo, the HTTP edge at run time.
+
+    Link-local and metadata hosts never; else the box's own host, or one fleet.yaml
+    `connection.allowed_probe_hosts` lists. `own_host` None: the caller knows no box.
+    """
+    why = probe_host_forbidden(host)
+    if why is not None:
+        return f"{why}; never probed, whatever {PROBE_HOSTS_SETTING} says"
+    if own_host is None:
+        return None
+    name = _host_name(host)
+    if name == _host_name(own_host) or name in {_host_name(a) for a in allowed}:
+        return None
+    return (
+        f"{host} is not the box's host ({own_host}); a health or metrics URL on "
+        f"another host needs it listed in fleet.yaml {PROBE_HOSTS_SETTING}"
+    )
 
 
 class Connection(Closed):

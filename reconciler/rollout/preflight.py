@@ -151,7 +151,8 @@ def survey(
             blocked.append(name)
         secrets = _secrets_differ(want, box)
         same = stamp is not None and stamp.config_sha256 == want.sha == box.config_sha256
-        if same and not secrets:
+        moving = before.get(name) not in (None, ea.agent.config_path)
+        if same and not secrets and not moving:
             unchanged.append(name)
             continue
         history = restore_sources(stamp) if fast_path else ()

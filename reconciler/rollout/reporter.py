@@ -32,6 +32,7 @@ NOTE_KINDS: Final = (
     "rollback.started",  # trigger
     "box.restored",  # agent
     "box.restore_failed",  # agent, reason
+    "box.moved",  # agent, old, new, removed (the old path's files, after a done move)
     "incident.written",  # markdown, json
     "rollout.finished",  # outcome, exit_code, left_behind
     "warning",  # message

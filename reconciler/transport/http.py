@@ -25,12 +25,11 @@ from typing import Final
 import httpx
 
 from reconciler.model.box import ContractError, Health, parse_health
-from reconciler.model.fleet import probe_host_forbidden
+from reconciler.model.fleet import probe_host_refusal
 from reconciler.transport.base import ConnectError, OperationTimeout, RemoteError, TransportError
 
 SERVICE_UNAVAILABLE = 503
 MAX_BODY: Final = 1024 * 1024  # bytes of a health, metrics or Prometheus answer
-PROBE_HOSTS_SETTING: Final = "connection.allowed_probe_hosts"
 
 
 class BodyTooLarge(Exception):
@@ -94,25 +93,14 @@ async def get_bounded(
 
 
 def probe_refusal(url: str, own_host: str | None, allowed: Collection[str]) -> str | None:
-    """Why `url` may not be probed for a box at `own_host`, or None when it may."""
+    """Why `url` may not be probed for a box at `own_host`, or None when it may (the rule
+    is model.fleet.probe_host_refusal, which `reconcile validate` checks too)."""
     try:
         host = httpx.URL(url).host
     except httpx.InvalidURL:
         return None  # httpx names the bad URL itself
-    why = probe_host_forbidden(host)
-    if why is not None:
-        return f"refused: {why}; never probed, whatever {PROBE_HOSTS_SETTING} says"
-    if own_host is None:
-        return None
-    name = host.rstrip(".").lower()
-    if name == own_host.strip("[]").rstrip(".").lower():
-        return None
-    if name in {a.strip("[]").rstrip(".").lower() for a in allowed}:
-        return None
-    return (
-        f"refused: {host} is not the box's host ({own_host}); a health or metrics URL on "
-        f"another host needs it listed in fleet.yaml {PROBE_HOSTS_SETTING}"
-    )
+    why = probe_host_refusal(host, own_host, allowed)
+    return None if why is None else f"refused: {why}"
 
 
 @contextlib.contextmanager

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from reconciler.config.errors import ConfigErrors
-from reconciler.config.repo import load_repo
+from reconciler.config.repo import Repo, load_repo
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Connection
-from reconciler.model.live import LiveBox
+from reconciler.model.live import BoxState, LiveBox
 from reconciler.repo import GitError, read_revision
 from reconciler.transport.base import TransportError
 from reconciler.transport.http import HttpProbe
@@ -164,6 +164,19 @@ class FleetLink:
         return out
 
 
+def _stamped_repos(root: Path, live: Iterable[LiveBox]) -> Iterator[Repo]:
+    """The repo as it was at each revision the boxes' stamps name (newest name order).
+
+    A revision that is not in `root`'s git history, or no longer loads, is skipped.
+    """
+    revisions = sorted({b.stamp.revision.split("+", 1)[0] for b in live if b.stamp is not None})
+    for rev in revisions:
+        try:
+            yield load_repo(read_revision(root, rev).files)
+        except (GitError, ConfigErrors):
+            continue
+
+
 def former_agents(root: Path, live: Iterable[LiveBox], current: Collection[str]) -> list[Agent]:
     """Agents of the revisions the boxes' stamps name that the repo no longer has.
 
@@ -171,14 +184,33 @@ def former_agents(root: Path, live: Iterable[LiveBox], current: Collection[str])
     box) was last applied. A revision that is not in `root`'s git history, or no
     longer loads, is skipped: orphans are then found only beside current agents.
     """
-    revisions = sorted({b.stamp.revision.split("+", 1)[0] for b in live if b.stamp is not None})
     found: dict[str, Agent] = {}
-    for rev in revisions:
-        try:
-            old = load_repo(read_revision(root, rev).files)
-        except (GitError, ConfigErrors):
-            continue
+    for old in _stamped_repos(root, live):
         for name, ea in old.agents.items():
             if name not in current:
                 found.setdefault(name, ea.agent)
     return [found[n] for n in sorted(found)]
+
+
+def former_paths(
+    root: Path, live: Mapping[str, LiveBox], agents: Mapping[str, Agent]
+) -> dict[str, list[Agent]]:
+    """Where a current agent's box may still be: the agent at each other config path it had
+    in the revisions the boxes' stamps name, on the same host and port.
+
+    Only for agents whose box at its current path has no stamp (a move not yet applied).
+    Each candidate is the current agent with that revision's config_path and secrets_path;
+    the caller reads it and keeps the one whose stamp names this agent and fleet.
+    """
+    unstamped = {n for n, a in agents.items() if n in live and live[n].state is BoxState.UNMANAGED}
+    if not unstamped:
+        return {}
+    found: dict[str, dict[str, Agent]] = {}
+    for old in _stamped_repos(root, live.values()):
+        for name in unstamped & old.agents.keys():
+            was, now = old.agents[name].agent, agents[name]
+            if (was.host, was.port) != (now.host, now.port) or was.config_path == now.config_path:
+                continue
+            update = {"config_path": was.config_path, "secrets_path": was.secrets_path}
+            found.setdefault(name, {}).setdefault(was.config_path, now.model_copy(update=update))
+    return {n: list(by_path.values()) for n, by_path in sorted(found.items())}
