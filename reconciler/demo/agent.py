@@ -5,6 +5,13 @@ queue and processes them in aggregate, drawing errors, latency and tokens from
 the `Behaviour` of the config loaded at the last successful reload. A restart
 starts a fresh process: its Prometheus counters start again from zero, as a
 real agent's do. Time comes from a monotonic clock handed in.
+
+Secrets follow the box contract's directions: the API key is outbound, sent as
+the secret's `next` once a rotation staged one (`Slot.in_use("outbound")`), and
+every task fails with reason "auth" while the demo provider does not accept it
+(checked per tick, so a revocation bites without a reload); a `caller_token:
+{secret: NAME}` in the config is inbound: callers may present `current` or
+`next` (`Slot.accepted()`).
 """
 
 from __future__ import annotations
@@ -24,8 +31,16 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.demo.faults import FaultKind, Faults
-from reconciler.demo.workload import Behaviour, ConfigRejected, behaviour
+from reconciler.demo.provider import Provider
+from reconciler.demo.workload import (
+    ERROR_REASONS,
+    REASON_AUTH,
+    Behaviour,
+    ConfigRejected,
+    behaviour,
+)
 from reconciler.model.box import (
+    LABEL_ERROR_REASON,
     LATENCY_BUCKETS,
     METRIC_COST,
     METRIC_LATENCY,
@@ -39,7 +54,7 @@ from reconciler.model.box import (
     Health,
     parse_stamp,
 )
-from reconciler.secrets.secretsfile import SecretsFileError, parse_secrets_file
+from reconciler.secrets.secretsfile import SecretsFileError, Slot, parse_secrets_file
 
 AGENT_VERSION: Final = "demo-agent/1.0.0"
 MAX_BACKLOG: Final = 100_000
@@ -66,7 +81,13 @@ class AgentMetrics:
             return Counter(name.removesuffix("_total"), doc, lbl, registry=r).labels(agent)
 
         self.tasks = counter(METRIC_TASKS, "Tasks processed.")
-        self.errors = counter(METRIC_TASK_ERRORS, "Tasks that failed.")
+        errors = Counter(
+            METRIC_TASK_ERRORS.removesuffix("_total"),
+            "Tasks that failed, by reason (auth: the credential was refused).",
+            ["agent", LABEL_ERROR_REASON],
+            registry=r,
+        )
+        self.errors = {why: errors.labels(agent, why) for why in ERROR_REASONS}  # all from 0
         self.tokens_in = counter(METRIC_TOKENS_IN, "Model input tokens.")
         self.tokens_out = counter(METRIC_TOKENS_OUT, "Model output tokens.")
         self.cost = counter(METRIC_COST, "Model cost in US dollars.")
@@ -107,12 +128,16 @@ class SimAgent:
         paths: BoxPaths,
         faults: Faults,
         *,
+        provider: Provider,
+        count_auth: Callable[[int], None] | None = None,
         rate: float = 2.0,
         base_error_rate: float = 0.01,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name, self.root, self.paths, self.faults = name, root, paths, faults
+        self.provider, self.count_auth = provider, count_auth
+        self.slots: dict[str, Slot] = {}  # the secrets file loaded at the last (re)load
         self.rate, self.base_error_rate, self.clock = rate, base_error_rate, clock
         self.rng = random.Random(f"{seed}:{name}")  # noqa: S311 (a simulation, seedable)
         now = clock()
@@ -131,7 +156,7 @@ class SimAgent:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def _read(self) -> tuple[str, dict[str, Any], Behaviour]:
+    def _read(self) -> tuple[str, dict[str, Any], Behaviour, dict[str, Slot]]:
         """Read and check config and secrets; ConfigRejected when the agent can't run them."""
         try:
             data = local_path(self.root, self.paths.config).read_bytes()
@@ -143,20 +168,23 @@ class SimAgent:
             raise ConfigRejected(f"{self.paths.config} is not valid YAML: {exc}") from None
         if not isinstance(config, dict):
             raise ConfigRejected(f"{self.paths.config} does not hold a map")
-        secrets = self._secrets()
-        how = behaviour(config, secrets, base_error_rate=self.base_error_rate)
-        return hashlib.sha256(data).hexdigest(), config, how
+        slots = self._slots()
+        sent = {name: slot.in_use("outbound") for name, slot in slots.items()}
+        how = behaviour(config, sent, base_error_rate=self.base_error_rate)
+        return hashlib.sha256(data).hexdigest(), config, how, slots
 
-    def _secrets(self) -> dict[str, str]:
-        """The values the agent uses: per secret, `next` once a rotation staged it."""
+    def _slots(self) -> dict[str, Slot]:
+        """The secrets file's slots (none when it is missing or unreadable)."""
         try:
-            slots = parse_secrets_file(local_path(self.root, self.paths.secrets).read_bytes())
+            return parse_secrets_file(local_path(self.root, self.paths.secrets).read_bytes())
         except (OSError, SecretsFileError):
             return {}
-        return {name: slot.in_use() for name, slot in slots.items()}
 
-    def _load(self, sha: str, config: dict[str, Any], how: Behaviour) -> None:
+    def _load(
+        self, sha: str, config: dict[str, Any], how: Behaviour, slots: dict[str, Slot]
+    ) -> None:
         self.loaded_sha, self.loaded_config, self.behaviour = sha, config, how
+        self.slots = slots
         self.reloaded_at = self.clock()
         self.metrics.memory.set(how.memory_bytes)
 
@@ -166,7 +194,7 @@ class SimAgent:
     def start(self) -> CommandResult:
         """Start a fresh agent process (boot or restart): new metrics, config read anew."""
         try:
-            sha, config, how = self._read()
+            sha, config, how, slots = self._read()
         except ConfigRejected as exc:
             self.crash(f"failed to start: {exc}")
             return CommandResult(1, stderr=f"agent failed to start: {exc}\n")
@@ -175,7 +203,7 @@ class SimAgent:
         self.crashed = None
         self.started_at = self.last_heartbeat = self.last_tick = now
         self.tasks_processed = 0
-        self._load(sha, config, how)
+        self._load(sha, config, how, slots)
         self.metrics.queue.set(self.backlog)
         return CommandResult(0, stdout=f"agent restarted, config sha256 {sha[:12]}\n")
 
@@ -187,10 +215,10 @@ class SimAgent:
             self.crash("crashed while reloading")
             return CommandResult(1, stderr="agent crashed while reloading its config\n")
         try:
-            sha, config, how = self._read()
+            sha, config, how, slots = self._read()
         except ConfigRejected as exc:
             return CommandResult(1, stderr=f"reload failed, still running the old config: {exc}\n")
-        self._load(sha, config, how)
+        self._load(sha, config, how, slots)
         return CommandResult(0, stdout=f"config reloaded, sha256 {sha[:12]}\n")
 
     # -- work ------------------------------------------------------------------------
@@ -221,10 +249,28 @@ class SimAgent:
             self._process(n, self.behaviour)
         self.metrics.queue.set(self.backlog)
 
+    def auth_problem(self) -> str | None:
+        """Why the provider refuses the agent's requests now (None: it does not)."""
+        how = self.behaviour
+        if how is None or how.api_key is None:
+            return None  # no key at all: the behaviour's own error (reason "auth")
+        return None if self.provider.accepts(how.api_key) else "API key rejected (401)"
+
+    def accepts_caller(self, token: str) -> bool:
+        """Inbound: a caller's token is good when it is the `current` or the staged `next`
+        of the secret the config's `caller_token: {secret: NAME}` names."""
+        ref = (self.loaded_config or {}).get("caller_token")
+        name = ref.get("secret") if isinstance(ref, dict) else None
+        slot = self.slots.get(name) if isinstance(name, str) else None
+        return slot is not None and token in slot.accepted()
+
     def _process(self, n: int, how: Behaviour) -> None:
         """Process `n` tasks in aggregate and count them."""
         rng, m = self.rng, self.metrics
         p_err = min(1.0, how.error_rate + self.faults.value(FaultKind.ERROR_RATE))
+        label = how.error_label
+        if self.auth_problem() is not None:
+            p_err, label = 1.0, REASON_AUTH
         added = self.faults.value(FaultKind.LATENCY)
         k_tokens = self.faults.value(FaultKind.TOKENS, 1.0)
         sigma = 0.3
@@ -241,7 +287,9 @@ class SimAgent:
             m.latency.observe(rng.lognormvariate(mu, sigma) + added)
         m.tasks.inc(n)
         if errors:
-            m.errors.inc(errors)
+            m.errors[label].inc(errors)
+            if label == REASON_AUTH and self.count_auth is not None:
+                self.count_auth(errors)
         if tokens_in:
             m.tokens_in.inc(tokens_in)
             m.tokens_out.inc(tokens_out)

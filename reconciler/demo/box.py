@@ -21,7 +21,8 @@ import asyncssh
 
 from reconciler.demo.agent import CommandResult, SimAgent, local_path
 from reconciler.demo.faults import FaultKind, Faults
-from reconciler.demo.http import HttpEndpoint
+from reconciler.demo.http import HttpEndpoint, demo_dir_of
+from reconciler.demo.provider import provider_of
 from reconciler.demo.ssh import SshEndpoint
 from reconciler.model.box import BoxPaths
 
@@ -71,6 +72,8 @@ class Counters:
     commands: int = 0  # exec requests, allowed or not
     commands_abandoned: int = 0  # slow commands whose client left before they acted
     connection_resets: int = 0  # SSH connections reset by the connection-reset fault
+    auth_failures: int = 0  # tasks failed on auth: no API key, or the provider refused it
+    caller_refusals: int = 0  # inbound: callers whose token the agent refused (401)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -105,6 +108,8 @@ class DemoBox:
             self.root,
             self.paths,
             self.faults,
+            provider=provider_of(demo_dir_of(self.root)),
+            count_auth=self._count_auth,
             rate=spec.rate,
             base_error_rate=spec.base_error_rate,
             seed=spec.seed,
@@ -113,6 +118,9 @@ class DemoBox:
         self._commands = {shlex.join(argv): action for action, argv in spec.commands.items()}
         self.ssh = SshEndpoint(self, ssh_sock)
         self.http = HttpEndpoint(self, http_sock)
+
+    def _count_auth(self, tasks: int) -> None:
+        self.counters.auth_failures += tasks
 
     # -- addresses -------------------------------------------------------------------
 
@@ -176,7 +184,7 @@ class DemoBox:
             "loaded_sha256": self.agent.loaded_sha,
             "model": how.model if how else None,
             "error_rate": how.error_rate if how else None,
-            "error_reason": how.error_reason if how else None,
+            "error_reason": (self.agent.auth_problem() or how.error_reason) if how else None,
             "faults": self.faults.as_dict(),
             "counters": self.counters.as_dict(),
         }

@@ -2,7 +2,10 @@
 
 A small HTTP/1.1 server (h11 over asyncio streams) per box, on the box's own
 port: `GET /healthz` (the contract's JSON; 503 while the agent is down),
-`GET /metrics` (Prometheus text; 503 while down), and under `/_demo/` the
+`GET /metrics` (Prometheus text; 503 while down), `GET /v1/caller` (the
+agent's inbound check: 200 when `Authorization: Bearer TOKEN` holds a token
+the agent accepts, the `current` or staged `next` of its `caller_token`
+secret, else 401), and under `/_demo/` the
 fault and counter API that tests and `reconcile demo fault` use. The product
 never calls `/_demo/`.
 
@@ -136,6 +139,12 @@ class HttpEndpoint:
             if box.agent.crashed is not None:
                 return _json(503, {"error": f"agent is down: {box.agent.crashed}"})
             return Reply(200, box.agent.metrics.exposition(), CONTENT_TYPE_LATEST)
+        if method == "GET" and path == "/v1/caller":
+            scheme, _, given = (headers or {}).get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and box.agent.accepts_caller(given.strip()):
+                return _json(200, {"ok": True, "agent": box.name})
+            box.counters.caller_refusals += 1
+            return _json(401, {"error": "the caller's token is not accepted"})
         if path.startswith("/_demo/"):
             refused = self._refusal(method, headers or {})
             if refused is not None:

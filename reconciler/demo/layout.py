@@ -6,6 +6,7 @@ DIR/id_ed25519[.pub]  the client key every box accepts (for the demo user)
 DIR/known_hosts       [127.0.0.1]:PORT lines for every box's host key
 DIR/fleet.key         the fingerprint key (secrets.fleet_key_file)
 DIR/secrets/NAME      secret values (secrets.files), outside the repo's git tree
+DIR/provider/         the demo model provider's valid keys, as digests (demo/provider.py)
 DIR/boxes/NAME/root/  each box's `/` as SFTP sees it; host key beside it
 DIR/demo.json         what runs: agents, ports, worker pids
 DIR/demo.pid          worker pids, one a line, while the fleet runs
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
+
+from reconciler.demo import provider
 
 SECRET_NAMES = ("anthropic_api_key", "kb_token")
 STATE_FILE = "demo.json"
@@ -95,6 +98,7 @@ class DemoDir:
             self.known_hosts,
             self.fleet_key,
             self.secrets,
+            self.root / provider.PROVIDER_DIR,
             self.boxes,
             self.logs,
             self.run,
@@ -134,6 +138,8 @@ def known_hosts_line(port: int, key: asyncssh.SSHKey) -> str:
 
 def write_secrets(d: DemoDir) -> None:
     """Demo secret values and the fleet key, mode 0600, no trailing newline."""
-    write_private(d.secret_file("anthropic_api_key"), f"sk-demo-{secrets.token_hex(16)}".encode())
+    api_key = f"sk-demo-{secrets.token_hex(16)}"
+    write_private(d.secret_file("anthropic_api_key"), api_key.encode())
+    provider.issue(d.root, api_key)  # the provider accepts the demo's initial key
     write_private(d.secret_file("kb_token"), f"kb-demo-{secrets.token_hex(16)}".encode())
     write_private(d.fleet_key, secrets.token_hex(32).encode())

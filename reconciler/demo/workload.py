@@ -2,17 +2,18 @@
 
 The agent's behaviour is a function of its config and secrets, so that a bad
 change really trips the gates: the model sets prices and latency, max_tokens
-and the prompt set output tokens, and an unknown model, a missing or wrong API
-key, or a prompt holding the poison marker make tasks fail.
+and the prompt set output tokens, and an unknown model, a missing API key, or
+a prompt holding the poison marker make tasks fail.
 
-Prices are US dollars per token (the table says per million). An API key is
-good when it starts with `sk-demo-` (the demo's provider accepts any such key).
+Prices are US dollars per token (the table says per million). Whether the API
+key is good is the demo provider's answer, asked per tick (demo/provider.py):
+it can be revoked while the agent runs; `Behaviour.api_key` is the key sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 
@@ -38,7 +39,11 @@ PRICING: Final[Mapping[str, ModelPrice]] = {
 POISON_MARKER: Final = "!!poison!!"
 """A prompt holding this string makes half of the agent's tasks fail."""
 
-GOOD_KEY_PREFIX: Final = "sk-demo-"
+# task_errors_total{reason=...}: what failed tasks are counted as
+REASON_AUTH: Final = "auth"  # no API key, or the provider refused it (401)
+REASON_MODEL: Final = "model"  # unknown model (404)
+REASON_TASK: Final = "task"  # anything else: the base rate, a poisoned prompt, a fault
+ERROR_REASONS: Final = (REASON_AUTH, REASON_MODEL, REASON_TASK)
 DEFAULT_MAX_TOKENS: Final = 1024
 _USER_TOKENS_IN: Final = 250  # the task's own input, on top of the prompt
 _FAILED_TASK_LATENCY_S: Final = 0.1
@@ -55,6 +60,8 @@ class Behaviour:
     model: str
     error_rate: float
     error_reason: str | None
+    error_label: str  # the `reason` label of the errors error_rate makes (ERROR_REASONS)
+    api_key: str | None = field(repr=False)  # the key sent (outbound: `next` once staged)
     latency_s: float
     failed_latency_s: float
     tokens_in: float
@@ -100,15 +107,13 @@ def behaviour(
     model = str(config.get("model", ""))
     price = PRICING.get(model)
 
-    error_rate, reason = base_error_rate, None
+    error_rate, reason, label = base_error_rate, None, REASON_TASK
     key = _api_key(config, secrets)
     if price is None:
-        error_rate, reason = 1.0, f"unknown model {model!r}"
+        error_rate, reason, label = 1.0, f"unknown model {model!r}", REASON_MODEL
         price = PRICING["claude-haiku-4"]
     elif key is None:
-        error_rate, reason = 1.0, "no API key"
-    elif not key.startswith(GOOD_KEY_PREFIX):
-        error_rate, reason = 1.0, "API key rejected (401)"
+        error_rate, reason, label = 1.0, "no API key", REASON_AUTH
     elif POISON_MARKER in prompt:
         error_rate, reason = max(error_rate, 0.5), "poisoned prompt"
 
@@ -117,6 +122,8 @@ def behaviour(
         model=model,
         error_rate=error_rate,
         error_reason=reason,
+        error_label=label,
+        api_key=key,
         latency_s=price.base_latency_s + price.s_per_token_out * tokens_out,
         failed_latency_s=_FAILED_TASK_LATENCY_S,
         tokens_in=_USER_TOKENS_IN + len(prompt) / 4,

@@ -9,6 +9,9 @@ one-sided tests, against `max_ratio` x baseline and against the absolute
 - error_rate: canary errors against the errors the baseline rates predict for
   the canary's tasks (indirect standardisation), on the log scale, with a
   quasi-Poisson dispersion.
+- auth_error_rate: the same test on the tasks refused a credential (the
+  reason="auth" share of the errors), e.g. `max: 0.02` while a rotation stages
+  a new key; a canary agent that does not export that share is unusable data.
 - cost_per_task, tokens_per_task, output_tokens_per_task: canary totals
   against the totals the baseline means predict, with the per-task variance
   estimated from the spread of agents' means.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from reconciler.gates.pools import Pool, PoolKey, baseline_members, distinct_pools
@@ -40,6 +43,7 @@ from reconciler.gates.statistics import (
     relative_variance,
 )
 from reconciler.gates.windows import MEAN_METRICS, AgentWindow, merge_buckets
+from reconciler.model.box import ERROR_REASON_AUTH, LABEL_ERROR_REASON, METRIC_TASK_ERRORS
 from reconciler.model.fleet import Gate
 
 
@@ -179,6 +183,51 @@ def _error_limit_test(
             canary_errors > limit * canary_tasks, z, critical_value(confidence, None)
         )
     return OneSidedTest(False, -math.inf, 0.0)
+
+
+# -- auth error rate ------------------------------------------------------------------------
+
+AUTH_SERIES: Final = f'{METRIC_TASK_ERRORS}{{{LABEL_ERROR_REASON}="{ERROR_REASON_AUTH}"}}'
+SHOWN: Final = 5
+
+
+def auth_error_rate(inp: GateInput) -> Evaluation:
+    """Tasks refused a credential per task: error_rate's tests on the auth share of the errors.
+
+    Raises:
+        ValueError: a canary agent does not export the auth share (the verdict is
+            INCONCLUSIVE, never a pass).
+    """
+    unknown = sorted(w.agent for w in inp.canary if w.auth_errors is None)
+    if unknown:
+        raise ValueError(
+            f"no {AUTH_SERIES} series from {len(unknown)} canary agent(s): "
+            + ", ".join(unknown[:SHOWN])
+        )
+    pools: dict[PoolKey, Pool | None] = {}
+    for pool in [*inp.pools.values(), *inp.spread]:
+        if pool.key not in pools:
+            pools[pool.key] = _auth_pool(pool)
+    return error_rate(
+        GateInput(
+            gate=inp.gate,
+            canary=[_auth_window(w) for w in inp.canary],
+            pools={a: p for a, old in inp.pools.items() if (p := pools[old.key]) is not None},
+            confidence=inp.confidence,
+            spread=[p for old in inp.spread if (p := pools[old.key]) and len(p.members) >= 2],
+        )
+    )
+
+
+def _auth_window(w: AgentWindow) -> AgentWindow:
+    """The window with its auth errors as its errors."""
+    return replace(w, errors=w.auth_errors or 0.0)
+
+
+def _auth_pool(pool: Pool) -> Pool | None:
+    """The pool's members that export the auth share, as auth windows (None: none do)."""
+    members = tuple(_auth_window(m) for m in pool.members if m.auth_errors is not None)
+    return Pool(pool.key, members) if members else None
 
 
 # -- per-task means -------------------------------------------------------------------------
@@ -362,6 +411,7 @@ Evaluator = Callable[[GateInput], Evaluation]
 
 EVALUATORS: Final[Mapping[str, Evaluator]] = {
     "error_rate": error_rate,
+    "auth_error_rate": auth_error_rate,
     "latency_p95": latency_p95,
     "custom": custom,
     **dict.fromkeys(MEAN_METRICS, mean_per_task),

@@ -1,6 +1,6 @@
 """Windows: what one agent did over a stretch of time, and whether a gate can use it. Pure.
 
-An `AgentWindow` holds counter increases (tasks, errors, tokens, cost) and the
+An `AgentWindow` holds counter increases (tasks, errors and their auth share, tokens, cost) and the
 cumulative latency buckets of one agent between two instants; `AgentInfo` says
 where the agent sits (tier, shard, pre-change config), which is what a
 baseline is matched on. `window_problem` names the first reason a window is
@@ -45,6 +45,7 @@ class AgentWindow:
     buckets: Buckets = ()  # latency: (le, cumulative count), +Inf last
     last_sample_at: float | None = None  # newest underlying sample; None: `end`
     custom: Mapping[str, float] = field(default_factory=dict)  # custom gate name -> value
+    auth_errors: float | None = None  # of `errors`, those refused a credential; None: not known
 
     @property
     def elapsed(self) -> float:
@@ -98,6 +99,8 @@ def _counter_problem(w: AgentWindow) -> str | None:
             return f"{name} is {value} (NaN, infinite or negative)"
     if w.errors > w.tasks:
         return f"{w.errors:g} errors but only {w.tasks:g} tasks"
+    if w.auth_errors is not None and not (_is_count(w.auth_errors) and w.auth_errors <= w.errors):
+        return f"auth errors {w.auth_errors} (NaN, negative or above the {w.errors:g} errors)"
     return None
 
 

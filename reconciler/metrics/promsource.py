@@ -3,7 +3,12 @@
 The mark is Prometheus' own time (`time()`), so the windows are on its clock.
 A measurement at server time T over W = T - mark seconds runs, at time T:
 
-- `sum by (LABEL) (increase(NAME{SELECTOR}[W]))` for each counter,
+- `sum by (LABEL) (increase(NAME{SELECTOR}[W]))` for each counter (task_errors_total
+  summed over every `reason`),
+- `sum by (LABEL) (increase(task_errors_total{MATCHERS,reason="auth"}[W]))`: the
+  auth share of the errors, for the auth_error_rate gate. No series at all is not an
+  error here (agents that do not split errors by reason): every window's
+  `auth_errors` is then unknown, which only that gate minds;
 - `sum by (LABEL, le) (increase(BUCKET{SELECTOR}[W]))` for the latency histogram,
 - `sum by (LABEL) (resets(tasks_total{SELECTOR}[W]))`: a reset mid-window makes
   the agent's window unusable (increase() would paper over it),
@@ -12,9 +17,10 @@ A measurement at server time T over W = T - mark seconds runs, at time T:
 
 LABEL (metrics.agent_label, default `agent`) maps series to agents; an agent
 with no series gets a reason, never a zero. An answer that is malformed, empty
-(no series at all) or not a number (NaN, Inf, a string) is a `SourceError`:
+(no series at all, auth errors aside) or not a number (NaN, Inf, a string) is a `SourceError`:
 the gate runner retries it, then fails the gates with the reason. Templates can be replaced by name
-in fleet.yaml `metrics.queries` ({selector}, {window}, {label} are filled in).
+in fleet.yaml `metrics.queries` ({selector}, {matchers} (the selector without braces),
+{window}, {label} are filled in).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Final, cast
 from reconciler.gates import AgentWindow
 from reconciler.metrics.source import Measurement, SourceError
 from reconciler.model.box import (
+    ERROR_REASON_AUTH,
+    LABEL_ERROR_REASON,
     METRIC_COST,
     METRIC_LATENCY,
     METRIC_TASK_ERRORS,
@@ -44,16 +52,25 @@ TEMPLATES: Final[Mapping[str, str]] = {
     "cost": f"sum by ({{label}}) (increase({METRIC_COST}{{selector}}[{{window}}]))",
     "buckets": "sum by ({label}, le) "
     f"(increase({METRIC_LATENCY}_bucket{{selector}}[{{window}}]))",
+    "auth_errors": "sum by ({label}) (increase("
+    + METRIC_TASK_ERRORS
+    + f'{{{{matchers}},{LABEL_ERROR_REASON}="{ERROR_REASON_AUTH}"}}'
+    + "[{window}]))",
     "resets": f"sum by ({{label}}) (resets({METRIC_TASKS}{{selector}}[{{window}}]))",
     "last": f"max by ({{label}}) (timestamp({METRIC_TASKS}{{selector}}))",
 }
 COUNTERS: Final = ("tasks", "errors", "tokens_in", "tokens_out", "cost")
 
 
+def matchers(label: str, agents: Sequence[str]) -> str:
+    """label=~"a|b|c" for exactly these agents (names regex-escaped)."""
+    alternatives = "|".join(re.escape(a) for a in sorted(agents))
+    return '%s=~"%s"' % (label, alternatives.replace("\\", "\\\\"))  # noqa: UP031
+
+
 def selector(label: str, agents: Sequence[str]) -> str:
     """{label=~"a|b|c"} for exactly these agents (names regex-escaped)."""
-    alternatives = "|".join(re.escape(a) for a in sorted(agents))
-    return '{%s=~"%s"}' % (label, alternatives.replace("\\", "\\\\"))  # noqa: UP031
+    return "{" + matchers(label, agents) + "}"
 
 
 class PrometheusSource:
@@ -92,10 +109,17 @@ class PrometheusSource:
         return await self._now()
 
     async def _query(
-        self, template: str, agents: Sequence[str], window: str, at: float
+        self,
+        template: str,
+        agents: Sequence[str],
+        window: str,
+        at: float,
+        *,
+        empty_ok: bool = False,
     ) -> list[tuple[Mapping[str, str], float]]:
         q = (
             template.replace("{selector}", selector(self.label, agents))
+            .replace("{matchers}", matchers(self.label, agents))
             .replace("{window}", window)
             .replace("{label}", self.label)
         )
@@ -104,7 +128,7 @@ class PrometheusSource:
         except PrometheusError as exc:
             raise SourceError(str(exc)) from None
         where = f"{self.client.base_url}: {q[:200]!r}"
-        if not got:
+        if not got and not empty_ok:
             raise SourceError(f"{where} answered no series (is Prometheus scraping the boxes?)")
         for labels, value in got:
             if not math.isfinite(value):
@@ -125,6 +149,13 @@ class PrometheusSource:
                 who = labels.get(self.label)
                 if who in wanted:
                     per[who][name] = value
+        auth: dict[str, float] = {}
+        for labels, value in await self._query(
+            self.templates["auth_errors"], agents, window, now, empty_ok=True
+        ):
+            who = labels.get(self.label)
+            if who in wanted:
+                auth[who] = value
         buckets: dict[str, dict[float, float]] = {a: {} for a in agents}
         for labels, value in await self._query(self.templates["buckets"], agents, window, now):
             who = labels.get(self.label)
@@ -164,5 +195,6 @@ class PrometheusSource:
                 buckets=tuple(sorted(buckets[a].items())),
                 last_sample_at=v["last"],
                 custom=custom[a],
+                auth_errors=auth.get(a),
             )
         return Measurement(now, out)

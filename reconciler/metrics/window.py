@@ -15,7 +15,7 @@ from reconciler.model.box import (
     METRIC_TOKENS_IN,
     METRIC_TOKENS_OUT,
 )
-from reconciler.transport.metrics import MetricSnapshot, Problem, Reason, rates
+from reconciler.transport.metrics import AUTH_ERRORS, MetricSnapshot, Problem, Reason, rates
 
 
 def window_between(agent: str, before: MetricSnapshot, after: MetricSnapshot) -> AgentWindow | str:
@@ -36,6 +36,8 @@ def window_between(agent: str, before: MetricSnapshot, after: MetricSnapshot) ->
         buckets = tuple(
             (le, a - b) for (le, b), (_, a) in zip(before.buckets, after.buckets, strict=True)
         )
+    auth_before, auth_after = before.values.get(AUTH_ERRORS), after.values.get(AUTH_ERRORS)
+    auth = None if auth_before is None or auth_after is None else auth_after - auth_before
     return AgentWindow(
         agent=agent,
         start=before.at,
@@ -47,4 +49,5 @@ def window_between(agent: str, before: MetricSnapshot, after: MetricSnapshot) ->
         cost=d(METRIC_COST),
         buckets=buckets,
         last_sample_at=after.at,
+        auth_errors=auth if auth is None or auth >= 0 else None,
     )

@@ -173,6 +173,11 @@ class BoxPaths:
 # `agent="<name>"` label.
 METRIC_TASKS = "tasks_total"
 METRIC_TASK_ERRORS = "task_errors_total"
+# task_errors_total may be split by a `reason` label; consumers sum every reason for the
+# error rate. reason="auth" counts tasks a credential was refused for (the auth gate's
+# series): an agent exports it from the start, at 0, so its absence means "not known".
+LABEL_ERROR_REASON = "reason"
+ERROR_REASON_AUTH = "auth"
 METRIC_TOKENS_IN = "tokens_in_total"
 METRIC_TOKENS_OUT = "tokens_out_total"
 METRIC_COST = "cost_usd_total"

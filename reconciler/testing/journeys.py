@@ -738,12 +738,18 @@ class Demo:
     def secret(self, name: str) -> str:
         return (self.dir / "secrets" / name).read_text(encoding="utf-8")
 
-    def set_secret(self, name: str, value: str) -> None:
-        """Change a secret's value in the demo's backend (a 0600 file in DIR/secrets)."""
+    def set_secret(self, name: str, value: str, *, issued: bool = True) -> None:
+        """Change a secret's value in the demo's backend (a 0600 file in DIR/secrets);
+        `issued`: the demo provider accepts it (demo/provider.py)."""
         path = self.dir / "secrets" / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
+        if issued:  # the key travels on stdin, never on a command line
+            subprocess.run(
+                [sys.executable, "-m", "reconciler.demo.provider", "issue", str(self.dir)],
+                input=value + "\n", text=True, check=True, timeout=30,
+            )  # fmt: skip
 
     # -- running reconcile against it -----------------------------------------------------
 

@@ -5,7 +5,8 @@ prometheus_client's parser) into a `MetricSnapshot` of the series the box
 contract names (model/box.py METRIC_*), keyed by sample name, so the parser's
 habit of stripping `_total` from counter *family* names does not matter.
 Series of one name that differ in other labels are summed (a counter split by
-model is still one counter).
+model is still one counter; task_errors_total summed over every `reason`); the
+reason="auth" share of task_errors_total is also kept, under AUTH_ERRORS.
 
 `rates(before, after)` turns two snapshots of one agent into `MetricRates`:
 throughput, error rate, cost and tokens per task, and p95 latency from the
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.model.box import (
+    ERROR_REASON_AUTH,
+    LABEL_ERROR_REASON,
     METRIC_COST,
     METRIC_LATENCY,
     METRIC_MEMORY,
@@ -41,6 +44,8 @@ GAUGES = (METRIC_MEMORY, METRIC_QUEUE)
 BUCKET = f"{METRIC_LATENCY}_bucket"
 HIST_COUNT = f"{METRIC_LATENCY}_count"
 HIST_SUM = f"{METRIC_LATENCY}_sum"
+AUTH_ERRORS = f'{METRIC_TASK_ERRORS}{{{LABEL_ERROR_REASON}="{ERROR_REASON_AUTH}"}}'
+"""The values key of the reason="auth" share of task_errors_total (absent: not exported)."""
 P95 = 0.95
 
 
@@ -118,6 +123,10 @@ def parse_exposition(text: str, *, at: float, agent: str | None = None) -> Metri
                     buckets[le] = buckets.get(le, 0.0) + float(s.value)
                 elif s.name in wanted:
                     values[s.name] = values.get(s.name, 0.0) + float(s.value)
+                    if s.name == METRIC_TASK_ERRORS and (
+                        s.labels.get(LABEL_ERROR_REASON) == ERROR_REASON_AUTH
+                    ):
+                        values[AUTH_ERRORS] = values.get(AUTH_ERRORS, 0.0) + float(s.value)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         return Problem(Reason.UNPARSEABLE, f"not Prometheus text exposition: {exc}")
     if agent is None and len(agents) > 1:

@@ -17,7 +17,8 @@ from reconciler.repo import read_revision
 
 
 async def scrape(url: str) -> dict[str, float]:
-    """A box's /metrics as {sample name (with le for buckets): value}."""
+    """A box's /metrics as {sample name (with le for buckets): value}, summed over other
+    labels (task_errors_total over every reason)."""
     async with httpx.AsyncClient() as client:
         r = await client.get(url)
     r.raise_for_status()
@@ -25,7 +26,7 @@ async def scrape(url: str) -> dict[str, float]:
     for family in text_string_to_metric_families(r.text):
         for s in family.samples:
             key = f"{s.name}[{s.labels['le']}]" if "le" in s.labels else s.name
-            out[key] = s.value
+            out[key] = out.get(key, 0.0) + s.value
     return out
 
 
