@@ -47,3 +47,11 @@ def render_secrets(values: SecretValues) -> bytes:
 def fingerprint(secrets_file: bytes, fleet_key: bytes) -> str:
     """A short HMAC-SHA256 of a secrets file's bytes, keyed by the fleet key."""
     return "hmac:" + hmac.new(fleet_key, secrets_file, hashlib.sha256).hexdigest()[:16]
+
+
+def value_fingerprint(value: str, fleet_key: bytes) -> str:
+    """A short HMAC-SHA256 of one secret's value (UTF-8), keyed by the fleet key.
+
+    What `reconcile secrets list` shows per secret; it names no box and no file.
+    """
+    return fingerprint(value.encode(), fleet_key)
