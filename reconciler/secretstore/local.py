@@ -50,7 +50,15 @@ __all__ = [
 
 
 class SecretUnavailable(InputError):
-    """One secret's value cannot be had from its backend; the message says where it looked."""
+    """One secret's value cannot be had from its backend; the message says where it looked.
+
+    `missing`: there is no value (nothing set, or the named file does not exist), as
+    opposed to a backend that failed (unreadable file, wrong identity, broken file).
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class SecretSource:
@@ -91,7 +99,8 @@ class SecretSource:
             except (OSError, UnicodeDecodeError) as exc:
                 why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 raise SecretUnavailable(
-                    f"set {env_name(name)}, or fix {path} (fleet.yaml secrets.files): {why}"
+                    f"set {env_name(name)}, or fix {path} (fleet.yaml secrets.files): {why}",
+                    missing=isinstance(exc, FileNotFoundError),
                 ) from None
         elif backend == "age":
             try:
@@ -101,7 +110,8 @@ class SecretSource:
         else:
             raise SecretUnavailable(
                 f"set {env_name(name)}, name a file in fleet.yaml secrets.files, or write "
-                f"{age.age_path(self.root, name)} (`reconcile secrets set {name}`)"
+                f"{age.age_path(self.root, name)} (`reconcile secrets set {name}`)",
+                missing=True,
             )
         REDACTOR.add([value])  # resolved: from now on no output may show it
         return value
