@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+import pyrage
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
@@ -733,17 +734,27 @@ class Demo:
         self.git("revert", "--no-edit", "HEAD")
         return self.head()
 
-    # -- secrets (DIR/secrets, outside the repo) -------------------------------------------
+    # -- secrets (age-encrypted in the repo, the identity in DIR) ---------------------------
 
     def secret(self, name: str) -> str:
-        return (self.dir / "secrets" / name).read_text(encoding="utf-8")
+        """The value in the repo's secrets/NAME.age, decrypted with DIR/age.key (by pyrage,
+        not the product)."""
+        lines = (self.dir / "age.key").read_text(encoding="utf-8").splitlines()
+        keys = [pyrage.x25519.Identity.from_str(k) for k in lines if k.startswith("AGE-")]
+        data = (self.repo / "secrets" / f"{name}.age").read_bytes()
+        return bytes(pyrage.decrypt(data, keys)).decode("utf-8")
 
     def set_secret(self, name: str, value: str) -> None:
-        """Change a secret's value in the demo's backend (a 0600 file in DIR/secrets)."""
-        path = self.dir / "secrets" / name
+        """Change a secret's value in the demo's backend with `reconcile secrets set`: the
+        repo's secrets/NAME.age in the work tree, not committed."""
+        path = self.dir / f".new-{name}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
+        try:
+            run("secrets", "set", name, "--value-file", path, "--repo", self.repo).expect(0)
+        finally:
+            path.unlink()
 
     # -- running reconcile against it -----------------------------------------------------
 
