@@ -100,9 +100,9 @@ async def test_boxes_hold_exactly_what_an_apply_of_the_first_commit_writes(
 
 async def test_secret_values_stay_outside_the_repos_git_tree(demo_fleet: DemoFleet) -> None:
     """No secret value, key or fleet key is in any commit of DIR/fleet."""
-    patterns = ["-e", "sk-demo-", "-e", "PRIVATE KEY", "-e", "AGE-SECRET-KEY"]
+    patterns = ["-e", "sk-demo-", "-e", "PRIVATE KEY", "-e", "AGE-SECRET-KEY-1[0-9A-Z]{20}"]
     tracked = subprocess.run(
-        ["git", "grep", "-I", "-l", *patterns, "HEAD~1", "HEAD"],
+        ["git", "grep", "-I", "-E", "-l", *patterns, "HEAD~1", "HEAD"],
         cwd=demo_fleet.repo,
         capture_output=True,
         text=True,
