@@ -27,6 +27,7 @@ from reconciler.cli.redacting import redacted_output
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.rotate import rotate_secret
+from reconciler.cli.secrets import secrets_app
 from reconciler.cli.status import status
 from reconciler.cli.unlock import unlock
 from reconciler.cli.validate import validate
@@ -74,6 +75,7 @@ app.command()(unlock)
 app.command()(resume)
 app.command()(history)
 app.add_typer(demo_app, name="demo")
+app.add_typer(secrets_app, name="secrets")
 app.command()(diff)
 app.command()(status)
 app.command(name="rotate-secret")(rotate_secret)

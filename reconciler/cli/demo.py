@@ -61,7 +61,8 @@ def _fleet_summary(info: runner.FleetInfo, seconds: float | None = None) -> None
     )
     err.print(f"  config repo:  {d.repo}  (head: {HEAD_MESSAGE})", markup=False)
     err.print(f"  SSH key:      {d.key}  known_hosts: {d.known_hosts}", markup=False)
-    err.print(f"  secrets:      {d.secrets}/ (outside the repo)", markup=False)
+    secrets = f"{d.repo}/secrets/*.age (age-encrypted; identity {d.age_identity})"
+    err.print(f"  secrets:      {secrets}", markup=False)
     name = next(iter(agents))
     err.print(
         f"  try:          ssh -i {d.key} -o UserKnownHostsFile={d.known_hosts} "

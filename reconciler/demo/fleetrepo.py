@@ -3,9 +3,12 @@
 The repo keeps the example's tiers, base, shard defaults, alerts, secrets index
 and payload schema; only the shards' agent lists, fleet.yaml's connection and
 secrets settings, the soak time and _base.yaml's commands are rewritten (YAML
-round-trip for the small files, so comments stay). Two commits: the first is what the boxes run
-(tier fast on claude-haiku-4); the head carries one realistic change (tier
-fast upgraded to claude-haiku-4-5), so the first diff shows exactly that.
+round-trip for the small files, so comments stay). The secret values go into the
+repo age-encrypted (the age backend: secrets/NAME.age, to the one recipient in
+secrets/recipients.txt, the demo's identity kept in DIR, outside the repo). Two
+commits: the first is what the boxes run (tier fast on claude-haiku-4); the head
+carries one realistic change (tier fast upgraded to claude-haiku-4-5), so the first
+diff shows exactly that.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 import reconciler
-from reconciler.demo.layout import SECRET_NAMES, DemoDir
+from reconciler.demo.layout import DemoDir, DemoSecrets
 from reconciler.errors import ReconcilerError
+from reconciler.secretstore.age import RECIPIENTS_FILE, age_file, encrypt, read_recipients
+from reconciler.secretstore.repofile import write_secrets_file
 
 SHARDS: Final = ("us-east", "eu-west", "ap-south")
 TIERS: Final = ("fast", "smart", "batch")
@@ -139,9 +144,11 @@ def _fleet_yaml(d: DemoDir, user: str) -> Any:
         # The demo's journal and lock live in its DIR: two demo fleets (same fleet id) never
         # share a state dir, and `demo down` + rm -r DIR leaves nothing behind.
         doc["state_dir"] = str(d.reconciler_state)
+        # Values: the repo's secrets/NAME.age, decrypted with DIR's identity (no files:).
         secrets = doc["secrets"]
+        secrets.pop("files", None)
         secrets["fleet_key_file"] = str(d.fleet_key)
-        secrets["files"] = CommentedMap((n, str(d.secret_file(n))) for n in SECRET_NAMES)
+        secrets["age"] = CommentedMap([("identity_file", str(d.age_identity))])
 
     return change
 
@@ -179,6 +186,32 @@ def _shard_text(text: str, agents: list[DemoAgent]) -> str:
     return "\n".join(lines) + "\n"
 
 
+INDEX_NOTE: Final = (
+    "# Names only. The demo keeps each value here age-encrypted (NAME.age, to the keys in\n"
+    "# recipients.txt); `reconcile secrets set NAME --stdin` writes a new one.\n"
+)
+
+
+def _write_secrets(d: DemoDir, secrets: DemoSecrets) -> None:
+    """secrets/recipients.txt and every value encrypted to it, as `secrets set` writes them."""
+    (d.repo / "secrets" / RECIPIENTS_FILE).write_text(
+        "# age public keys that can decrypt secrets/*.age, one a line\n"
+        f"{secrets.recipient}  # the demo fleet (identity: {d.age_identity.name} in its DIR)\n",
+        encoding="utf-8",
+    )
+    recipients = read_recipients(d.repo)
+    for name, value in sorted(secrets.values.items()):
+        write_secrets_file(d.repo, age_file(name), encrypt(value, recipients))
+    # The example's header says values never enter the repo; the demo's do, encrypted.
+    index = d.repo / "secrets" / "index.yaml"
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    schema = lines[:1] if lines and "$schema" in lines[0] else []
+    rest = lines[len(schema) :]
+    while rest and rest[0].startswith("#"):
+        rest.pop(0)
+    index.write_text("".join(schema) + INDEX_NOTE + "".join(rest), encoding="utf-8")
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in `repo` with a fixed identity; DemoSetupError with its stderr on failure."""
     cmd = [
@@ -198,10 +231,14 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def write_repo(d: DemoDir, agents: list[DemoAgent], *, user: str) -> tuple[str, str]:
-    """Write and commit DIR/fleet; returns (first commit, head commit)."""
+def write_repo(
+    d: DemoDir, agents: list[DemoAgent], secrets: DemoSecrets, *, user: str
+) -> tuple[str, str]:
+    """Write and commit DIR/fleet (the secrets encrypted in its first commit); returns
+    (first commit, head commit)."""
     src = example_dir()
     shutil.copytree(src, d.repo, ignore=shutil.ignore_patterns("__pycache__", ".git"))
+    _write_secrets(d, secrets)
     _edit(d.repo / "fleet.yaml", _fleet_yaml(d, user))
     _edit(d.repo / "agents/_base.yaml", _base_yaml)
     _edit(d.repo / "agents/tier-fast.yaml", _fast_model(FIRST_FAST_MODEL))

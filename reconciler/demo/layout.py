@@ -4,8 +4,9 @@
 DIR/fleet/            the config repo (git), the only thing under version control
 DIR/id_ed25519[.pub]  the client key every box accepts (for the demo user)
 DIR/known_hosts       [127.0.0.1]:PORT lines for every box's host key
-DIR/fleet.key         the fingerprint key (secrets.fleet_key_file)
-DIR/secrets/NAME      secret values (secrets.files), outside the repo's git tree
+DIR/fleet.key         the fingerprint key (secrets.fleet_key_file), beside the identity
+DIR/age.key           the age identity (secrets.age.identity_file), 0600, outside the repo
+DIR/fleet/secrets/    NAME.age: the secret values, age-encrypted to recipients.txt (committed)
 DIR/provider/         the demo model provider's valid keys, as digests (demo/provider.py)
 DIR/boxes/NAME/root/  each box's `/` as SFTP sees it; host key beside it
 DIR/demo.json         what runs: agents, ports, worker pids
@@ -24,8 +25,19 @@ from pathlib import Path
 import asyncssh
 
 from reconciler.demo import provider
+from reconciler.secretstore.age import (
+    age_file,
+    decrypt,
+    encrypt,
+    generate_identity,
+    parse_identities,
+    read_recipients,
+)
+from reconciler.secretstore.repofile import write_secrets_file
 
-SECRET_NAMES = ("anthropic_api_key", "kb_token")
+# Each demo secret and how its value starts (the demo provider accepts the issued API key).
+SECRET_PREFIXES = {"anthropic_api_key": "sk-demo-", "kb_token": "kb-demo-"}
+SECRET_NAMES = tuple(SECRET_PREFIXES)
 STATE_FILE = "demo.json"
 
 
@@ -52,8 +64,9 @@ class DemoDir:
         return self.root / "fleet.key"
 
     @property
-    def secrets(self) -> Path:
-        return self.root / "secrets"
+    def age_identity(self) -> Path:
+        """The age identity that decrypts the repo's secrets/NAME.age (outside the repo)."""
+        return self.root / "age.key"
 
     @property
     def boxes(self) -> Path:
@@ -87,7 +100,20 @@ class DemoDir:
         return self.boxes / name / "ssh_host_ed25519_key"
 
     def secret_file(self, name: str) -> Path:
-        return self.secrets / name
+        """Where secret `name`'s value is: the repo's secrets/NAME.age, age-encrypted."""
+        return self.repo / "secrets" / age_file(name)
+
+    def read_secret(self, name: str) -> str:
+        """Secret `name`'s value, decrypted with the demo's identity (for tests and checks)."""
+        identity = self.age_identity.read_text(encoding="utf-8")
+        ids = parse_identities(identity, f"the demo's age identity {self.age_identity}")
+        path = self.secret_file(name)
+        return decrypt(path.read_bytes(), ids, path)
+
+    def write_secret(self, name: str, value: str) -> None:
+        """A new value for `name`, as `reconcile secrets set` writes it: encrypted to the
+        repo's recipients into secrets/NAME.age in the work tree, not committed."""
+        write_secrets_file(self.repo, age_file(name), encrypt(value, read_recipients(self.repo)))
 
     def generated(self) -> list[Path]:
         """Everything `prepare` writes (and removes before writing anew)."""
@@ -97,7 +123,8 @@ class DemoDir:
             self.key.with_suffix(".pub"),
             self.known_hosts,
             self.fleet_key,
-            self.secrets,
+            self.age_identity,
+            self.root / "secrets",  # where demo fleets of earlier versions kept values
             self.root / provider.PROVIDER_DIR,
             self.boxes,
             self.logs,
@@ -136,10 +163,23 @@ def known_hosts_line(port: int, key: asyncssh.SSHKey) -> str:
     return f"[127.0.0.1]:{port} {public[0]} {public[1]}\n"
 
 
-def write_secrets(d: DemoDir) -> None:
-    """Demo secret values and the fleet key, mode 0600, no trailing newline."""
-    api_key = f"sk-demo-{secrets.token_hex(16)}"
-    write_private(d.secret_file("anthropic_api_key"), api_key.encode())
-    provider.issue(d.root, api_key)  # the provider accepts the demo's initial key
-    write_private(d.secret_file("kb_token"), f"kb-demo-{secrets.token_hex(16)}".encode())
+@dataclass(frozen=True, slots=True)
+class DemoSecrets:
+    """The demo's secret values (to be encrypted into the repo) and its age recipient."""
+
+    values: dict[str, str]
+    recipient: str
+
+    def __repr__(self) -> str:
+        return f"DemoSecrets(names={sorted(self.values)}, recipient={self.recipient!r})"
+
+
+def write_secrets(d: DemoDir) -> DemoSecrets:
+    """The age identity and the fleet key (0600, in DIR, outside the repo); the demo's
+    secret values, which `write_repo` encrypts into the repo's secrets/NAME.age."""
+    identity, recipient = generate_identity()
+    write_private(d.age_identity, f"# the demo fleet's age identity\n{identity}\n".encode())
     write_private(d.fleet_key, secrets.token_hex(32).encode())
+    values = {name: f"{prefix}{secrets.token_hex(16)}" for name, prefix in SECRET_PREFIXES.items()}
+    provider.issue(d.root, values["anthropic_api_key"])  # the provider accepts the first key
+    return DemoSecrets(values, recipient)

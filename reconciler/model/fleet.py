@@ -225,16 +225,39 @@ class Review(Closed):
     )
 
 
+class AgeIdentity(Closed):
+    """Where the age identity that decrypts the repo's secrets/NAME.age files comes from."""
+
+    identity_file: str | None = Field(
+        default=None,
+        description="File holding the age identity (AGE-SECRET-KEY-1...; relative: to the "
+        "repo, `~` expands). Keep it outside the repo, mode 0600.",
+    )
+    identity_env: str = Field(
+        default="RECONCILER_AGE_IDENTITY",
+        description="Env var holding the age identity text; used before identity_file.",
+    )
+
+
 class Secrets(Closed):
-    """Where secret values come from at apply time (never the repo's plaintext)."""
+    """Where secret values come from at apply time (never the repo's plaintext).
+
+    Lookup order for a value of NAME: the env var RECONCILER_SECRET_<NAME>, then the file
+    `files` names for it, then the repo's age-encrypted secrets/NAME.age.
+    """
 
     fleet_key_env: str = Field(
         default="RECONCILER_FLEET_KEY", description="Env var holding the fingerprint HMAC key."
     )
-    fleet_key_file: str | None = None
+    fleet_key_file: str | None = Field(
+        default=None,
+        description="File holding the fingerprint key; default: fleet.key beside the age "
+        "identity_file, when there is one.",
+    )
     files: dict[str, str] = Field(
         default_factory=dict, description="Secret name -> file holding its value."
     )
+    age: AgeIdentity = AgeIdentity()
 
 
 class FleetFile(Closed):

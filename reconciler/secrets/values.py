@@ -50,5 +50,8 @@ def fingerprint(secrets_file: bytes, fleet_key: bytes) -> str:
 
 
 def value_fingerprint(value: str, fleet_key: bytes) -> str:
-    """One secret value's keyed fingerprint (what stamps and `secrets list` show)."""
+    """A short HMAC-SHA256 of one secret's value (UTF-8), keyed by the fleet key.
+
+    What `reconcile secrets list` shows per secret; it names no box and no file.
+    """
     return fingerprint(value.encode(), fleet_key)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+import pyrage
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
@@ -733,23 +734,37 @@ class Demo:
         self.git("revert", "--no-edit", "HEAD")
         return self.head()
 
-    # -- secrets (DIR/secrets, outside the repo) -------------------------------------------
+    # -- secrets (age-encrypted in the repo, the identity in DIR) ---------------------------
 
     def secret(self, name: str) -> str:
-        return (self.dir / "secrets" / name).read_text(encoding="utf-8")
+        """The value in the repo's secrets/NAME.age, decrypted with DIR/age.key (by pyrage,
+        not the product)."""
+        lines = (self.dir / "age.key").read_text(encoding="utf-8").splitlines()
+        keys = [pyrage.x25519.Identity.from_str(k) for k in lines if k.startswith("AGE-")]
+        data = (self.repo / "secrets" / f"{name}.age").read_bytes()
+        return bytes(pyrage.decrypt(data, keys)).decode("utf-8")
 
     def set_secret(self, name: str, value: str, *, issued: bool = True) -> None:
-        """Change a secret's value in the demo's backend (a 0600 file in DIR/secrets);
-        `issued`: the demo provider accepts it (demo/provider.py)."""
-        path = self.dir / "secrets" / name
+        """Change a secret's value in the demo's backend with `reconcile secrets set`: the
+        repo's secrets/NAME.age in the work tree, not committed. `issued`: the demo provider
+        accepts it (demo/provider.py)."""
+        path = self.dir / f".new-{name}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(value)
-        if issued:  # the key travels on stdin, never on a command line
-            subprocess.run(
-                [sys.executable, "-m", "reconciler.demo.provider", "issue", str(self.dir)],
-                input=value + "\n", text=True, check=True, timeout=30,
-            )  # fmt: skip
+        try:
+            run("secrets", "set", name, "--value-file", path, "--repo", self.repo).expect(0)
+        finally:
+            path.unlink()
+        if issued:
+            self.issue_key(value)
+
+    def issue_key(self, value: str) -> None:
+        """The demo provider accepts `value` from now on (the key travels on stdin)."""
+        subprocess.run(
+            [sys.executable, "-m", "reconciler.demo.provider", "issue", str(self.dir)],
+            input=value + "\n", text=True, check=True, timeout=30,
+        )  # fmt: skip
 
     # -- running reconcile against it -----------------------------------------------------
 

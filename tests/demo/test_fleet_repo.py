@@ -100,15 +100,16 @@ async def test_boxes_hold_exactly_what_an_apply_of_the_first_commit_writes(
 
 async def test_secret_values_stay_outside_the_repos_git_tree(demo_fleet: DemoFleet) -> None:
     """No secret value, key or fleet key is in any commit of DIR/fleet."""
+    patterns = ["-e", "sk-demo-", "-e", "PRIVATE KEY", "-e", "AGE-SECRET-KEY-1[0-9A-Z]{20}"]
     tracked = subprocess.run(
-        ["git", "grep", "-I", "-l", "-e", "sk-demo-", "-e", "PRIVATE KEY", "HEAD~1", "HEAD"],
+        ["git", "grep", "-I", "-E", "-l", *patterns, "HEAD~1", "HEAD"],
         cwd=demo_fleet.repo,
         capture_output=True,
         text=True,
         check=False,
     )
     assert tracked.stdout == ""
-    for path in (demo_fleet.dir.secrets, demo_fleet.dir.key, demo_fleet.dir.fleet_key):
+    for path in (demo_fleet.dir.age_identity, demo_fleet.dir.key, demo_fleet.dir.fleet_key):
         assert not path.resolve().is_relative_to(demo_fleet.repo.resolve())
 
 

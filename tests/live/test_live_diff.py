@@ -152,10 +152,9 @@ async def test_unmanaged_foreign_and_orphan_boxes_are_listed(fleet: DemoFleet) -
 
 async def test_secret_change_shows_only_a_fingerprint(fleet: DemoFleet) -> None:
     """A changed secret value: 'secrets file changed' by HMAC; no value in any format."""
-    secret = fleet.dir.secret_file("kb_token")
-    old = secret.read_text()
+    old = fleet.dir.read_secret("kb_token")
     new = "kb-test-rotated-value-0123456789"
-    secret.write_text(new)
+    fleet.dir.write_secret("kb_token", new)
     box = fleet.box(fleet.names[0])
     assert old.encode() in box.path(box.paths.secrets).read_bytes()  # the box holds the old one
     runs = {}
