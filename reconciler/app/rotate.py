@@ -28,6 +28,7 @@ from typing import Literal
 
 from reconciler.app.apply import ApplyRequest, ApplyView, run_locked
 from reconciler.app.resume import ResumeRequest, settle_first
+from reconciler.app.secrets import set_secret, set_summary
 from reconciler.app.state import Trace, open_state
 from reconciler.engine.boxops import BoxOpError
 from reconciler.engine.clock import SystemClock
@@ -40,11 +41,11 @@ from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.render.stamp import next_fence
 from reconciler.secrets.desired import prints_of, referenced
-from reconciler.secrets.names import MissingSecretError
+from reconciler.secrets.names import MissingSecretError, env_name
 from reconciler.secrets.redact import REDACTOR
 from reconciler.secrets.secretsfile import SecretsFileError, Slot, parse_secrets_file
 from reconciler.secrets.values import value_fingerprint
-from reconciler.secretstore import fleet_key, resolve_values
+from reconciler.secretstore import backend_of, fleet_key, resolve_values
 from reconciler.transport.base import TransportError
 
 Phase = Literal["stage", "promote", "retire"]
@@ -93,8 +94,11 @@ class BoxStanding:
 
 
 def rotation_waves(n: int, size: int) -> tuple[WaveEntry, ...]:
-    """About `size` agents a wave: cumulative counts, then 100%."""
-    return (*range(size, n, size), "100%")
+    """A canary of one agent, then about `size` agents a wave: cumulative counts, then 100%.
+
+    The canary wave leaves every other agent unchanged while it is judged, so the later,
+    larger waves have each agent's own "before the change" window as their baseline."""
+    return (*range(1, n, size), "100%")
 
 
 def auth_gate(fleet_gates: list[Gate], max_rate: float) -> Gate:
@@ -348,12 +352,25 @@ class _Rotation:
         """No old value on any box; the backend must hold the new value."""
         req = self.req
         backend = self.backend_value()
-        if backend is None or value_fingerprint(backend, self.key) != new_fp:
+        source = backend_of(req.name, self.fleet, req.repo, req.env)
+        stale = backend is None or value_fingerprint(backend, self.key) != new_fp
+        if stale and source == "age" and not req.dry_run:
+            # the repo's age file gets the new value (re-encrypted); committing it is the
+            # operator's, like every change to the repo
+            for line in set_summary(set_secret(req.repo, req.name, new, req.env), req.repo):
+                self.shown.tell(line)
+            backend = self.backend_value()
+            stale = backend is None or value_fingerprint(backend, self.key) != new_fp
+        if stale:
+            where = {
+                "env": f"set {env_name(req.name)} to the new value",
+                "file": f"write the new value to the file fleet.yaml secrets.files names for "
+                f"{req.name}",
+            }.get(source, f"put the new value in the backend (`reconcile secrets set {req.name}`)")
             result.retire_pending = (
-                f"the backend still holds another value of {req.name!r}: put the new value "
-                f"there (`reconcile secrets set {req.name} --value-file FILE` for an age "
-                f"file, or the {req.name} environment variable or file your fleet.yaml names), "
-                "then run this command again to retire; revoke the old key at its provider"
+                f"the backend still holds another value of {req.name!r}: {where}, then run "
+                f"`reconcile rotate-secret {req.name} --from-backend` to retire the old one; "
+                "revoke the old key at its provider"
             )
             self.shown.tell(f"retire pending: {result.retire_pending}")
             return result
