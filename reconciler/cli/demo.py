@@ -6,6 +6,7 @@ capabilities add a step); `up`, `down` and `fault` manage the fleet in DIR.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,9 +22,10 @@ import typer
 from reconciler.cli.common import Exit, err, fail, out
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
-from reconciler.demo import control, runner
+from reconciler.demo import control, provider, runner
 from reconciler.demo.faults import FaultError, FaultKind, parse_kind
 from reconciler.demo.fleetrepo import HEAD_MESSAGE, DemoSetupError
+from reconciler.demo.layout import write_private
 from reconciler.repo import read_work_tree
 
 DEFAULT_DIR = Path("demo-fleet")
@@ -246,8 +248,12 @@ def _reconcile(w: Walk, *args: str, ok: tuple[int, ...] = (0,)) -> int:
     return done.returncode
 
 
-def _git_commit(repo: Path, message: str) -> None:
+def _git_commit(repo: Path, message: str, *paths: str) -> None:
     git = ["git", "-c", "user.name=reconciler demo", "-c", "user.email=demo@localhost"]
+    if paths:
+        subprocess.run([*git, "add", *paths], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-qm", message, *paths], cwd=repo, check=True)
+        return
     subprocess.run([*git, "commit", "-qam", message], cwd=repo, check=True)
 
 
@@ -261,6 +267,32 @@ def _step_dry_run(w: Walk) -> None:
 
 def _step_apply(w: Walk) -> None:
     _reconcile(w, "apply", "--repo", str(w.repo), "--yes", "--state-dir", str(w.dir / "state"))
+
+
+def _step_rotate(w: Walk) -> None:
+    """The API key leaked: a new one from the provider, rotated in, the old one retired."""
+    new_key = f"sk-demo-{secrets.token_hex(16)}"
+    provider.issue(w.dir, new_key)  # what the operator gets from the model provider
+    key_file = w.dir / "new-api-key"
+    write_private(key_file, new_key.encode())
+    err.print(
+        f"the API key leaked: the provider issued a new one ({key_file}); rotate it in waves "
+        "behind an auth-error gate, then retire the old value from every box",
+        markup=False,
+    )
+    try:
+        _reconcile(
+            w, "rotate-secret", "anthropic_api_key", "--repo", str(w.repo), "--value-file",
+            str(key_file), "--yes", "--state-dir", str(w.dir / "state"),
+        )  # fmt: skip
+    finally:
+        key_file.unlink(missing_ok=True)
+    _git_commit(w.repo, "secret anthropic_api_key: rotated", "secrets/anthropic_api_key.age")
+    err.print(
+        "committed the re-encrypted secrets/anthropic_api_key.age; now revoke the old key at "
+        "the provider (python -m reconciler.demo.provider revoke DIR, key on stdin)",
+        markup=False,
+    )
 
 
 def _step_bad_change(w: Walk) -> None:
@@ -303,6 +335,7 @@ WALKTHROUGH: list[Step] = [
     Step("the fleet diff: the repo's head against what the boxes run", _step_diff),
     Step("the plan, touching nothing", _step_dry_run),
     Step("roll the head commit out in waves", _step_apply),
+    Step("a leaked API key, rotated with zero downtime", _step_rotate),
     Step("a bad change, rolled back by itself", _step_bad_change),
     Step("the health matrix", _step_status),
     Step("what to run next", _step_next),
@@ -315,7 +348,8 @@ def demo(
     dir: DirOpt = DEFAULT_DIR,
     agents: AgentsOpt = DEFAULT_AGENTS,
 ) -> None:
-    """Try reconciler on a local fleet: start it, diff, apply in waves, a rollback, status.
+    """Try reconciler on a local fleet: start it, diff, apply in waves, rotate a leaked key,
+    a bad change rolled back, status.
 
     Example:  reconcile demo
     """
