@@ -89,9 +89,14 @@ def start_time(pid: int) -> int | None:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
+    return start_ticks(raw)
+
+
+def start_ticks(stat: bytes) -> int | None:
+    """Field 22 (starttime) of a /proc/PID/stat line, or None when it is not one."""
     # "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields go on
     # after the last ")" with field 3 (state), so field 22 is the 20th after it.
-    fields = raw[raw.rfind(b")") + 1 :].split()
+    fields = stat[stat.rfind(b")") + 1 :].split()
     try:
         return int(fields[19])
     except (IndexError, ValueError):
