@@ -11,8 +11,8 @@ phase the machine had reached). Every step is idempotent, so killing a resume
 and running it again is safe, and a resume killed while rolling back keeps
 rolling back: the journal's `Interrupted` event (or the stamps' rolled-back
 entries) says so. A lease left by the resumed rollout is broken only when its
-holder is dead (gone from this host, or expired) or the operator says so
-(`break_leases`); any other lease makes that box fail, named.
+holder is dead (gone from this machine, its heartbeat stale, or expired) or the
+operator says so (`break_leases`); any other lease makes that box fail, named.
 
 Modes (recovery.Mode): a rollout that a failed gate or watchdog had judged (a
 verdict) is rolled back whole and its revision stays blocked. Any other cut-short
