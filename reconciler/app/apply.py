@@ -34,6 +34,7 @@ from reconciler.engine.driver import Driver, IncidentWriter, RunResult
 from reconciler.engine.resume import ResumeResult
 from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
 from reconciler.journal.base import LockError
+from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
 from reconciler.report.incident import incident_doc, render_incident_json, render_incident_markdown
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
@@ -161,9 +162,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # The fleet lock's heartbeat: renewed this often while a rollout runs; a holder on another
 # machine whose heartbeat is three periods old is dead (its lock expired). A holder on this
-# machine whose process is gone is taken over at once (journal/takeover.py).
-RENEW_EVERY_S = 10.0
-LOCK_TTL_S = 3 * RENEW_EVERY_S
+# machine whose process is gone (or whose pid was reused) is taken over at once
+# (journal/takeover.py, journal/liveness.py).
+RENEW_EVERY_S = HEARTBEAT_S
+LOCK_TTL_S = STALE_AFTER_S
 
 
 async def run_locked(

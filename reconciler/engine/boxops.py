@@ -20,15 +20,17 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import shlex
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Final
 
 from reconciler.errors import BoxError
+from reconciler.journal import liveness
 from reconciler.model.agent import Agent
 from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
 from reconciler.plan.model import Activation
@@ -77,20 +79,67 @@ class MovedOn(BoxOpError):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """What the lease directory on a box holds: who, for which rollout, until when."""
+    """What the lease directory on a box holds: who, for which rollout, until when, and
+    whether its holder still lives (its identity and heartbeat, journal/liveness.py).
+
+    `holder` is the name people read (user@host pid N); `host`, `pid`, `machine_id`,
+    `boot_id` and `start_time` identify the process; `heartbeat_at` is its last renewal.
+    A lease written before these fields existed reads them as unknown (host and pid then
+    come from `holder`) and is judged by `expires_at` alone.
+    """
 
     holder: str
     rollout_id: str
     expires_at: datetime
     fence: int = 0  # the holder's fencing number (absent in older leases: 0)
+    heartbeat_at: datetime | None = None
+    host: str = ""
+    pid: int = 0
+    machine_id: str | None = None
+    boot_id: str | None = None
+    start_time: int | None = None
+
+    @classmethod
+    def ours(
+        cls, holder: str, rollout_id: str, *, now: datetime, ttl_s: float, fence: int
+    ) -> Lease:
+        """A lease held by this process, its heartbeat `now`."""
+        me = liveness.here()
+        return cls(
+            holder, rollout_id, now + timedelta(seconds=ttl_s), fence, heartbeat_at=now,
+            host=me.host, pid=me.pid, machine_id=me.machine_id, boot_id=me.boot_id,
+            start_time=me.start_time,
+        )  # fmt: skip
+
+    def beat(self, now: datetime, ttl_s: float) -> Lease:
+        """The same lease, renewed at `now`: heartbeat now, expiry now + `ttl_s`."""
+        return replace(self, heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_s))
+
+    def dead(self, now: datetime) -> str | None:
+        """Why its holder is certainly dead (the lease may be broken), or None: it expired,
+        its process is gone from this machine (or its pid was reused, or the machine
+        rebooted), or it runs elsewhere and its heartbeat is three periods old."""
+        if self.expires_at <= now:
+            return f"expired at {rfc3339(self.expires_at)}"
+        if liveness.holder_gone(self):
+            return "its holder's process is gone from this machine"
+        if not liveness.on_this_machine(self) and liveness.heartbeat_stale(self.heartbeat_at, now):
+            stale = rfc3339(self.heartbeat_at) if self.heartbeat_at else "?"
+            return f"its heartbeat ({stale}) is older than {liveness.STALE_AFTER_S:g}s"
+        return None
 
     def to_bytes(self) -> bytes:
-        doc = {
+        doc: dict[str, object] = {
             "holder": self.holder,
             "rollout_id": self.rollout_id,
             "expires_at": rfc3339(self.expires_at),
             "fence": self.fence,
         }
+        if self.heartbeat_at is not None:
+            doc["heartbeat_at"] = rfc3339(self.heartbeat_at)
+        if self.host:
+            doc.update(host=self.host, pid=self.pid, machine_id=self.machine_id,
+                       boot_id=self.boot_id, start_time=self.start_time)  # fmt: skip
         return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -98,12 +147,35 @@ class Lease:
         """The lease, or None when the bytes are not one (a torn write: treated as expired)."""
         try:
             doc = json.loads(data)
-            when = datetime.strptime(doc["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            fence = doc.get("fence", 0)
-            fence = fence if isinstance(fence, int) and not isinstance(fence, bool) else 0
-            return cls(str(doc["holder"]), str(doc["rollout_id"]), when, fence)
-        except (ValueError, KeyError, TypeError):
+            when = _parse_time(doc["expires_at"])
+            beat = doc.get("heartbeat_at")
+            holder = str(doc["holder"])
+            named = _HOLDER.match(holder)
+            host = _str(doc.get("host")) or (named["host"] if named else "")
+            pid = _int(doc.get("pid")) or (int(named["pid"]) if named else 0)
+            return cls(
+                holder, str(doc["rollout_id"]), when, _int(doc.get("fence")) or 0,
+                heartbeat_at=_parse_time(beat) if isinstance(beat, str) else None,
+                host=host, pid=pid, machine_id=_str(doc.get("machine_id")),
+                boot_id=_str(doc.get("boot_id")), start_time=_int(doc.get("start_time")),
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+
+_HOLDER: Final = re.compile(r"^(?P<who>.*)@(?P<host>\S+) pid (?P<pid>\d+)$")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,30 +205,33 @@ def sha256_hex(data: bytes) -> str:
 
 async def take_lease(
     h: BoxHandle, *, holder: str, rollout_id: str, ttl_s: float, now: datetime, fence: int = 0
-) -> None:
-    """Take the box's lease (an atomic mkdir); ours already, or expired and broken, is fine.
+) -> Lease:
+    """Take the box's lease (an atomic mkdir); ours already, or dead and broken, is fine.
+    The lease written (its heartbeat `now`) is returned.
 
     A lease directory without its file is a take in progress (another run between its
     mkdir and its write) or one cut short by a kill: wait until it gets its file, or is
-    older than a take can last (`TORN_FRESH_S`), then break it. A live lease of another
-    run is waited for as long (its box operation usually ends within seconds), then
-    refused (LeaseHeld).
+    older than a take can last (`TORN_FRESH_S`), then break it. The lease of another run
+    is broken at once when its holder is dead (`Lease.dead`: expired, its process gone
+    from this machine, or its heartbeat three periods old); a live one is waited for as
+    long (its box operation usually ends within seconds), then refused (LeaseHeld). A
+    lease naming a higher fencing number than ours is never broken (MovedOn).
     """
     lease_dir = h.paths.lease_dir
-    lease = Lease(holder, rollout_id, now + timedelta(seconds=ttl_s), fence)
+    lease = Lease.ours(holder, rollout_id, now=now, ttl_s=ttl_s, fence=fence)
     waited = 0.0
     busy: Lease | None = None
     for _ in range(int(TORN_FRESH_S / _TORN_POLL_S) + 3):
         if await h.box.mkdir(lease_dir):
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
-            return
+            return lease
         data = await h.box.read_file(lease_dir / LEASE_FILE)
         held = Lease.parse(data) if data is not None else None
         if held is not None and held.rollout_id == rollout_id:
             await h.box.write_atomic(lease_dir / LEASE_FILE, lease.to_bytes(), mode=0o600)
-            return
+            return lease
         later = now + timedelta(seconds=waited)
-        if held is not None and held.expires_at > later:
+        if held is not None and held.dead(later) is None:
             # Another run is on this box (a second machine, say): its box operation ends
             # within seconds, so wait a little before calling the box failed.
             busy = held
@@ -178,10 +253,28 @@ async def take_lease(
             h.name,
             ApplyStep.LEASE,
             f"{lease_dir} is held by {busy.holder} for rollout {busy.rollout_id} until "
-            f"{rfc3339(busy.expires_at)} (waited {waited:g}s); wait for it, or remove that "
-            "directory if the holder is certainly gone",
+            f"{rfc3339(busy.expires_at)}{_beat_of(busy)} (waited {waited:g}s); wait for it, "
+            "or remove that directory if the holder is certainly gone",
         )
     raise LeaseHeld(h.name, ApplyStep.LEASE, f"{lease_dir} was retaken while we broke it")
+
+
+def _beat_of(lease: Lease) -> str:
+    return f", heartbeat {rfc3339(lease.heartbeat_at)}" if lease.heartbeat_at else ""
+
+
+async def renew_lease(h: BoxHandle, lease: Lease, *, now: datetime, ttl_s: float) -> Lease | None:
+    """Beat: rewrite our lease with heartbeat `now` (and expiry now + `ttl_s`), when the
+    box still holds it (our rollout); None when it does not (released, or broken by a run
+    that took us for dead): then nothing is written."""
+    path = h.paths.lease_dir / LEASE_FILE
+    data = await h.box.read_file(path)
+    held = Lease.parse(data) if data is not None else None
+    if held is None or held.rollout_id != lease.rollout_id or held.fence != lease.fence:
+        return None
+    renewed = lease.beat(now, ttl_s)
+    await h.box.write_atomic(path, renewed.to_bytes(), mode=0o600)
+    return renewed
 
 
 TORN_FRESH_S: Final = 10.0  # how long a lease take (mkdir, then its file) may take

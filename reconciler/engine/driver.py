@@ -26,6 +26,7 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
+from reconciler.engine.keeper import LeaseKeeper
 from reconciler.engine.steps import (
     ApplyJob,
     Boundary,
@@ -37,6 +38,7 @@ from reconciler.engine.steps import (
     restore_moved_box,
 )
 from reconciler.journal.base import Holder, Journal
+from reconciler.journal.liveness import HEARTBEAT_S
 from reconciler.model.box import ContractError, Health
 from reconciler.plan.model import Delivery, Plan
 from reconciler.render.stamp import SecretState
@@ -145,6 +147,7 @@ class Options:
     watchdog: Limits = field(default_factory=Limits)
     soak_interval_s: float = 1.0
     fence: int = 0  # this rollout's fencing number (render.stamp.next_fence)
+    lease_heartbeat_s: float = HEARTBEAT_S  # how often held box leases are renewed
     allowed_paths: tuple[str, ...] = ()  # where agents' files may be written (empty: unchecked)
     # A failed gate blocks the revision on the boxes; not for a secret rotation, whose
     # verdict condemns the new value (rolled back), never the config revision.
@@ -228,6 +231,9 @@ class Driver:
         self.on_boundary: BoundaryHook = on_boundary or (lambda _name, _agent: None)
         self._intents: dict[tuple[str, str | None], int] = {}
         self.gate_runner = gate_runner
+        # Renews the leases this run holds, from the take to the release (a box whose
+        # apply failed after a write: until its restore), while `run` runs.
+        self.keeper = LeaseKeeper(clock, every_s=options.lease_heartbeat_s)
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -290,14 +296,17 @@ class Driver:
             boxes=len(self.plan.boxes),
         )
         result: RunResult | None = None
-        async with asyncio.TaskGroup() as tg:
-            pending: list[Command] = self._feed(Started(self.opts.parallel))
-            while result is None:
-                for cmd in pending:
-                    result = self._dispatch(tg, cmd) or result
-                if result is not None:
-                    break
-                pending = self._feed(await self._events.get())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                pending: list[Command] = self._feed(Started(self.opts.parallel))
+                while result is None:
+                    for cmd in pending:
+                        result = self._dispatch(tg, cmd) or result
+                    if result is not None:
+                        break
+                    pending = self._feed(await self._events.get())
+        finally:
+            await self.keeper.close()
         for task in list(self._checks):
             task.cancel()
         await self._drop_kept_secrets()
@@ -464,8 +473,10 @@ class Driver:
                 step_ = at  # a write began: the box may hold the new file, restore it
             self._fail_open(cmd, reason)
             if not step_.touched:
-                # A box that may hold the new file keeps our lease until its restore: if
-                # this run dies first, the lease is the evidence resume goes by.
+                # A box that may hold the new file keeps our lease (and its heartbeat)
+                # until its restore: if this run dies first, the lease is the evidence
+                # resume goes by.
+                await self.keeper.drop_agent(cmd.agent)
                 with contextlib.suppress(TransportError, TimeoutError):
                     async with asyncio.timeout(self.opts.box_timeout_s):
                         await boxops.release_lease(h, rollout_id=self.opts.rollout_id)
@@ -481,6 +492,7 @@ class Driver:
             holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
             lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
             history_keep=o.history_keep, fence=o.fence, fleet_key=o.fleet_key,
+            keeper=self.keeper, heartbeat_s=o.lease_heartbeat_s,
         )  # fmt: skip
 
     def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:
@@ -545,6 +557,7 @@ class Driver:
                     ):
                         blocked = s.model_copy(update={"blocked_revision": o.revision})
                         await boxops.write_stamp(h, blocked)
+                    await self.keeper.drop(h)  # its restore takes (and keeps) it again
                     await boxops.release_lease(h, rollout_id=o.rollout_id, taken=True)
             except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
                 # its restore still stamps the verdict; only a kill before then loses it

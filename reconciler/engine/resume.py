@@ -11,8 +11,8 @@ phase the machine had reached). Every step is idempotent, so killing a resume
 and running it again is safe, and a resume killed while rolling back keeps
 rolling back: the journal's `Interrupted` event (or the stamps' rolled-back
 entries) says so. A lease left by the resumed rollout is broken only when its
-holder is dead (gone from this host, or expired) or the operator says so
-(`break_leases`); any other lease makes that box fail, named.
+holder is dead (gone from this machine, its heartbeat stale, or expired) or the
+operator says so (`break_leases`); any other lease makes that box fail, named.
 
 Modes (recovery.Mode): a rollout that a failed gate or watchdog had judged (a
 verdict) is rolled back whole and its revision stays blocked. Any other cut-short
@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,14 +34,13 @@ from typing import Any, Final
 
 from reconciler.engine import boxops
 from reconciler.engine.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
-from reconciler.engine.session import Link, Source
+from reconciler.engine.session import Link, Source, take_fence
 from reconciler.engine.steps import Crew, RestoreJob, restore_box
 from reconciler.journal.base import Journal
-from reconciler.journal.takeover import process_alive
+from reconciler.journal.liveness import heartbeat_stale, holder_gone, on_this_machine
 from reconciler.model.agent import Agent
 from reconciler.model.box import ContractError, Stamp
 from reconciler.model.live import BoxState
-from reconciler.render.stamp import next_fence
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox
 from reconciler.rollout.events import Interrupted
@@ -80,7 +77,6 @@ RESUME_BOUNDARIES: Final = (
 )
 
 TORN: Final = "(a lease dir without its file)"
-_HOLDER = re.compile(r"^(?P<who>.*)@(?P<host>\S+) pid (?P<pid>\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +122,19 @@ class ResumeResult:
 
 
 def lease_is_dead(lease: LeaseSeen, now: datetime) -> bool:
-    """The lease expired, or its holder's process is gone from this host."""
-    if lease.expires_at <= now:
+    """The lease expired, its holder's process is gone from this machine (or its pid was
+    reused), or its holder runs elsewhere and its heartbeat is three periods old: the rule
+    of the fleet lock and of a lease take (`boxops.Lease.dead`)."""
+    if lease.expires_at <= now or lease.gone:
         return True
-    m = _HOLDER.match(lease.holder)
-    return bool(m and m["host"] == socket.gethostname() and not process_alive(int(m["pid"])))
+    return not lease.local and heartbeat_stale(lease.heartbeat_at, now)
+
+
+def _seen(lease: Lease) -> LeaseSeen:
+    return LeaseSeen(
+        lease.holder, lease.rollout_id, lease.expires_at, heartbeat_at=lease.heartbeat_at,
+        gone=holder_gone(lease), local=on_this_machine(lease),
+    )  # fmt: skip
 
 
 async def read_box(h: BoxHandle, fleet_id: str) -> BoxSeen:
@@ -156,7 +160,7 @@ async def read_box(h: BoxHandle, fleet_id: str) -> BoxSeen:
             lease = Lease(TORN, "", fresh_until)
     except TransportError as exc:
         return BoxSeen(h.name, error=str(exc))
-    seen_lease = LeaseSeen(lease.holder, lease.rollout_id, lease.expires_at) if lease else None
+    seen_lease = _seen(lease) if lease else None
     return BoxSeen.of(live, seen_lease)
 
 
@@ -209,7 +213,8 @@ class Resumer:
         u = self.u
         self.on_boundary("resume.begin", None)
         actions = decide(u, seen, mode=self.mode)
-        self.fence = resume_fence(u.rollout_id, [b.stamp for b in seen.values()])
+        self.fence = resume_fence(u.rollout_id, [b.stamp for b in seen.values()], self.journal,
+                                  self.opts.fleet_id)  # fmt: skip
         self._note(
             "resume.started", rollout_id=u.rollout_id, source=u.source,
             mode=str(self.mode), verdict=u.verdict, evidence=list(u.evidence),
@@ -395,11 +400,17 @@ class Resumer:
         await restore_box(h, job, crew, boundary=boundary)
 
 
-def resume_fence(rollout_id: str, stamps: Sequence[Stamp | None]) -> int:
+def resume_fence(
+    rollout_id: str,
+    stamps: Sequence[Stamp | None],
+    journal: Journal | None = None,
+    fleet_id: str = "",
+) -> int:
     """The number the resume writes with: the cut-short rollout's own (from the stamps it
-    wrote), or, when it stamped no box, a new one above every number seen."""
+    wrote), or, when it stamped no box, a new one above every number seen (and, with a
+    journal, above every number its backend handed out)."""
     own = [s.fence for s in stamps if s is not None and s.rollout_id == rollout_id]
-    return max(own) if own else next_fence(stamps)
+    return max(own) if own else take_fence(journal, fleet_id, list(stamps))
 
 
 async def release_dead_leases(

@@ -31,7 +31,7 @@ from reconciler.engine.gatesetup import gate_runner
 from reconciler.errors import InputError
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.agent import Agent
-from reconciler.model.box import Health, RotationMark
+from reconciler.model.box import Health, RotationMark, Stamp
 from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
@@ -372,6 +372,14 @@ def new_rollout_id(clock: Clock) -> str:
     return f"{clock.now().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
 
 
+def take_fence(journal: Journal | None, fleet_id: str, stamps: list[Stamp | None]) -> int:
+    """This rollout's fencing number: above every number on the boxes' stamps and, with a
+    journal, above every number its backend handed out (so it never repeats, even when
+    the stamps were reset)."""
+    seen = next_fence(stamps) - 1
+    return journal.take_fence(fleet_id, seen) if journal is not None else seen + 1
+
+
 async def execute(
     p: Prepared,
     *,
@@ -401,7 +409,7 @@ async def execute(
         box_timeout_s=box_timeout(p.source.repo),
         watchdog=p.request.watchdog or watchdog_limits(fleet.rollout),
         soak_interval_s=p.request.soak_interval_s,
-        fence=next_fence(b.stamp for b in p.live.values()),
+        fence=take_fence(journal, fleet.fleet_id, [b.stamp for b in p.live.values()]),
         allowed_paths=tuple(fleet.connection.allowed_paths),
         verdict_blocks=p.request.secret_slots is None,
         fleet_key=fleet_key(fleet, p.request.repo, p.request.env),

@@ -16,13 +16,15 @@ The stamp written is decided by one pure rule (`reconciler.render.stamp`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
+from reconciler.engine.keeper import LeaseKeeper
+from reconciler.journal.liveness import HEARTBEAT_S
 from reconciler.model.box import ContractError, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
@@ -63,6 +65,10 @@ class Crew:
     history_keep: int = 5
     fence: int = 0  # this rollout's fencing number: written into every lease and stamp
     fleet_key: bytes | None = field(default=None, repr=False)  # names the kept secrets copy
+    # Renews the heartbeat of the leases taken (None: each operation keeps its own, for its
+    # duration; the driver passes one that outlives a failed apply until its restore).
+    keeper: LeaseKeeper | None = None
+    heartbeat_s: float = HEARTBEAT_S  # how often a lease's heartbeat is renewed
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,19 @@ STEP_OF = {
 }
 
 
+@contextlib.asynccontextmanager
+async def _keeping(crew: Crew) -> AsyncIterator[Crew]:
+    """The crew with a lease keeper: its own, or one for this box operation alone."""
+    if crew.keeper is not None:
+        yield crew
+        return
+    keeper = LeaseKeeper(crew.clock, every_s=crew.heartbeat_s)
+    try:
+        yield replace(crew, keeper=keeper)
+    finally:
+        await keeper.close()
+
+
 async def apply_box(
     h: BoxHandle,
     job: ApplyJob,
@@ -124,10 +143,26 @@ async def apply_box(
     compare-and-swap is made there (the plan read the box there), the new path must be
     free (or already ours), and the old path is left untouched: `clear_former` removes
     it once the rollout is over, a rollback finds it as it was.
+    The leases' heartbeats are renewed while they are held (`crew.keeper`).
 
     Raises:
         BoxOpError, TransportError, ContractError: the step that failed is in `reached`.
     """
+    async with _keeping(crew) as kept:
+        await _apply_box(h, job, kept, boundary=boundary, reached=reached,
+                         old_secrets=old_secrets, former=former)  # fmt: skip
+
+
+async def _apply_box(
+    h: BoxHandle,
+    job: ApplyJob,
+    crew: Crew,
+    *,
+    boundary: Boundary,
+    reached: list[ApplyStep] | None,
+    old_secrets: Callable[[], Awaitable[bytes | None]] | None,
+    former: BoxHandle | None,
+) -> None:
     reached = reached if reached is not None else []
     activate_step = ApplyStep.RESTART if job.activation is Activation.RESTART else ApplyStep.RELOAD
 
@@ -196,8 +231,8 @@ async def apply_box(
 
 async def _release(h: BoxHandle, former: BoxHandle | None, crew: Crew) -> None:
     if former is not None:
-        await boxops.release_lease(former, rollout_id=crew.rollout_id, taken=True)
-    await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
+        await _release_one(former, crew, taken=True)
+    await _release_one(h, crew, taken=True)
 
 
 async def _check_move(
@@ -267,10 +302,20 @@ async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
 
 
 async def _take_lease(h: BoxHandle, crew: Crew) -> None:
-    await boxops.take_lease(
+    """Take the box's lease and keep its heartbeat (crew.keeper) until `_release_one`."""
+    lease = await boxops.take_lease(
         h, holder=crew.holder, rollout_id=crew.rollout_id, ttl_s=crew.lease_ttl_s,
         now=crew.clock.now(), fence=crew.fence,
     )  # fmt: skip
+    if crew.keeper is not None:
+        crew.keeper.hold(h, lease, ttl_s=crew.lease_ttl_s)
+
+
+async def _release_one(h: BoxHandle, crew: Crew, *, taken: bool = False) -> None:
+    """Stop the lease's heartbeat, then release it."""
+    if crew.keeper is not None:
+        await crew.keeper.drop(h)
+    await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=taken)
 
 
 async def _stamp_unless_moved(
@@ -300,6 +345,13 @@ async def _deliver(h: BoxHandle, job: ApplyJob, current: bytes | None) -> None:
 async def restore_box(
     h: BoxHandle, job: RestoreJob, crew: Crew, *, boundary: Boundary = run_plainly
 ) -> None:
+    """Put the box back on `job.pre_sha` (see `_restore_box`); the lease's heartbeat is
+    renewed while it is held (`crew.keeper`)."""
+    async with _keeping(crew) as kept:
+        await _restore_box(h, job, kept, boundary=boundary)
+
+
+async def _restore_box(h: BoxHandle, job: RestoreJob, crew: Crew, *, boundary: Boundary) -> None:
     """Put the box back on `job.pre_sha` from its own history; no config byte is sent.
 
     The agent is reloaded unless it already runs the old config (and no secrets were put
@@ -320,7 +372,7 @@ async def restore_box(
     now = await boxops.read_now(h)
     why = restore_refusal(now.stamp, rollout_id=crew.rollout_id, pre_sha=pre, fence=crew.fence)
     if why is not None:
-        await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
+        await _release_one(h, crew, taken=True)
         raise boxops.MovedOn(h.name, "restore", why)
     await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
     old_secrets = job.old_secrets
@@ -344,7 +396,7 @@ async def restore_box(
             blocked_revision=blocked, fence=max(crew.fence, now.stamp.fence if now.stamp else 0),
         )  # fmt: skip
         await boundary("stamp", _stamp_unless_moved(h, now.stamp, stamp, "restore"))
-    await boundary("release", boxops.release_lease(h, rollout_id=crew.rollout_id))
+    await boundary("release", _release_one(h, crew))
 
 
 async def clear_path(h: BoxHandle) -> list[str]:
@@ -376,7 +428,7 @@ async def clear_former(former: BoxHandle, crew: Crew) -> list[str]:
             raise boxops.MovedOn(former.name, "move", why)
         return await clear_path(former)
     finally:
-        await boxops.release_lease(former, rollout_id=crew.rollout_id, taken=True)
+        await _release_one(former, crew, taken=True)
 
 
 async def restore_moved_box(
@@ -408,7 +460,7 @@ async def restore_moved_box(
         if s is not None or (now.file_sha is not None and now.file_sha == target_sha):
             await clear_path(h)
     finally:
-        await boxops.release_lease(h, rollout_id=crew.rollout_id)
+        await _release_one(h, crew)
     await restore_box(former, job, crew, boundary=boundary)
 
 
@@ -454,4 +506,4 @@ async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
                                   "retire")  # fmt: skip
         return True
     finally:
-        await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
+        await _release_one(h, crew, taken=True)

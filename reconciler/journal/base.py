@@ -11,15 +11,16 @@ shared backend for teams (PostgreSQL) can implement the same Protocols.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from reconciler.errors import StateError
+from reconciler.journal import liveness
 from reconciler.plan.model import Plan
 from reconciler.rollout.commands import Command
 from reconciler.rollout.events import Event
@@ -41,12 +42,19 @@ class LockError(StateError):
 
 @dataclass(frozen=True, slots=True)
 class Holder:
-    """Who holds (or wants) a fleet lock: user, host, process, and the rollout once it has one."""
+    """Who holds (or wants) a fleet lock: user, host, process, and the rollout once it has one.
+
+    `machine_id`, `boot_id` and `start_time` tell whether the holder is still running
+    (journal/liveness.py); None in records written before they were kept (unknown).
+    """
 
     user: str
     host: str
     pid: int
     rollout_id: str | None = None
+    machine_id: str | None = None
+    boot_id: str | None = None
+    start_time: int | None = None
 
     @classmethod
     def here(cls, rollout_id: str | None = None) -> Holder:
@@ -55,7 +63,15 @@ class Holder:
             user = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry and no USER/LOGNAME (containers)
             user = str(os.getuid())
-        return cls(user=user, host=socket.gethostname(), pid=os.getpid(), rollout_id=rollout_id)
+        me = liveness.here()
+        return cls(
+            user=user, host=me.host, pid=me.pid, rollout_id=rollout_id,
+            machine_id=me.machine_id, boot_id=me.boot_id, start_time=me.start_time,
+        )  # fmt: skip
+
+    def bound(self, rollout_id: str) -> Holder:
+        """The same holder, naming the rollout it holds the lock for."""
+        return dataclasses.replace(self, rollout_id=rollout_id)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host} pid {self.pid}"
@@ -70,9 +86,24 @@ class LockLease:
     holder: Holder
     since: datetime
     expires: datetime
+    heartbeat: datetime | None = None  # the last renewal (None: a lock taken before it was kept)
 
     def expired(self, now: datetime) -> bool:
         return self.expires <= now
+
+    def dead(self, now: datetime) -> str | None:
+        """Why the holder is certainly dead (its lock may be taken over), or None: it expired,
+        it ran on this machine and its process is gone (or its pid was reused, or the
+        machine rebooted), or it runs elsewhere and its heartbeat is three periods old."""
+        if self.expired(now):
+            return "its lock expired"
+        if liveness.holder_gone(self.holder):
+            return "its process is gone from this machine"
+        if not liveness.on_this_machine(self.holder) and liveness.heartbeat_stale(
+            self.heartbeat, now
+        ):
+            return f"its heartbeat is older than {liveness.STALE_AFTER_S:g}s"
+        return None
 
     def describe(self) -> str:
         """`alice@laptop pid 42, rollout r-1, since 2026-01-01T00:00:00+00:00 (until ...)`."""
@@ -210,6 +241,12 @@ class Journal(Protocol):
 
     def history(self, fleet_id: str | None = None, limit: int = 50) -> list[RolloutRecord]:
         """Past and running rollouts, newest first."""
+        ...
+
+    def take_fence(self, fleet_id: str, floor: int) -> int:
+        """A new fencing number for the fleet, atomically: the counter becomes
+        max(counter, `floor`) + 1 and is returned (`floor`: the highest number seen on the
+        boxes). Numbers never repeat, even when the boxes' stamps were reset."""
         ...
 
 

@@ -28,7 +28,7 @@ from typing import Final
 from reconciler.journal.base import JournalError
 
 FILE_NAME: Final = "reconciler.sqlite3"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: the lock holder's identity and heartbeat; fence counters
 BUSY_TIMEOUT_S: Final = 30.0
 Now = Callable[[], datetime]
 
@@ -65,9 +65,27 @@ CREATE TABLE IF NOT EXISTS locks (
     pid        INTEGER NOT NULL,
     rollout_id TEXT,
     since      REAL NOT NULL,
-    expires    REAL NOT NULL
+    expires    REAL NOT NULL,
+    machine_id TEXT,
+    boot_id    TEXT,
+    start_time INTEGER,
+    heartbeat  REAL
+);
+CREATE TABLE IF NOT EXISTS fences (
+    fleet_id TEXT PRIMARY KEY,
+    counter  INTEGER NOT NULL
 );
 """
+
+# Columns added since schema 1, added to an older file in place (NULL: unknown).
+ADDED_COLUMNS: Final = {
+    "locks": (
+        ("machine_id", "TEXT"),
+        ("boot_id", "TEXT"),
+        ("start_time", "INTEGER"),
+        ("heartbeat", "REAL"),
+    ),
+}
 
 
 PRIVATE_DIR: Final = 0o700
@@ -180,6 +198,17 @@ def _create(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
+    _migrate(conn)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older reconciler up to this schema: add the missing columns
+    (existing rows read them as NULL, unknown); tables new since then are made above."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 @contextmanager

@@ -3,9 +3,12 @@
 Checking for a live holder and taking the lock happen in one write
 transaction, so of two processes racing for it exactly one wins, and the
 other is told who won (user, host, pid, rollout, since when). A lock carries
-an expiry: a holder that died is taken over once it is past; a live holder
-renews it. Releasing a lock that is no longer ours raises LockLost, so a run
-that overslept its expiry finds out.
+an expiry and a heartbeat (its last renewal) and its holder's identity (machine id,
+boot id, pid, process start time): a holder that died is taken over once its lock
+expired, and at once by `journal/takeover.py` when it was on this machine and its
+process is gone (or its pid reused), or its heartbeat is three periods old.
+Releasing a lock that is no longer ours raises LockLost, so a run that overslept
+its expiry finds out.
 """
 
 from __future__ import annotations
@@ -14,24 +17,50 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.journal.base import Holder, LockHeld, LockLease, LockLost
 from reconciler.journal.db import Now, connect, transaction, utc_now
 
-_COLUMNS = "lock_id, fleet_id, user, host, pid, rollout_id, since, expires"
-LockRow = tuple[str, str, str, str, int, str | None, float, float]
+_COLUMNS = (
+    "lock_id, fleet_id, user, host, pid, rollout_id, since, expires,"
+    " machine_id, boot_id, start_time, heartbeat"
+)
+LockRow = tuple[
+    str,
+    str,
+    str,
+    str,
+    int,
+    str | None,
+    float,
+    float,
+    str | None,
+    str | None,
+    int | None,
+    float | None,
+]
 
 
 def _lease(row: LockRow) -> LockLease:
-    lock_id, fleet_id, user, host, pid, rollout_id, since, expires = row
+    lock_id, fleet_id, user, host, pid, rollout_id, since, expires, mid, boot, start, beat = row
     return LockLease(
         lock_id=lock_id,
         fleet_id=fleet_id,
-        holder=Holder(user=user, host=host, pid=pid, rollout_id=rollout_id),
+        holder=Holder(
+            user=user,
+            host=host,
+            pid=pid,
+            rollout_id=rollout_id,
+            machine_id=mid,
+            boot_id=boot,
+            start_time=start,
+        ),
         since=datetime.fromtimestamp(since, UTC),
         expires=datetime.fromtimestamp(expires, UTC),
+        heartbeat=datetime.fromtimestamp(beat, UTC) if beat is not None else None,
     )
 
 
@@ -93,9 +122,11 @@ class SqliteLock:
                 holder=holder,
                 since=now,
                 expires=now + timedelta(seconds=ttl_s),
+                heartbeat=now,
             )
             self._conn.execute(
-                f"INSERT OR REPLACE INTO locks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT OR REPLACE INTO locks ({_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     lease.lock_id,
                     fleet_id,
@@ -105,6 +136,10 @@ class SqliteLock:
                     holder.rollout_id,
                     lease.since.timestamp(),
                     lease.expires.timestamp(),
+                    holder.machine_id,
+                    holder.boot_id,
+                    holder.start_time,
+                    now.timestamp(),
                 ),
             )
         return lease
@@ -147,21 +182,20 @@ class SqliteLock:
             )
 
     def renew(self, lease: LockLease, *, ttl_s: float) -> LockLease:
-        """Push our lock's expiry to now + `ttl_s`.
+        """Beat: the heartbeat becomes now, the expiry now + `ttl_s`.
 
         Raises:
             LockLost: the lock is no longer ours.
         """
-        expires = self._now() + timedelta(seconds=ttl_s)
-        self._update(lease, "expires = ?", (expires.timestamp(),))
-        return LockLease(lease.lock_id, lease.fleet_id, lease.holder, lease.since, expires)
+        now = self._now()
+        expires = now + timedelta(seconds=ttl_s)
+        self._update(lease, "expires = ?, heartbeat = ?", (expires.timestamp(), now.timestamp()))
+        return replace(lease, expires=expires, heartbeat=now)
 
     def bind(self, lease: LockLease, rollout_id: str) -> LockLease:
         """Name the rollout the lock is held for (once `begin_rollout` gave its id)."""
         self._update(lease, "rollout_id = ?", (rollout_id,))
-        h = lease.holder
-        holder = Holder(user=h.user, host=h.host, pid=h.pid, rollout_id=rollout_id)
-        return LockLease(lease.lock_id, lease.fleet_id, holder, lease.since, lease.expires)
+        return replace(lease, holder=lease.holder.bound(rollout_id))
 
     def release(self, lease: LockLease) -> None:
         """Let go of our lock.

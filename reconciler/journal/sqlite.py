@@ -22,7 +22,7 @@ from reconciler.journal.base import (
     StepRecord,
     UnknownRollout,
 )
-from reconciler.journal.db import Now, connect, utc_now
+from reconciler.journal.db import Now, connect, transaction, utc_now
 from reconciler.plan.model import Plan
 from reconciler.rollout.commands import Command
 from reconciler.rollout.events import Event
@@ -53,13 +53,19 @@ def new_rollout_id(when: datetime) -> str:
 
 def _holder_json(holder: Holder) -> str:
     return dumps(
-        {"user": holder.user, "host": holder.host, "pid": holder.pid, "rollout": holder.rollout_id}
-    )
+        {"user": holder.user, "host": holder.host, "pid": holder.pid, "rollout": holder.rollout_id,
+         "machine_id": holder.machine_id, "boot_id": holder.boot_id,
+         "start_time": holder.start_time}
+    )  # fmt: skip
 
 
 def _holder(text: str) -> Holder:
     doc = json.loads(text)
-    return Holder(user=doc["user"], host=doc["host"], pid=doc["pid"], rollout_id=doc["rollout"])
+    return Holder(
+        user=doc["user"], host=doc["host"], pid=doc["pid"], rollout_id=doc["rollout"],
+        machine_id=doc.get("machine_id"), boot_id=doc.get("boot_id"),
+        start_time=doc.get("start_time"),
+    )  # fmt: skip
 
 
 class SqliteJournal:
@@ -273,3 +279,18 @@ class SqliteJournal:
         if fleet_id is None:
             return self._rollouts("1 = 1", (), order)
         return self._rollouts("fleet_id = ?", (fleet_id,), order)
+
+    def take_fence(self, fleet_id: str, floor: int) -> int:
+        """A new fencing number for the fleet: the counter becomes max(counter, `floor`) + 1,
+        in one write transaction (two runs never get the same number), and is returned."""
+        with transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT counter FROM fences WHERE fleet_id = ?", (fleet_id,)
+            ).fetchone()
+            fence = max(int(row[0]) if row is not None else 0, floor) + 1
+            self._conn.execute(
+                "INSERT INTO fences (fleet_id, counter) VALUES (?, ?)"
+                " ON CONFLICT (fleet_id) DO UPDATE SET counter = excluded.counter",
+                (fleet_id, fence),
+            )
+        return fence

@@ -53,11 +53,19 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LeaseSeen:
-    """A lease directory found on a box: who left it, for which rollout, until when."""
+    """A lease directory found on a box: who left it, for which rollout, until when.
+
+    `gone`: its holder ran on this machine and its process is gone (judged when read);
+    `local`: its holder runs on this machine (then alive unless gone); `heartbeat_at`: its
+    last renewal (None in older leases: judged by `expires_at` alone).
+    """
 
     holder: str
     rollout_id: str
     expires_at: datetime
+    heartbeat_at: datetime | None = None
+    gone: bool = False
+    local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
