@@ -31,7 +31,7 @@ async def test_resume_after_a_kill_puts_the_kept_secrets_back(
     fleet: DemoFleet, tmp_path: Path
 ) -> None:
     secrets_before = {n: b.path(b.paths.secrets).read_bytes() for n, b in fleet.boxes.items()}
-    fleet.dir.secret_file("kb_token").write_text("kb-demo-a-new-value-for-the-kill-test")
+    fleet.dir.write_secret("kb_token", "kb-demo-a-new-value-for-the-kill-test")
     old, new = old_shas(fleet), head_shas(fleet)
     code, _, err = await cli(*apply_args(fleet, tmp_path), crash_at="apply.activate:1")
     assert code == -9, err
