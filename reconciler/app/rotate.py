@@ -19,6 +19,8 @@ stopped working, exit 3. Re-running the same command picks up where it stopped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,16 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from reconciler.app.apply import ApplyRequest, ApplyView, run_locked
+from reconciler.app.apply import LOCK_TTL_S, RENEW_EVERY_S, ApplyRequest, ApplyView, run_locked
 from reconciler.app.resume import ResumeRequest, settle_first
 from reconciler.app.secrets import set_secret, set_summary
-from reconciler.app.state import Trace, open_state
-from reconciler.engine.boxops import BoxOpError
+from reconciler.app.state import StateDir, Trace, open_state
+from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.session import Link, Request, Source, prepare, read_source
 from reconciler.engine.steps import Crew, retire_box
 from reconciler.errors import InputError
-from reconciler.journal.base import Holder
+from reconciler.journal.base import Holder, LockError
 from reconciler.model.box import RotationMark, SecretPrint
 from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.live import BoxState, LiveBox
@@ -316,6 +318,35 @@ class _Rotation:
             )
         return olds.pop()
 
+    async def _retire_boxes(
+        self, state: StateDir, live: Mapping[str, LiveBox], rid: str
+    ) -> list[str]:
+        """Under the fleet lock (renewed while it runs): retire_box on every box."""
+        fleet_id = self.fleet.fleet_id
+        lease, _ = await state.take_lock(
+            fleet_id, ttl_s=LOCK_TTL_S, wait_s=self.req.wait_lock_s, tell=self.shown.tell
+        )
+        held = {"lease": lease}
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(RENEW_EVERY_S)
+                held["lease"] = state.lock.renew(held["lease"], ttl_s=LOCK_TTL_S)
+
+        renewer = asyncio.create_task(renew())
+        try:
+            crew = Crew(
+                holder=state.holder_id or str(Holder.here()), rollout_id=f"{rid}-retire",
+                fleet_id=fleet_id, clock=SystemClock(),
+                fence=next_fence(b.stamp for b in live.values()) - 1,  # no new rollout
+            )  # fmt: skip
+            handles = {a: self.link.box(self.source.repo.agents[a].agent) for a in self.users}
+            return await _retire_all(handles, crew, self.req.name, self.fleet.rollout.parallel)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(LockError):
+                state.lock.release(held["lease"])
+
     async def lacking_next(self, new_fp: str) -> list[str]:
         _, stands = await self.standings(new_fp)
         return sorted(a for a, s in stands.items() if s.where != "staged")
@@ -385,24 +416,7 @@ class _Rotation:
                 "the old value must leave every box: bring them back, then run this again"
             )
         with open_state(self.fleet, req.state_dir) as state:
-            lease, _ = await state.take_lock(
-                self.fleet.fleet_id, ttl_s=30.0, wait_s=req.wait_lock_s, tell=self.shown.tell
-            )
-            try:
-                crew = Crew(
-                    holder=state.holder_id or str(Holder.here()), rollout_id=f"{rid}-retire",
-                    fleet_id=self.fleet.fleet_id, clock=SystemClock(),
-                    fence=next_fence(b.stamp for b in live.values()) - 1,
-                )  # fmt: skip
-                failed: list[str] = []
-                for agent in self.users:
-                    h = self.link.box(self.source.repo.agents[agent].agent)
-                    try:
-                        await retire_box(h, crew, req.name)
-                    except (BoxOpError, TransportError) as exc:
-                        failed.append(f"{agent}: {exc}")
-            finally:
-                state.lock.release(lease)
+            failed = await self._retire_boxes(state, live, rid)
         if failed:
             self.shown.tell("retire failed on:\n  " + "\n  ".join(failed))
             result.exit_code = 1
@@ -413,6 +427,24 @@ class _Rotation:
             "revoke the old key at its provider"
         )
         return result
+
+
+async def _retire_all(
+    handles: Mapping[str, BoxHandle], crew: Crew, name: str, parallel: int
+) -> list[str]:
+    """retire_box on every box, `parallel` at a time; the failures, named."""
+    gate = asyncio.Semaphore(parallel)
+    failed: list[str] = []
+
+    async def one(agent: str, h: BoxHandle) -> None:
+        async with gate:
+            try:
+                await retire_box(h, crew, name)
+            except (BoxOpError, TransportError) as exc:
+                failed.append(f"{agent}: {exc}")
+
+    await asyncio.gather(*(one(a, h) for a, h in sorted(handles.items())))
+    return sorted(failed)
 
 
 async def rotate(req: RotateRequest, view: ApplyView, trace: Trace | None = None) -> RotateResult:
