@@ -1,0 +1,309 @@
+"""The leak canary: secret values searched for in every channel a rotation, a failing rollout
+and the error paths write to (issue 14 "Tests", last bullet; issue 13 "Secrets in messages").
+
+One demo fleet (`reconcile demo up`, 4 boxes) serves the whole module, driven by the real
+CLI as an operator drives it. Canary values are fresh `sk-demo-...` keys:
+
+- (a) K1, issued at the demo provider: `rotate-secret` to it, stage in `--format json`,
+  promote in text, retire in markdown; then the read commands in each of their formats.
+- (b) K2, NOT issued: `secrets set` + commit + `apply --yes` → the gates fail on auth
+  errors, rollback, exit 3, incident; then diff (live and PR mode), history, status.
+- (c) K3, issued, committed as the head, with the error paths: a wrong age identity and a
+  non-identity (K3 itself) in RECONCILER_AGE_IDENTITY, an unreachable box (`ssh-refused`),
+  a failed reload (`crash-on-reload`, rollback).
+- in process: the saved traceback of an internal error, and the terminal's scrubbing of a
+  value that a narrow terminal wraps across lines.
+
+Every canary — and the demo's original values and the wrong identity — is searched for raw,
+base64 (standard and URL-safe, padded or not), hex (lower and upper) and URL-encoded, both
+in each haystack and in the haystack with all whitespace removed, in: stdout and stderr of
+every command; every file under the state dir (the journal's SQLite file and its -wal/-shm
+read as bytes, plus a `sqlite3` dump of it; incident reports md + json; saved tracebacks);
+every file under each box's root (stamps, history, lease, configs); the repo's work tree.
+
+Excluded, and only these: each box's secrets file (`config.secrets.json`, checked to be
+0600): the values must be there, it is where the agent reads them. Kept copies of an earlier
+secrets file exist only while a rollout runs; every scan here runs after the command ended,
+so they are NOT excluded: one left behind is a finding. The demo's own files outside the
+boxes (DIR/provider's issued-key list, DIR/age.key) are the test's fixtures, not channels.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import re
+import secrets
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+import pyrage
+import pytest
+
+from reconciler.testing.journeys import Demo, Result, cli_env, demo_fleet, explained, run
+
+pytestmark = pytest.mark.timeout(240)
+
+SECRET = "anthropic_api_key"
+SECRETS_FILE = "config.secrets.json"
+FORMATS = ("text", "json", "markdown")
+
+
+def forms(value: str) -> dict[str, bytes]:
+    """The spellings a leaked `value` may take, by name."""
+    raw = value.encode()
+    b64 = base64.b64encode(raw).decode()
+    url = base64.urlsafe_b64encode(raw).decode()
+    hexed = binascii.hexlify(raw).decode()
+    spelled = {
+        "raw": value,
+        "base64": b64,
+        "base64 unpadded": b64.rstrip("="),
+        "urlsafe base64": url,
+        "urlsafe base64 unpadded": url.rstrip("="),
+        "hex": hexed,
+        "HEX": hexed.upper(),
+        "url-encoded": quote(value, safe=""),
+        "url-encoded plus": quote_plus(value, safe=""),
+    }
+    return {k: v.encode() for k, v in spelled.items()}
+
+
+_WS = re.compile(rb"\s+")
+
+
+def hits(haystack: bytes, canaries: dict[str, str]) -> list[str]:
+    """'canary (form[, whitespace stripped])' for each canary form found in `haystack`."""
+    stripped = _WS.sub(b"", haystack)
+    found = []
+    for label, value in canaries.items():
+        for name, spelled in forms(value).items():
+            if spelled in haystack:
+                found.append(f"{label} ({name})")
+            elif spelled in stripped:
+                found.append(f"{label} ({name}, across whitespace)")
+    return found
+
+
+def canary() -> str:
+    return f"sk-demo-{secrets.token_hex(16)}"
+
+
+@dataclass
+class Leaks:
+    """The module's canaries, and every channel searched so far."""
+
+    demo: Demo
+    state: Path
+    canaries: dict[str, str] = field(default_factory=dict)
+    channels: int = 0
+
+    def scan_texts(self, named: Iterable[tuple[str, str | bytes]]) -> list[str]:
+        found = []
+        for where, text in named:
+            self.channels += 1
+            data = text.encode() if isinstance(text, str) else text
+            found += [f"{where}: {h}" for h in hits(data, self.canaries)]
+        return found
+
+    def scan_results(self, results: Sequence[Result]) -> list[str]:
+        named: list[tuple[str, str]] = []
+        for r in results:
+            cmd = "reconcile " + " ".join(r.args)
+            named += [(f"stdout of `{cmd}`", r.stdout), (f"stderr of `{cmd}`", r.stderr)]
+        return self.scan_texts(named)
+
+    def files(self) -> Iterator[tuple[str, bytes]]:
+        """Every file that is a channel: the state dir, the boxes' roots, the repo work tree."""
+        for path in sorted(p for p in self.state.rglob("*") if p.is_file()):
+            yield str(path), path.read_bytes()
+        for db in sorted(self.state.glob("*.sqlite3")):
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                yield f"sqlite3 dump of {db}", "\n".join(conn.iterdump()).encode()
+            finally:
+                conn.close()
+        for agent in self.demo.agents:
+            root = self.demo.dir / "boxes" / agent / "root"
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if path.name == SECRETS_FILE:
+                    mode = stat.S_IMODE(path.stat().st_mode)
+                    assert mode == 0o600, f"{path}: mode {oct(mode)}, not 0600"
+                    continue
+                yield str(path), path.read_bytes()
+        for path in sorted(self.demo.repo.rglob("*")):
+            if path.is_file() and ".git" not in path.relative_to(self.demo.repo).parts:
+                yield f"repo work tree {path}", path.read_bytes()
+
+    def assert_clean(self, results: Sequence[Result], context: str) -> None:
+        found = self.scan_results(results) + self.scan_texts(self.files())
+        where = "\n".join(r.describe() for r in results if r.rc not in (0,))
+        assert not found, f"{context}: secret values leaked:\n  " + "\n  ".join(found) + (
+            f"\n{where}" if where else ""
+        )
+
+    # -- running commands ------------------------------------------------------------------
+
+    def cli(self, *args: str | Path, env: dict[str, str] | None = None) -> Result:
+        return run(*args, env=env, timeout=120)
+
+    def sweep(self, commands: Sequence[Sequence[str | Path]]) -> list[Result]:
+        """Read-only commands, two at a time (they wait on the boxes, not the CPU)."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(lambda c: self.cli(*c), commands))
+
+    def value_file(self, value: str, name: str) -> Path:
+        path = self.demo.dir / f"{name}.value"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value + "\n")
+        return path
+
+
+@pytest.fixture(scope="module")
+def leaks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Leaks]:
+    root = tmp_path_factory.mktemp("leak")
+    with demo_fleet(root / "demo", 4) as demo:
+        demo.wait_alive()
+        demo.revert_head()  # the boxes run this config: a rotation changes the secret only
+        found = Leaks(demo, root / "state")
+        found.canaries = {
+            f"original {SECRET}": demo.secret(SECRET),
+            "original kb_token": demo.secret("kb_token"),
+        }
+        yield found
+
+
+def repo(leaks: Leaks, *command: str | Path) -> list[str | Path]:
+    """`reconcile COMMAND... --repo DIR/fleet` as an argument list."""
+    return [*command, "--repo", leaks.demo.repo]
+
+
+def each_format(args: list[str | Path], formats: Sequence[str] = FORMATS) -> list[list[str | Path]]:
+    return [[*args, "--format", f] for f in formats]
+
+
+def expect_ok(results: Iterable[Result]) -> None:
+    for r in results:
+        with explained(r.describe()):
+            r.expect(0).refuse("Traceback")
+
+
+def test_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
+    """rotate-secret to an issued canary (json, text, markdown), then reads: no hit anywhere."""
+    demo = leaks.demo
+    k1 = canary()
+    leaks.canaries["K1 (rotated to)"] = k1
+    demo.issue_key(k1)
+    base = demo.head()
+    value = leaks.value_file(k1, "k1")
+    rotate = [*repo(leaks, "rotate-secret", SECRET), "--value-file", value, "--state-dir", leaks.state]
+    results = [leaks.cli(*rotate, "--dry-run", "--until", "stage")]
+    for until, fmt in (("stage", "json"), ("promote", "text"), ("retire", "markdown")):
+        results.append(leaks.cli(*rotate, "--yes", "--until", until, "--format", fmt))
+    expect_ok(results)
+    value.unlink()
+    if demo.git("status", "--porcelain"):  # retire re-encrypted the age file: commit it
+        demo.git("commit", "-q", "-am", f"secret {SECRET}: rotated")
+    reads = each_format([*repo(leaks, "rotate-secret", SECRET), "--status"], ("text", "json"))
+    reads += each_format(repo(leaks, "diff"))
+    reads += each_format([*repo(leaks, "diff"), "--base", base, "--head", "HEAD"])
+    reads += each_format(repo(leaks, "secrets", "list"))
+    results += leaks.sweep(reads)
+    expect_ok(results)
+    leaks.assert_clean(results, "a rotation to K1")
+
+
+def test_b_a_failing_rollout_of_a_bad_canary_leaks_nowhere(leaks: Leaks) -> None:
+    """An unissued canary committed and applied: gates fail, rollback, exit 3; no hit."""
+    demo = leaks.demo
+    k2 = canary()
+    leaks.canaries["K2 (bad key, rolled back)"] = k2
+    base = demo.head()
+    demo.set_secret(SECRET, k2, issued=False)
+    demo.git("commit", "-q", "-am", f"secret {SECRET}: a key the provider never issued")
+    state = ["--state-dir", leaks.state]
+    before = leaks.sweep(
+        each_format(repo(leaks, "diff"))
+        + each_format([*repo(leaks, "diff"), "--base", base, "--head", "HEAD"])
+        + each_format([*repo(leaks, "apply"), "--dry-run", *state])
+    )
+    expect_ok(before)
+    failed = leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", "json")
+    with explained(failed.describe()):
+        failed.expect(3, "rolled.back").refuse("Traceback")
+    reports = sorted((leaks.state / "incidents").glob("*.md"))
+    assert reports and all(p.with_suffix(".json").is_file() for p in reports), reports
+    after = leaks.sweep(
+        each_format([*repo(leaks, "history"), *state])
+        + each_format(repo(leaks, "status"), ("json",))
+        + each_format([*repo(leaks, "resume"), *state], ("text", "json"))
+    )
+    for r in after:
+        with explained(r.describe()):
+            r.refuse("Traceback")
+            assert r.rc in (0, 1), r.rc
+    leaks.assert_clean([*before, failed, *after], "a failing rollout of K2")
+
+
+def test_c_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> None:
+    """A wrong age identity, a non-identity, an unreachable box, a failed reload: no hit."""
+    demo = leaks.demo
+    k3 = canary()
+    leaks.canaries["K3 (error paths)"] = k3
+    demo.set_secret(SECRET, k3, issued=True)
+    demo.git("commit", "-q", "-am", f"secret {SECRET}: K3")
+    wrong = str(pyrage.x25519.Identity.generate())
+    leaks.canaries["a wrong age identity"] = wrong
+    state = ["--state-dir", leaks.state]
+    results: list[Result] = []
+
+    # a bad backend: an identity that is not a recipient; the canary pasted as the identity
+    for identity, fmt in ((wrong, "text"), (k3, "markdown")):
+        env = cli_env() | {"RECONCILER_AGE_IDENTITY": identity}
+        bad = [
+            leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", fmt, env=env),
+            leaks.cli(*repo(leaks, "secrets", "list"), "--format", "json", env=env),
+            leaks.cli(
+                *repo(leaks, "rotate-secret", SECRET), "--from-backend", "--dry-run", *state,
+                env=env,
+            ),
+        ]
+        for r in bad:
+            with explained(r.describe()):
+                r.expect(1, "RECONCILER_AGE_IDENTITY").refuse("Traceback")
+        results += bad
+
+    # an unreachable box, with K3 resolved to be written
+    victim = demo.agents[0]
+    demo.fault(victim, "ssh-refused")
+    try:
+        down = [
+            leaks.cli(*repo(leaks, "apply"), "--yes", *state),
+            leaks.cli(*repo(leaks, "diff"), "--format", "json"),
+        ]
+    finally:
+        demo.clear(victim)
+    for r in down:
+        with explained(r.describe()):
+            r.expect(1, victim).refuse("Traceback")
+    results += down
+
+    # a failed reload: every box's next reload crashes its agent; the rollout rolls back
+    for agent in demo.agents:
+        demo.fault(agent, "crash-on-reload")
+    try:
+        crashed = leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", "markdown")
+    finally:
+        demo.clear_all()
+    with explained(crashed.describe()):
+        crashed.expect(3).refuse("Traceback")
+    results.append(crashed)
+    leaks.assert_clean(results, "error paths with K3")
