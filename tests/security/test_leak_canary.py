@@ -38,6 +38,8 @@ import re
 import secrets
 import sqlite3
 import stat
+import sys
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +48,13 @@ from urllib.parse import quote, quote_plus
 
 import pyrage
 import pytest
+from rich.console import Console
 
+from reconciler.app.state import save_traceback
+from reconciler.cli.redacting import redacted_output
+from reconciler.report.status import AgentStatusOut, GroupOut, StatusReport, status_text
+from reconciler.secrets.redact import MASK, REDACTOR
+from reconciler.status.matrix import Color
 from reconciler.testing.journeys import Demo, Result, cli_env, demo_fleet, explained, run
 
 pytestmark = pytest.mark.timeout(240)
@@ -314,3 +322,69 @@ def test_c_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> No
         crashed.expect(3).refuse("Traceback")
     results.append(crashed)
     leaks.assert_clean(results, "error paths with K3")
+
+
+# -- in process: the sinks that no demo run reaches on purpose --------------------------------
+
+
+@pytest.fixture
+def registered() -> Iterator[str]:
+    """A canary registered with the process redactor, as the secret store registers values."""
+    value = canary()
+    REDACTOR.add([value])
+    yield value
+    REDACTOR.clear()
+
+
+def test_a_saved_traceback_holds_no_registered_value(registered: str, tmp_path: Path) -> None:
+    """An internal error whose message and frames carry the value: the saved file is clean."""
+    raw = registered.encode()
+    try:
+        raise RuntimeError(
+            f"boom: {registered!r} {base64.b64encode(raw).decode()} {raw.hex().upper()}"
+        )
+    except RuntimeError as exc:
+        text = "".join(traceback.format_exception(exc))
+    saved = Path(save_traceback(tmp_path / "state", "apply", text))
+    assert hits(saved.read_bytes(), {"canary": registered}) == []
+    assert MASK in saved.read_text(encoding="utf-8")
+
+
+def partial(text: str, value: str, run: int = 8) -> list[str]:
+    """Runs of `run` characters of `value`'s random part that show in `text`."""
+    secret = value.removeprefix("sk-demo-")
+    flat = "".join(text.split())
+    pieces = {secret[i : i + run] for i in range(len(secret) - run + 1)}
+    return sorted(p for p in pieces if p in flat)
+
+
+def test_a_status_reason_a_narrow_terminal_cuts_shows_no_part_of_a_value(
+    registered: str,
+) -> None:
+    """`reconcile status` prints box-sourced reasons in a table; a narrow terminal folds or
+    cuts the cell ("sk-demo-0123…"), so the stream's scrub never sees the whole value and
+    used to let its first half through. The reasons are scrubbed before the table is laid out.
+    """
+    agent = AgentStatusOut(
+        agent="us-east-fast-001", tier="fast", shard="us-east", color=Color.RED,
+        reasons=[f"health: auth failed with key {registered}"], state="reachable",
+        agent_version="1.0", revision=None, heartbeat_age_s=1.0, error_rate=1.0,
+        latency_p95_s=None, queue_depth=0,
+    )  # fmt: skip
+    report = StatusReport(
+        fleet_id="acme-support", checked_at="now", worst=Color.RED, totals={"red": 1},
+        groups=[GroupOut(shard="us-east", tier="fast", green=0, yellow=0, red=1)],
+        versions={"1.0": 1}, revisions={}, orphans=[], agents=[agent],
+    )  # fmt: skip
+    captured = io.StringIO()
+    real = sys.stdout
+    sys.stdout = captured
+    try:
+        with redacted_output():
+            Console(highlight=False, soft_wrap=True, width=80).print(status_text(report))
+    finally:
+        sys.stdout = real
+    text = captured.getvalue()
+    assert "authfailed" in "".join(text.split()), text
+    assert hits(text.encode(), {"canary": registered}) == [], text
+    assert partial(text, registered) == [], text
