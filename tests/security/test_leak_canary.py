@@ -153,8 +153,10 @@ class Leaks:
     def assert_clean(self, results: Sequence[Result], context: str) -> None:
         found = self.scan_results(results) + self.scan_texts(self.files())
         where = "\n".join(r.describe() for r in results if r.rc not in (0,))
-        assert not found, f"{context}: secret values leaked:\n  " + "\n  ".join(found) + (
-            f"\n{where}" if where else ""
+        assert not found, (
+            f"{context}: secret values leaked:\n  "
+            + "\n  ".join(found)
+            + (f"\n{where}" if where else "")
         )
 
     # -- running commands ------------------------------------------------------------------
@@ -212,7 +214,13 @@ def test_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
     demo.issue_key(k1)
     base = demo.head()
     value = leaks.value_file(k1, "k1")
-    rotate = [*repo(leaks, "rotate-secret", SECRET), "--value-file", value, "--state-dir", leaks.state]
+    rotate = [
+        *repo(leaks, "rotate-secret", SECRET),
+        "--value-file",
+        value,
+        "--state-dir",
+        leaks.state,
+    ]
     results = [leaks.cli(*rotate, "--dry-run", "--until", "stage")]
     for until, fmt in (("stage", "json"), ("promote", "text"), ("retire", "markdown")):
         results.append(leaks.cli(*rotate, "--yes", "--until", until, "--format", fmt))
@@ -281,7 +289,10 @@ def test_c_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> No
             leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", fmt, env=env),
             leaks.cli(*repo(leaks, "secrets", "list"), "--format", "json", env=env),
             leaks.cli(
-                *repo(leaks, "rotate-secret", SECRET), "--from-backend", "--dry-run", *state,
+                *repo(leaks, "rotate-secret", SECRET),
+                "--from-backend",
+                "--dry-run",
+                *state,
                 env=env,
             ),
         ]
@@ -339,12 +350,8 @@ def registered() -> Iterator[str]:
 def test_a_saved_traceback_holds_no_registered_value(registered: str, tmp_path: Path) -> None:
     """An internal error whose message and frames carry the value: the saved file is clean."""
     raw = registered.encode()
-    try:
-        raise RuntimeError(
-            f"boom: {registered!r} {base64.b64encode(raw).decode()} {raw.hex().upper()}"
-        )
-    except RuntimeError as exc:
-        text = "".join(traceback.format_exception(exc))
+    message = f"boom: {registered!r} {base64.b64encode(raw).decode()} {raw.hex().upper()}"
+    text = "".join(traceback.format_exception(RuntimeError(message)))
     saved = Path(save_traceback(tmp_path / "state", "apply", text))
     assert hits(saved.read_bytes(), {"canary": registered}) == []
     assert MASK in saved.read_text(encoding="utf-8")
