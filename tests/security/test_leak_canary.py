@@ -223,7 +223,7 @@ def test_1_a_failing_rollout_of_a_bad_canary_leaks_nowhere(leaks: Leaks) -> None
     before = leaks.sweep(
         each_format(repo(leaks, "diff"))
         + each_format([*repo(leaks, "diff"), "--base", base, "--head", "HEAD"])
-        + each_format([*repo(leaks, "apply"), "--dry-run", *state])
+        + each_format([*repo(leaks, "apply"), "--dry-run", *state], ("text", "json"))
     )
     expect_ok(before)
     failed = leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", "json")
@@ -234,7 +234,6 @@ def test_1_a_failing_rollout_of_a_bad_canary_leaks_nowhere(leaks: Leaks) -> None
     after = leaks.sweep(
         each_format([*repo(leaks, "history"), *state])
         + each_format(repo(leaks, "status"), ("json",))
-        + each_format([*repo(leaks, "resume"), *state], ("text",))
     )
     for r in after:
         with explained(r.describe()):
@@ -251,7 +250,6 @@ def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
     k1 = canary()
     leaks.canaries["K1 (rotated to)"] = k1
     demo.issue_key(k1)
-    base = demo.head()
     value = leaks.value_file(k1, "k1")
     rotate = [
         *repo(leaks, "rotate-secret", SECRET),
@@ -270,7 +268,6 @@ def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
     # (diff in every format, live and PR mode, runs in test_1, where it has a change to show)
     reads = each_format([*repo(leaks, "rotate-secret", SECRET), "--status"], ("text", "json"))
     reads += each_format(repo(leaks, "diff"), ("json",))
-    reads += each_format([*repo(leaks, "diff"), "--base", base, "--head", "HEAD"], ("json",))
     reads += each_format(repo(leaks, "secrets", "list"))
     results += leaks.sweep(reads)
     expect_ok(results)
