@@ -271,6 +271,9 @@ def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
     reads += each_format(repo(leaks, "secrets", "list"))
     results += leaks.sweep(reads)
     expect_ok(results)
+    for agent in demo.agents:  # the scan finds the value where it must be: the 0600 file
+        held = (demo.dir / "boxes" / agent / "root/etc/agent" / SECRETS_FILE).read_bytes()
+        assert hits(held, {"K1": k1}), f"{agent}: K1 not in its secrets file"
     leaks.assert_clean(results, "a rotation to K1")
 
 
@@ -337,6 +340,15 @@ def test_3_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> No
         crashed.expect(3).refuse("Traceback")
     results.append(crashed)
     leaks.assert_clean(results, "error paths with K3")
+
+
+def test_the_search_finds_every_spelling_even_wrapped() -> None:
+    """The scanner itself: each form found, also when a line break splits it."""
+    value = canary()
+    for name, spelled in forms(value).items():
+        wrapped = b"x " + spelled[:9] + b"\n    " + spelled[9:] + b" y"
+        assert hits(wrapped, {"c": value}), name
+    assert hits(b"nothing here", {"c": value}) == []
 
 
 # -- in process: the sinks that no demo run reaches on purpose --------------------------------
