@@ -502,8 +502,13 @@ async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
         if now.stamp is None or secret not in now.stamp.rotation:
             return False
         rest = {n: m for n, m in now.stamp.rotation.items() if n != secret}
-        await _stamp_unless_moved(h, now.stamp, now.stamp.model_copy(update={"rotation": rest}),
-                                  "retire")  # fmt: skip
+        # the newest history entry is the box's state now: it drops the mark too, or a later
+        # restore to this state would bring the finished rotation back
+        history = list(now.stamp.history)
+        if history:
+            history[0] = history[0].model_copy(update={"rotation": rest})
+        done = now.stamp.model_copy(update={"rotation": rest, "history": history})
+        await _stamp_unless_moved(h, now.stamp, done, "retire")
         return True
     finally:
         await _release_one(h, crew, taken=True)
