@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
-from reconciler.model.box import ContractError, Stamp
+from reconciler.model.box import ContractError, RotationMark, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
     SecretState,
@@ -432,6 +432,10 @@ async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_ba
     await boxops.activate(h, last)
 
 
+def _without(marks: dict[str, RotationMark], secret: str) -> dict[str, RotationMark]:
+    return {n: m for n, m in marks.items() if n != secret}
+
+
 async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
     """A rotation's last step on one box: no old value is left on it (kept copies of earlier
     secrets files are removed) and its stamp no longer records the rotation. True when the
@@ -447,11 +451,19 @@ async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
         if (why := fenced_out(now.stamp, crew.fence)) is not None:
             raise boxops.MovedOn(h.name, "retire", why)
         await boxops.drop_all_kept_secrets(h)
-        if now.stamp is None or secret not in now.stamp.rotation:
+        if now.stamp is None:
             return False
-        rest = {n: m for n, m in now.stamp.rotation.items() if n != secret}
-        await _stamp_unless_moved(h, now.stamp, now.stamp.model_copy(update={"rotation": rest}),
-                                  "retire")  # fmt: skip
+        # the history entries drop the mark too: a later rollout's restore puts the stamp's
+        # secret state back from them, and must not bring a finished rotation back
+        entries = now.stamp.history
+        history = [e.model_copy(update={"rotation": _without(e.rotation, secret)})
+                   for e in entries]  # fmt: skip
+        if secret not in now.stamp.rotation and history == entries:
+            return False
+        retired = now.stamp.model_copy(
+            update={"rotation": _without(now.stamp.rotation, secret), "history": history}
+        )
+        await _stamp_unless_moved(h, now.stamp, retired, "retire")
         return True
     finally:
         await boxops.release_lease(h, rollout_id=crew.rollout_id, taken=True)
