@@ -317,8 +317,10 @@ class _Rotation:
         return olds.pop()
 
     async def lacking_next(self, new_fp: str) -> list[str]:
+        """Boxes a promote must not go ahead without: neither staged nor already holding the
+        new value as current (a promote cut short, by kill -9 say, leaves some promoted)."""
         _, stands = await self.standings(new_fp)
-        return sorted(a for a, s in stands.items() if s.where != "staged")
+        return sorted(a for a, s in stands.items() if s.where not in ("staged", "promoted", "new"))
 
     async def phase(self, name: Phase, slots: dict[str, Slot], mark: RotationMark) -> int:
         """Stage or promote: a rollout of the secrets file only, through the apply engine."""
