@@ -220,6 +220,7 @@ def test_a_good_rotation_under_traffic_has_zero_auth_failures_and_leaves_the_new
     demo = _fleet(fleets)
     old = demo.secret(NAME)
     new, key = _key(demo, tmp_path)
+    first = _auth_failures(demo)
     time.sleep(1.0)  # traffic before the change: the counter must not move here either
     auth_before = _auth_failures(demo)
     samples: list[int] = []
@@ -233,9 +234,11 @@ def test_a_good_rotation_under_traffic_has_zero_auth_failures_and_leaves_the_new
     status = _assert_status(demo, "no rotation")
     with explained(result.describe()):
         result.expect(0, r"stage, promote, retire done").refuse("Traceback", r"rollback\.")
+        assert auth_before == first, f"auth failures before the rotation: +{auth_before - first}"
         moved = sorted({s - auth_before for s in [*samples, auth_after]} - {0})
         assert not moved, f"auth failures during the rotation: +{moved}"
-        assert len(result.first("rollout.started")["waves"]) >= 2, "no canary wave"
+        started = result.first("rollout.started") or {}
+        assert len(started.get("waves") or []) >= 2, f"no canary wave: {started}"
         _assert_new_only(demo, new, old)
         _assert_no_values([new, old], result, status, state=state_dir)
         assert not incidents(state_dir), "an incident from a good rotation"
