@@ -25,7 +25,7 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.keeper import LeaseKeeper
 from reconciler.journal.liveness import HEARTBEAT_S
-from reconciler.model.box import ContractError, Stamp
+from reconciler.model.box import ContractError, RotationMark, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
     SecretState,
@@ -484,6 +484,10 @@ async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_ba
     await boxops.activate(h, last)
 
 
+def _without(marks: dict[str, RotationMark], secret: str) -> dict[str, RotationMark]:
+    return {n: m for n, m in marks.items() if n != secret}
+
+
 async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
     """A rotation's last step on one box: no old value is left on it (kept copies of earlier
     secrets files are removed) and its stamp no longer records the rotation. True when the
@@ -499,16 +503,19 @@ async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
         if (why := fenced_out(now.stamp, crew.fence)) is not None:
             raise boxops.MovedOn(h.name, "retire", why)
         await boxops.drop_all_kept_secrets(h)
-        if now.stamp is None or secret not in now.stamp.rotation:
+        if now.stamp is None:
             return False
-        rest = {n: m for n, m in now.stamp.rotation.items() if n != secret}
-        # the newest history entry is the box's state now: it drops the mark too, or a later
-        # restore to this state would bring the finished rotation back
-        history = list(now.stamp.history)
-        if history:
-            history[0] = history[0].model_copy(update={"rotation": rest})
-        done = now.stamp.model_copy(update={"rotation": rest, "history": history})
-        await _stamp_unless_moved(h, now.stamp, done, "retire")
+        # the history entries drop the mark too: a later rollout's restore puts the stamp's
+        # secret state back from them, and must not bring a finished rotation back
+        entries = now.stamp.history
+        history = [e.model_copy(update={"rotation": _without(e.rotation, secret)})
+                   for e in entries]  # fmt: skip
+        if secret not in now.stamp.rotation and history == entries:
+            return False
+        retired = now.stamp.model_copy(
+            update={"rotation": _without(now.stamp.rotation, secret), "history": history}
+        )
+        await _stamp_unless_moved(h, now.stamp, retired, "retire")
         return True
     finally:
         await _release_one(h, crew, taken=True)
