@@ -534,7 +534,7 @@ async def find_unfinished(
     if u is not None:
         handles = {a: link.box(agents[a]) for a in u.goals if a in agents}
         seen = await read_boxes(handles, parallel, fleet_id=fleet.fleet_id)
-        return await _with_moves(Found(u, handles, seen), link, agents, parallel)
+        return await _with_moves(Found(u, handles, seen), link, agents)
     known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
     if known and not explicit:
         return None
@@ -559,7 +559,7 @@ async def find_unfinished(
     )  # fmt: skip
     if u is None:
         return None
-    return await _with_moves(Found(u, handles, seen), link, agents, parallel)
+    return await _with_moves(Found(u, handles, seen), link, agents)
 
 
 def _revisions(seen: Mapping[str, BoxSeen], u: Unfinished) -> set[str]:
@@ -571,9 +571,7 @@ def _revisions(seen: Mapping[str, BoxSeen], u: Unfinished) -> set[str]:
     return out
 
 
-async def _with_moves(
-    found: Found, link: Link, agents: Mapping[str, Agent], parallel: int
-) -> Found:
+async def _with_moves(found: Found, link: Link, agents: Mapping[str, Agent]) -> Found:
     """`found` with the moves its rollout made (a config_path change): each such box read
     at its old path too. With the journal, its plan names the old path; without it, an old
     path (from the revisions the stamps name) is the move's when it holds a lease of the
