@@ -158,7 +158,9 @@ class _Rotation:
     def backend_value(self) -> str | None:
         try:
             values = resolve_values([self.req.name], self.fleet, self.req.repo, self.req.env)
-        except MissingSecretError:
+        except MissingSecretError as exc:
+            if exc.failed:  # a wrong identity or a broken file: say so, not "no value"
+                raise
             return None
         return values.reveal(self.req.name)
 
@@ -295,7 +297,8 @@ class _Rotation:
                 if code != 0:
                     return result
                 result.done.append("stage")
-            if req.until == "stage":
+            if req.until == "stage" or req.dry_run:
+                # a dry run shows the stage plan; the later phases depend on it having run
                 return result
             mark = RotationMark(rotation_id=rid, phase="promoted", old=old_fp, new=new_fp)
             lacking = await self.lacking_next(new_fp)
