@@ -50,4 +50,4 @@ async def test_retire_clears_the_mark_in_the_stamp_and_its_newest_history_entry(
         secrets=SecretState.of(retired),
     )  # fmt: skip
     assert secrets_before(later, "r-later").rotation == {}
-    assert not (h.paths.lease_dir in box.dirs), "the retire's lease is released"
+    assert h.paths.lease_dir not in box.dirs, "the retire's lease is released"
