@@ -158,8 +158,10 @@ def run_child(
         reader.start()
         try:
             _pid, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            _children.remove(proc)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the tool before anything else
+            stop_children()
+            raise
+        _children.remove(proc)
         wall = time.perf_counter() - t0
         reader.join(timeout=10)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -177,7 +179,9 @@ def phases(events: list[tuple[float, str]], wall: float) -> dict[str, float]:
 
 
 def stop_children() -> None:
+    """Stop every tool child still running (its whole session), SIGTERM then SIGKILL."""
     for proc in list(_children):
+        _children.remove(proc)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(proc.pid, sig)
