@@ -205,6 +205,15 @@ def _stop_pids(pids: list[int]) -> None:
         time.sleep(0.05)
 
 
+def stop_masters(marker: str) -> None:
+    """Stop Ansible's ssh masters, also one a killed ssh client detached just now."""
+    for _ in range(4):
+        if masters := ssh_masters(marker):
+            _stop_pids(masters)
+        else:
+            time.sleep(0.25)
+
+
 # ---- the tools ------------------------------------------------------------------------------
 
 
@@ -366,7 +375,7 @@ class Bench:
             f"local_tmp = {d / 'local-tmp'}\nremote_tmp = {d / 'remote-tmp'}\n"
             "interpreter_python = /usr/bin/python3\nretry_files_enabled = False\n"
             "[ssh_connection]\npipelining = True\n"
-            f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s "
+            f"ssh_args = -o ControlMaster=auto -o ControlPersist=30s "
             f"-o UserKnownHostsFile={f.known_hosts} -o IdentitiesOnly=yes\n"
             f"control_path_dir = {d / 'cp'}\n"
         )
@@ -497,7 +506,7 @@ def run_n(n: int, runs: int, skip_ansible: bool, peers_bin: Path) -> list[Sample
             return samples
         finally:
             stop_children()
-            _stop_pids(ssh_masters(str(Path(tmp) / "work" / "ansible" / "cp")))
+            stop_masters(str(Path(tmp) / "work" / "ansible" / "cp"))
             fleet.stop()
 
 
