@@ -20,6 +20,7 @@ import contextlib
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Final
 
 from reconciler.engine import boxops
@@ -226,6 +227,8 @@ class Driver:
         self._interrupted = False
         self._samples: dict[str, Sample] = {}
         self._soak_problems: dict[str, Judgement] = {}
+        # the soak's last watchdog pass (when, verdicts): reused by the gates right after it
+        self._last_soak_pass: tuple[datetime, dict[str, Judgement]] | None = None
         self._old_secrets: dict[str, bytes | None] = {}
         self.record = RunRecord(
             plan=plan, rollout_id=options.rollout_id, fleet_id=options.fleet_id,
@@ -681,6 +684,7 @@ class Driver:
             await self.clock.sleep(min(self.opts.soak_interval_s, left))
             agents = self._watched()
             verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
+            self._last_soak_pass = (self.clock.now(), dict(zip(agents, verdicts, strict=True)))
             bad = {a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok}
             self._flowing.update(a for a, j in zip(agents, verdicts, strict=True) if j.flowing)
             for agent, j in bad.items():
@@ -691,11 +695,26 @@ class Driver:
         self._result("soak", None, cmd)
         return SoakOver(cmd.wave)
 
+    def _fresh_soak_pass(self, agents: list[str]) -> list[Judgement] | None:
+        """The soak's last watchdog pass over exactly `agents`, when it ended just now (no
+        wait since): the gates' watchdog check reuses it instead of reading every box's
+        health again. None: read again."""
+        if self._last_soak_pass is None:
+            return None
+        when, seen = self._last_soak_pass
+        self._last_soak_pass = None
+        age = (self.clock.now() - when).total_seconds()
+        if set(seen) != set(agents) or age > self.opts.soak_interval_s / 2:
+            return None
+        return [seen[a] for a in agents]
+
     async def _run_gates(self, cmd: RunGates) -> Event:
         """The watchdog, then the metric gates (gaterun.py) on the changed, healthy agents."""
         self._intent("gates", None, cmd, wave=cmd.wave)
         agents = self._watched()
-        verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
+        verdicts = self._fresh_soak_pass(agents) or await asyncio.gather(
+            *(self._judge(a) for a in agents)
+        )
         problems = dict(self._soak_problems)
         problems.update({a: j for a, j in zip(agents, verdicts, strict=True) if not j.ok})
         self._soak_problems.clear()
