@@ -1,5 +1,10 @@
 """The `reconcile` command: a thin typer app; each command lives in its own module.
 
+A command loads only what it uses: the command modules import their use case (and with
+it the engine, SSH, HTTP, git, age and journal libraries) inside the command function,
+so `reconcile --help` needs typer alone and `reconcile validate` only the config
+loader's libraries (tests/test_imports.py holds both to that).
+
 Commands parse, call a use case of reconciler/app/, render, and exit. Exceptions
 become exit codes in one place: the root group's `invoke` hands them to cli/exits.py,
 so the console script and in-process runs (CliRunner) end the same way.
@@ -14,8 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from reconciler import __version__
-from reconciler.app.state import BoundaryHook
-from reconciler.cli import exits
+from reconciler.app.trace import BoundaryHook
 from reconciler.cli.agents import agents
 from reconciler.cli.apply import apply
 from reconciler.cli.common import CliState, cli_state
@@ -23,7 +27,6 @@ from reconciler.cli.demo import demo_app
 from reconciler.cli.diff import diff
 from reconciler.cli.explain import explain
 from reconciler.cli.history import history
-from reconciler.cli.redacting import redacted_output
 from reconciler.cli.render import render
 from reconciler.cli.resume import resume
 from reconciler.cli.rotate import rotate_secret
@@ -38,6 +41,8 @@ class ReconcileGroup(TyperGroup):
     """The root command group: every command's errors end here, as an exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        from reconciler.cli.redacting import redacted_output
+
         with redacted_output():
             return self._invoke(ctx)
 
@@ -47,8 +52,12 @@ class ReconcileGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # --help, usage errors and exits: typer's own
         except ReconcilerError as exc:
+            from reconciler.cli import exits
+
             raise typer.Exit(exits.reconciler_error(exc)) from None
         except Exception as exc:  # a bug: its traceback is kept, one line is shown
+            from reconciler.cli import exits
+
             label = ctx.invoked_subcommand or "reconcile"
             raise typer.Exit(exits.internal_error(exc, cli_state(ctx), label)) from None
 
