@@ -20,6 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
+
+from reconciler.cli.app import COMMANDS, ReconcileGroup, app
+from reconciler.cli.lazy import LazyCommand
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 CORE_PACKAGES = ("model", "config", "render", "diff", "plan", "report", "secrets")
@@ -288,3 +292,26 @@ def test_the_probe_sees_a_rollout_command_load_its_libraries(tmp_path: Path) -> 
     )  # fmt: skip
     assert code == 1  # no such lock: nothing released
     assert {"sqlite3", "reconciler.journal"} <= modules
+
+
+@pytest.mark.parametrize("entry", COMMANDS, ids=[c.name for c in COMMANDS])
+def test_the_root_help_shows_each_commands_own_summary(entry: LazyCommand) -> None:
+    """The summary `reconcile --help` shows without importing a command is the line the
+    command's own help gives (its docstring, or its group's help=), at every width."""
+    built = entry.build()
+    assert built.name == entry.name
+    for limit in (30, 45, 60, 80, 200):
+        assert entry.short_help(limit) == built.get_short_help_str(limit)
+
+
+def test_the_root_group_builds_a_command_only_when_it_is_looked_up() -> None:
+    """Listing the commands builds none; looking one up builds that one, as typer would."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, ReconcileGroup)
+    assert list(group.commands) == [c.name for c in COMMANDS]
+    assert group.lazy.short_help("demo", 200).startswith("A local fleet")
+    validate = group.commands["validate"]
+    assert {p.name for p in validate.params} >= {"repo", "format"}
+    assert "validate" in group.lazy and "nope" not in group.lazy
+    with pytest.raises(KeyError):
+        group.commands["nope"]
