@@ -17,12 +17,18 @@ targets, each as a median of the per-round figures (the pair measured back to ba
 
 Prints; asserts no time (tests/test_imports.py holds what the commands may load).
 
-Usage: .venv/bin/python bench/bench_startup.py [--rounds N]   (default 9, at least 5)
+`reconcile` is run as `python -m reconciler` with this checkout first on PYTHONPATH;
+`--checkout DIR` times another checkout's code instead (e.g. the commit before a change,
+from `git worktree add DIR COMMIT`), with the same interpreter and libraries.
+
+Usage: .venv/bin/python bench/bench_startup.py [--rounds N] [--checkout DIR]
+       (rounds: default 9, at least 5)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -33,24 +39,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "fleet-config-example"
 PY = sys.executable
-SCRIPT = Path(PY).parent / "reconcile"
-RECONCILE = [str(SCRIPT)] if SCRIPT.is_file() else [PY, "-m", "reconciler"]
+RECONCILE = [PY, "-m", "reconciler"]
 VALIDATE_FLOOR = "import typer, rich, pydantic, jsonschema, ruamel.yaml"
+FLOOR = "validate floor (typer rich pydantic jsonschema ruamel.yaml)"
+VALIDATE = "reconcile validate (example)"
+TYPER, HELP = "import typer", "reconcile --help"
 
 COMMANDS: dict[str, list[str]] = {
     "python -c pass": [PY, "-c", "pass"],
-    "import typer": [PY, "-c", "import typer"],
-    "validate floor (typer rich pydantic jsonschema ruamel.yaml)": [PY, "-c", VALIDATE_FLOOR],
-    "reconcile --help": [*RECONCILE, "--help"],
-    "reconcile validate (example)": [*RECONCILE, "validate", "--repo", str(EXAMPLE)],
+    TYPER: [PY, "-c", "import typer"],
+    FLOOR: [PY, "-c", VALIDATE_FLOOR],
+    HELP: [*RECONCILE, "--help"],
+    VALIDATE: [*RECONCILE, "validate", "--repo", str(EXAMPLE)],
 }
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """One run of argv: (wall s, CPU s of the child, user + sys)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -66,28 +74,27 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
-    rounds = max(5, parser.parse_args().rounds)
+    parser.add_argument("--checkout", type=Path, default=ROOT, help="whose reconciler to time")
+    args = parser.parse_args()
+    rounds, checkout = max(5, args.rounds), args.checkout.resolve()
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
 
     for argv in COMMANDS.values():  # warm-up: page cache, .pyc files
-        run_once(argv)
+        run_once(argv, env)
     wall: dict[str, list[float]] = {k: [] for k in COMMANDS}
     cpu: dict[str, list[float]] = {k: [] for k in COMMANDS}
     for _ in range(rounds):
         for label, argv in COMMANDS.items():
-            w, c = run_once(argv)
+            w, c = run_once(argv, env)
             wall[label].append(w)
             cpu[label].append(c)
 
-    print(f"start-up, {rounds} interleaved rounds; median (min-max) seconds; {' '.join(RECONCILE)}")
+    print(f"start-up of {checkout}, {rounds} interleaved rounds; median (min-max) seconds")
     print(f"{'command':62} {'wall s':>24}   {'cpu s':>24}")
     for label in COMMANDS:
         print(f"{label:62} {spread(wall[label]):>24}   {spread(cpu[label]):>24}")
 
-    floor, validate = (
-        wall["validate floor (typer rich pydantic jsonschema ruamel.yaml)"],
-        wall["reconcile validate (example)"],
-    )
-    typer_only, help_ = wall["import typer"], wall["reconcile --help"]
+    floor, validate, typer_only, help_ = wall[FLOOR], wall[VALIDATE], wall[TYPER], wall[HELP]
     over = [v - f for v, f in zip(validate, floor, strict=True)]
     ratio = [h / t for h, t in zip(help_, typer_only, strict=True)]
     over_med, ratio_med = statistics.median(over), statistics.median(ratio)
