@@ -154,11 +154,14 @@ class _Rotation:
             )
         self.key = key
         self.link = Link(self.source, req.repo)
+        self.pending = False  # a rotation of the secret is pending on some box
 
     def backend_value(self) -> str | None:
         try:
             values = resolve_values([self.req.name], self.fleet, self.req.repo, self.req.env)
-        except MissingSecretError:
+        except MissingSecretError as exc:
+            if exc.failed:  # a wrong identity or a broken file: say so, not "no value"
+                raise
             return None
         return values.reveal(self.req.name)
 
@@ -245,6 +248,7 @@ class _Rotation:
                 self.shown.settled(settled)
         live, stands = await self.standings(new_fp)
         marks = {s.mark.new for s in stands.values() if s.mark is not None}
+        self.pending = bool(marks)
         if marks - {new_fp}:
             ids = sorted({s.mark.rotation_id for s in stands.values() if s.mark is not None})
             raise RotationRefused(
@@ -273,12 +277,15 @@ class _Rotation:
         if any(s.where == "old" for s in stands.values()) or any(
             s.where == "staged" for s in stands.values()
         ):
-            if any(s.where in ("promoted", "new") for s in stands.values()) and any(
-                s.where == "old" for s in stands.values()
-            ):
-                raise RotationRefused(
-                    f"some boxes run the new {req.name!r} as current and some still the old "
-                    "one only: run `reconcile resume` first (a cut-short promote)"
+            ahead = sorted(a for a, s in stands.items() if s.where in ("promoted", "new"))
+            if ahead and any(s.where == "old" for s in stands.values()):
+                # a cut-short promote was settled above and never leaves a box on the old
+                # value only: these were put back by hand (or joined late). The old value
+                # is still valid until the retire, so the stage goes over every box again
+                # (promoted ones back to `next`), and the promote follows.
+                self.shown.tell(
+                    f"{len(ahead)} box(es) already hold the new {req.name} as current and "
+                    "some the old one only: staging every box again, then promoting"
                 )
             old_fp = next(
                 (s.mark.old for s in stands.values() if s.mark is not None and s.mark.old), None
@@ -291,7 +298,8 @@ class _Rotation:
                 if code != 0:
                     return result
                 result.done.append("stage")
-            if req.until == "stage":
+            if req.until == "stage" or req.dry_run:
+                # a dry run shows the stage plan; the later phases depend on it having run
                 return result
             mark = RotationMark(rotation_id=rid, phase="promoted", old=old_fp, new=new_fp)
             lacking = await self.lacking_next(new_fp)
@@ -349,8 +357,10 @@ class _Rotation:
                 state.lock.release(held["lease"])
 
     async def lacking_next(self, new_fp: str) -> list[str]:
+        """Boxes a promote must not go ahead without: neither staged nor already holding the
+        new value as current (a promote cut short, by kill -9 say, leaves some promoted)."""
         _, stands = await self.standings(new_fp)
-        return sorted(a for a, s in stands.items() if s.where != "staged")
+        return sorted(a for a, s in stands.items() if s.where not in ("staged", "promoted", "new"))
 
     async def phase(self, name: Phase, slots: dict[str, Slot], mark: RotationMark) -> int:
         """Stage or promote: a rollout of the secrets file only, through the apply engine."""
@@ -365,10 +375,15 @@ class _Rotation:
         p = await prepare(request, lambda _s: self.link)
         changing = [c.agent for c in p.survey.changes if c.desired_sha != c.live_sha]
         if changing:
+            what = (
+                "set the config change aside (`git revert`) until the rotation is done: "
+                f"`reconcile apply` is refused while a rotation of {req.name!r} is pending"
+                if self.pending
+                else "run `reconcile apply` first"
+            )
             raise RotationRefused(
                 f"{len(changing)} agent(s) also have config changes pending "
-                f"({', '.join(changing[:10])}): a rotation changes the secret only; run "
-                "`reconcile apply` first"
+                f"({', '.join(changing[:10])}): a rotation changes the secret only; {what}"
             )
         with open_state(self.fleet, req.state_dir) as state:
             self.trace.state_dir = state.path

@@ -373,6 +373,19 @@ def demo(
     Example:  reconcile demo
     """
     if ctx.invoked_subcommand is not None:
+        # `reconcile demo --dir X up` means `reconcile demo up --dir X`: options given to the
+        # group become the subcommand's defaults (its own options still win)
+        given = {
+            name: value
+            for name, value in (("dir", dir), ("agents", agents))
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        }
+        if given:
+            ctx.default_map = {
+                "up": given,
+                "down": {k: v for k, v in given.items() if k == "dir"},
+                "fault": {k: v for k, v in given.items() if k == "dir"},
+            }
         return
     w = Walk(dir, agents)
     for i, step in enumerate(WALKTHROUGH, 1):

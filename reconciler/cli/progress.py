@@ -46,6 +46,19 @@ class TextReporter:
         if kind in ("gates.passed", "gates.failed") and isinstance(fields.get("figures"), list):
             self._gates(kind, fields)
             return
+        if kind == "gates.waiting" and isinstance(fields.get("pending"), list):
+            # one short line a poll: which gates are still undecided, and why
+            why = "; ".join(
+                f"{p.get('gate')}: {p.get('reason')}"
+                for p in fields["pending"]  # type: ignore[union-attr]
+                if isinstance(p, dict)
+            )
+            err.print(
+                f"  wave {fields.get('wave')}: gates undecided after {fields.get('waited_s')}s "
+                f"of {fields.get('limit_s')}s ({why})",
+                markup=False, highlight=False,
+            )  # fmt: skip
+            return
         style = self._STYLE.get(kind, "")
         detail = "  ".join(f"{k}={v}" for k, v in fields.items())
         text = f"{kind:18} {detail}"

@@ -69,6 +69,7 @@ class DemoAgent:
     tier: str
     ssh_port: int
     http_port: int
+    config_path: str | None = None  # the example's /etc/agent/config.yaml when None
 
     @property
     def health_url(self) -> str:
@@ -124,13 +125,13 @@ def _flow(items: Sequence[Any]) -> CommentedSeq:
     return seq
 
 
-def _fleet_yaml(d: DemoDir, user: str) -> Any:
+def _fleet_yaml(d: DemoDir, user: str, allowed_paths: Sequence[str]) -> Any:
     def change(doc: CommentedMap) -> None:
         conn = doc["connection"]
         conn["user"] = user
         conn["key"] = str(d.key)
         conn["known_hosts"] = str(d.known_hosts)
-        conn["allowed_paths"] = _flow(list(DEMO_ALLOWED_PATHS))
+        conn["allowed_paths"] = _flow(list(allowed_paths))
         rollout = doc["rollout"]
         rollout["soak_s"] = DEMO_SOAK_S
         rollout.ca.items.pop("soak_s", None)
@@ -181,6 +182,8 @@ def _shard_text(text: str, agents: list[DemoAgent]) -> str:
             f"    health_url: {a.health_url}",
             f"    metrics_url: {a.metrics_url}",
         ]
+        if a.config_path is not None:
+            lines.append(f"    config_path: {a.config_path}")
         if a.name == CANARY:
             lines.append('    labels: {canary: "true"}')
     return "\n".join(lines) + "\n"
@@ -232,14 +235,20 @@ def git(repo: Path, *args: str) -> str:
 
 
 def write_repo(
-    d: DemoDir, agents: list[DemoAgent], secrets: DemoSecrets, *, user: str
+    d: DemoDir,
+    agents: list[DemoAgent],
+    secrets: DemoSecrets,
+    *,
+    user: str,
+    allowed_paths: Sequence[str] = DEMO_ALLOWED_PATHS,
 ) -> tuple[str, str]:
     """Write and commit DIR/fleet (the secrets encrypted in its first commit); returns
-    (first commit, head commit)."""
+    (first commit, head commit). The real-OpenSSH fleet (testing/realfleet.py) writes its
+    repo here too: its agents name their own config_path, under its `allowed_paths`."""
     src = example_dir()
     shutil.copytree(src, d.repo, ignore=shutil.ignore_patterns("__pycache__", ".git"))
     _write_secrets(d, secrets)
-    _edit(d.repo / "fleet.yaml", _fleet_yaml(d, user))
+    _edit(d.repo / "fleet.yaml", _fleet_yaml(d, user, allowed_paths))
     _edit(d.repo / "agents/_base.yaml", _base_yaml)
     _edit(d.repo / "agents/tier-fast.yaml", _fast_model(FIRST_FAST_MODEL))
     for shard in SHARDS:

@@ -117,6 +117,10 @@ BOUNDARIES: Final = (
     "rollout.finish",
 )
 
+# A done move's old path being cleared (after the journal recorded the rollout done): a
+# kill there leaves the old path's stamp (removed last) for `reconcile resume` to finish.
+MOVE_BOUNDARIES: Final = ("move.lease", "move.clear", "move.release")
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -320,9 +324,14 @@ class Driver:
 
         async def clear(agent: str, former: BoxHandle) -> None:
             step_ = self.plan.box(agent)
+
+            async def boundary(name: str, work: Awaitable[Any]) -> Any:
+                self.on_boundary(f"move.{name}", agent)
+                return await work
+
             try:
                 async with asyncio.timeout(self.opts.box_timeout_s):
-                    removed = await clear_former(former, self._crew())
+                    removed = await clear_former(former, self._crew(), boundary=boundary)
             except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
                 why = _reason(exc, self.opts.box_timeout_s)
                 self.note("warning", message=f"{agent}: moved to {step_.config_path}, but its "
@@ -790,6 +799,7 @@ def _reason(exc: BaseException, timeout: float) -> str:
 
 __all__ = [
     "BOUNDARIES",
+    "MOVE_BOUNDARIES",
     "Driver",
     "Options",
     "RunResult",

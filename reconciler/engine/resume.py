@@ -35,7 +35,14 @@ from typing import Any, Final
 from reconciler.engine import boxops
 from reconciler.engine.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
 from reconciler.engine.session import Link, Source, take_fence
-from reconciler.engine.steps import Crew, RestoreJob, restore_box
+from reconciler.engine.steps import (
+    Crew,
+    RestoreJob,
+    clear_former,
+    drop_new_path,
+    restore_box,
+    restore_moved_box,
+)
 from reconciler.journal.base import Journal
 from reconciler.journal.liveness import heartbeat_stale, holder_gone, on_this_machine
 from reconciler.model.agent import Agent
@@ -58,10 +65,13 @@ from reconciler.rollout.recovery import (
     decide,
     from_journal,
     from_stamps,
+    left_over,
     mode_of,
+    moved_goal,
 )
 from reconciler.rollout.reporter import Reporter
 from reconciler.transport.base import TransportError
+from reconciler.transport.link import past_paths
 from reconciler.transport.live import Box as LiveReadable
 from reconciler.transport.live import read_box as read_live
 
@@ -191,9 +201,13 @@ class Resumer:
         clock: Clock,
         reporter: Reporter,
         journal: Journal | None = None,
+        former: Mapping[str, BoxHandle] | None = None,
+        old: Mapping[str, BoxSeen] | None = None,
     ) -> None:
         self.u = u
         self.handles = handles
+        self.former = dict(former or {})  # a move's box at its old config path
+        self.old = dict(old or {})  # ... as read there
         self.opts = opts
         self.clock = clock
         self.reporter = reporter
@@ -212,9 +226,9 @@ class Resumer:
         started = self.clock.now()
         u = self.u
         self.on_boundary("resume.begin", None)
-        actions = decide(u, seen, mode=self.mode)
-        self.fence = resume_fence(u.rollout_id, [b.stamp for b in seen.values()], self.journal,
-                                  self.opts.fleet_id)  # fmt: skip
+        actions = decide(u, seen, mode=self.mode, old=self.old)
+        stamps = [b.stamp for b in (*seen.values(), *self.old.values())]
+        self.fence = resume_fence(u.rollout_id, stamps, self.journal, self.opts.fleet_id)
         self._note(
             "resume.started", rollout_id=u.rollout_id, source=u.source,
             mode=str(self.mode), verdict=u.verdict, evidence=list(u.evidence),
@@ -241,16 +255,23 @@ class Resumer:
         await self._break_torn(seen, started)
         todo = sorted(a for a, x in actions.items() if x is Action.RESTORE)
         await asyncio.gather(*(one(a) for a in todo))
+        await self._settle_moves(actions, result)
         await self._drop_kept_secrets(seen)
         kept = {a: seen[a] for a, x in actions.items() if x in (Action.KEEP_OLD, Action.KEEP_NEW)}
         await release_dead_leases(self.handles, kept, u.rollout_id)
         for agent, action in actions.items():
             if action in (Action.UNREACHABLE, Action.NO_RESTORE) and agent not in result.failed:
                 result.failed[agent] = (
-                    seen[agent].error or "unreachable"
+                    seen[agent].error or self._old_error(agent) or "unreachable"
                     if action is Action.UNREACHABLE
                     else "it had no config file before this rollout: decide by hand"
                 )
+                if agent in self.former:
+                    result.failed[agent] += (
+                        f" (a move {self.former[agent].paths.config} → "
+                        f"{self.handles[agent].paths.config} cut short: both paths left as "
+                        "they are; restore by hand)"
+                    )
         result.outcome = self._outcome(result, seen)
         self.on_boundary("resume.finish", None)
         result.duration_s = seconds(started, self.clock.now())
@@ -258,6 +279,52 @@ class Resumer:
         self._note("resume.finished", rollout_id=u.rollout_id, outcome=str(result.outcome),
                    restored=len(result.restored), failed=sorted(result.failed))  # fmt: skip
         return result
+
+    def _old_error(self, agent: str) -> str | None:
+        b = self.old.get(agent)
+        return None if b is None or b.error is None else f"at its old path: {b.error}"
+
+    def _crew(self) -> Crew:
+        o = self.opts
+        return Crew(
+            holder=o.holder, rollout_id=self.u.rollout_id, fleet_id=o.fleet_id,
+            clock=self.clock, lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
+            history_keep=o.history_keep, fence=self.fence, fleet_key=o.fleet_key,
+        )  # fmt: skip
+
+    async def _settle_moves(self, actions: Mapping[str, Action], result: ResumeResult) -> None:
+        """Each moved box kept on one path: kept at the new path, the old path's files go
+        (`clear_former`); kept at the old path, the new path's files of this rollout go
+        (`drop_new_path`) and the old path's lease is released. (A restored one was done
+        by `restore_moved_box`.)"""
+
+        async def one(agent: str, action: Action) -> None:
+            h, former = self.handles[agent], self.former[agent]
+            crew = self._crew()
+            try:
+                async with asyncio.timeout(self.opts.box_timeout_s):
+                    if action is Action.KEEP_NEW:
+                        gone = await clear_former(former, crew)
+                        where = former.paths.config
+                    else:
+                        target = self.u.goals[agent].target_sha
+                        gone = await drop_new_path(h, crew, target_sha=target)
+                        await boxops.release_lease(former, rollout_id=self.u.rollout_id)
+                        where = h.paths.config
+            except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
+                why = str(exc) if not isinstance(exc, TimeoutError) else "timed out"
+                result.failed[agent] = f"a move cut short, not settled: {why}; restore by hand"
+                self._note("box.restore_failed", agent=agent, reason=result.failed[agent])
+                return
+            self._note(
+                "box.moved", agent=agent, old=str(former.paths.config), new=str(h.paths.config),
+                kept="new path" if action is Action.KEEP_NEW else "old path",
+                removed=", ".join(gone) or f"nothing at {where}",
+            )  # fmt: skip
+
+        todo = [(a, x) for a, x in actions.items()
+                if a in self.former and x in (Action.KEEP_NEW, Action.KEEP_OLD)]  # fmt: skip
+        await asyncio.gather(*(one(a, x) for a, x in todo))
 
     async def _drop_kept_secrets(self, seen: Mapping[str, BoxSeen]) -> None:
         """The cut-short rollout is over now: its copies of previous secrets leave the boxes."""
@@ -304,7 +371,7 @@ class Resumer:
         self, seen: Mapping[str, BoxSeen], actions: dict[str, Action], now: datetime
     ) -> None:
         """A live holder's lease of the resumed rollout: that box is not touched."""
-        for agent, b in seen.items():
+        for agent, b in [*seen.items(), *self.old.items()]:
             lease = b.lease
             if lease is None or lease.rollout_id != self.u.rollout_id:
                 continue
@@ -381,12 +448,7 @@ class Resumer:
         return None
 
     async def _restore_steps(self, h: BoxHandle, goal: BoxGoal) -> None:
-        o = self.opts
-        crew = Crew(
-            holder=o.holder, rollout_id=self.u.rollout_id, fleet_id=o.fleet_id,
-            clock=self.clock, lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
-            history_keep=o.history_keep, fence=self.fence, fleet_key=o.fleet_key,
-        )  # fmt: skip
+        crew = self._crew()
         job = RestoreJob(
             pre_sha=goal.pre_sha, pre_revision=goal.pre_revision, activation=goal.activation,
             verdict_on=self.u.target_revision if self.u.verdict else None,
@@ -397,6 +459,11 @@ class Resumer:
             self.on_boundary(f"resume.{name}", h.name)
             return await work
 
+        former = self.former.get(goal.agent)
+        if former is not None:  # a move: its new path's files go, the old path is restored
+            await restore_moved_box(h, former, job, crew, target_sha=goal.target_sha,
+                                    boundary=boundary)  # fmt: skip
+            return
         await restore_box(h, job, crew, boundary=boundary)
 
 
@@ -434,11 +501,13 @@ class Found:
     unfinished: Unfinished
     handles: Mapping[str, BoxHandle]
     seen: Mapping[str, BoxSeen]
+    former: Mapping[str, BoxHandle] = field(default_factory=dict)  # moves: the old path
+    old: Mapping[str, BoxSeen] = field(default_factory=dict)  # ... as read there
 
     def preview(self, policy: Mode) -> tuple[Mode, dict[str, Action]]:
         """The mode a resume would run in and each box's action (nothing is done)."""
         mode = mode_of(self.unfinished, policy)
-        return mode, decide(self.unfinished, self.seen, mode=mode)
+        return mode, decide(self.unfinished, self.seen, mode=mode, old=self.old)
 
 
 async def find_unfinished(
@@ -464,7 +533,8 @@ async def find_unfinished(
             break
     if u is not None:
         handles = {a: link.box(agents[a]) for a in u.goals if a in agents}
-        return Found(u, handles, await read_boxes(handles, parallel, fleet_id=fleet.fleet_id))
+        seen = await read_boxes(handles, parallel, fleet_id=fleet.fleet_id)
+        return await _with_moves(Found(u, handles, seen), link, agents)
     known = journal.history(fleet.fleet_id, limit=200) if journal is not None else []
     if known and not explicit:
         return None
@@ -487,7 +557,151 @@ async def find_unfinished(
         head_revision=source.revision if fresh else None, head_shas=head if fresh else None,
         finished=frozenset(r.rollout_id for r in known if r.finished),
     )  # fmt: skip
-    return None if u is None else Found(u, handles, seen)
+    if u is None:
+        return None
+    return await _with_moves(Found(u, handles, seen), link, agents)
+
+
+def _revisions(seen: Mapping[str, BoxSeen], u: Unfinished) -> set[str]:
+    """Every revision the boxes' stamps (and their histories) and the goals name."""
+    out = {g.pre_revision for g in u.goals.values() if g.pre_revision}
+    for b in seen.values():
+        if b.stamp is not None:
+            out |= {b.stamp.revision, *(e.revision for e in b.stamp.history)}
+    return out
+
+
+async def _with_moves(found: Found, link: Link, agents: Mapping[str, Agent]) -> Found:
+    """`found` with the moves its rollout made (a config_path change): each such box read
+    at its old path too. With the journal, its plan names the old path; without it, an old
+    path (from the revisions the stamps name) is the move's when it holds a lease of the
+    rollout, or this agent's stamp while the new path has none or one of the rollout
+    carrying the old one's history on."""
+    u, seen = found.unfinished, found.seen
+    fleet_id = u.fleet_id
+    goals = {a: agents[a] for a in u.goals if a in agents and a in found.handles}
+    if u.source == "journal":
+        goals = {a: x for a, x in goals.items() if u.goals[a].moved_from}
+    if not goals:
+        return found
+    cands = past_paths(link.root, (), goals, _revisions(seen, u))
+    for a, agent in goals.items():
+        want = u.goals[a].moved_from
+        if want is None:
+            continue
+        cands[a] = [c for c in cands.get(a, []) if c.config_path == want] or [
+            agent.model_copy(update={"config_path": want, "secrets_path": None})
+        ]
+    former: dict[str, BoxHandle] = {}
+    old: dict[str, BoxSeen] = {}
+    for a, options in cands.items():
+        for c in options:
+            h = link.box(c)
+            b = await read_box(h, fleet_id)
+            if _is_move(u, a, seen.get(a), b):
+                former[a], old[a] = h, b
+                break
+    goals_now = dict(u.goals)
+    for a, b in old.items():
+        goals_now[a] = moved_goal(goals_now[a], b)
+    u = replace(u, goals=goals_now)
+    return Found(u, found.handles, seen, former, old)
+
+
+def _is_move(u: Unfinished, agent: str, new: BoxSeen | None, old: BoxSeen) -> bool:
+    if u.goals[agent].moved_from is not None:  # the journaled plan says so
+        return True
+    if old.error is not None or new is None:
+        return False
+    if old.lease is not None and old.lease.rollout_id == u.rollout_id:
+        return True
+    s = old.stamp
+    if s is None or (s.agent, s.fleet_id) != (agent, u.fleet_id):
+        return False
+    if new.stamp is None:
+        return True
+    return new.stamp.rollout_id == u.rollout_id and left_over(
+        new.stamp, s, agent=agent, fleet_id=u.fleet_id
+    )
+
+
+async def clear_left_moves(
+    source: Source,
+    link: Link,
+    opts: ResumeOptions,
+    *,
+    clock: Clock,
+    reporter: Reporter,
+    on_boundary: Callable[[str, str | None], None] | None = None,
+) -> dict[str, list[str]]:
+    """Finish the moves whose old path was not cleared (a run killed after its rollout was
+    done, while clearing; or a move kept by a resume without the journal): an agent's box
+    stamped at its config path, whose old path (from the revisions the stamps name) still
+    holds this agent's stamp that the new one carries on (`recovery.left_over`), or only a
+    dead lease of the rollout that wrote the new stamp. Only reconciler's files go; each is
+    said (`box.moved`). The paths removed, per agent."""
+    fleet_id = source.repo.fleet.fleet_id
+    agents = {n: ea.agent for n, ea in source.repo.agents.items()}
+    handles = {a: link.box(x) for a, x in agents.items()}
+    seen = await read_boxes(handles, opts.parallel, fleet_id=fleet_id)
+    revisions: set[str] = set()
+    for b in seen.values():
+        if b.stamp is not None:
+            revisions |= {b.stamp.revision, *(e.revision for e in b.stamp.history)}
+    stamped = {a: x for a, x in agents.items() if seen[a].stamp is not None}
+    now = clock.now()
+    out: dict[str, list[str]] = {}
+
+    async def one(agent: str, cands: list[Agent]) -> None:
+        new = seen[agent].stamp
+        if new is None:
+            return
+        for c in cands:
+            former = link.box(c)
+            old = await read_box(former, fleet_id)
+            lease = old.lease
+            if old.error is not None or (lease is not None and not lease_is_dead(lease, now)):
+                continue
+            ours_lease = lease is not None and lease.rollout_id == new.rollout_id
+            if not (left_over(new, old.stamp, agent=agent, fleet_id=fleet_id) or (
+                    old.stamp is None and ours_lease)):  # fmt: skip
+                continue
+            crew = Crew(
+                holder=opts.holder, rollout_id=new.rollout_id, fleet_id=fleet_id, clock=clock,
+                lease_ttl_s=opts.lease_ttl_s, fence=new.fence, fleet_key=opts.fleet_key,
+            )  # fmt: skip
+
+            async def boundary(name: str, work: Awaitable[Any]) -> Any:
+                if on_boundary is not None:
+                    on_boundary(f"resume.move.{name}", agent)
+                return await work
+
+            try:
+                if old.stamp is None:
+                    await boxops.release_lease(former, rollout_id=new.rollout_id)
+                    gone: list[str] = []
+                else:
+                    gone = await clear_former(former, crew, boundary=boundary)
+            except (BoxOpError, TransportError, ContractError) as exc:
+                reporter.note(
+                    "warning",
+                    {
+                        "message": f"{agent}: its old config path "
+                        f"{former.paths.config} was not cleared: {exc}; remove it by hand"
+                    },
+                )
+                continue  # fmt: skip
+            out[agent] = gone
+            reporter.note("box.moved", {
+                "agent": agent, "old": str(former.paths.config),
+                "new": str(handles[agent].paths.config),
+                "removed_from_old_path": ", ".join(gone) or "its lease",
+                "why": "a move whose old path was not cleared (the run was cut short)",
+            })  # fmt: skip
+
+    cands = past_paths(link.root, (), stamped, revisions)
+    await asyncio.gather(*(one(a, c) for a, c in cands.items()))
+    return out
 
 
 async def resume_fleet(
@@ -504,10 +718,14 @@ async def resume_fleet(
     """Find the fleet's cut-short rollout (`find_unfinished`) and settle or roll it back."""
     found = await find_unfinished(source, link, journal, parallel=opts.parallel, explicit=explicit)
     if found is None:
+        if explicit:
+            await clear_left_moves(source, link, opts, clock=clock, reporter=reporter,
+                                   on_boundary=on_boundary)  # fmt: skip
         return None
     resumer = Resumer(
-        found.unfinished, found.handles, opts, clock=clock, reporter=reporter, journal=journal
-    )
+        found.unfinished, found.handles, opts, clock=clock, reporter=reporter, journal=journal,
+        former=found.former, old=found.old,
+    )  # fmt: skip
     if on_boundary is not None:
         resumer.on_boundary = on_boundary
     return await resumer.run(found.seen)

@@ -25,7 +25,7 @@ from reconciler.engine import boxops
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.keeper import LeaseKeeper
 from reconciler.journal.liveness import HEARTBEAT_S
-from reconciler.model.box import ContractError, Stamp
+from reconciler.model.box import ContractError, RotationMark, Stamp
 from reconciler.plan.model import Activation, Delivery, restore_activations
 from reconciler.render.stamp import (
     SecretState,
@@ -416,37 +416,34 @@ async def clear_path(h: BoxHandle) -> list[str]:
     return removed
 
 
-async def clear_former(former: BoxHandle, crew: Crew) -> list[str]:
+async def clear_former(
+    former: BoxHandle, crew: Crew, *, boundary: Boundary = run_plainly
+) -> list[str]:
     """A move is over: the old path's files leave the box (what `clear_path` removes), only
-    when the old path's stamp names this agent and fleet (else left alone: [])."""
-    await _take_lease(former, crew)
+    when the old path's stamp names this agent and fleet (else left alone: []).
+
+    Each step is announced to `boundary` ("lease", "clear", "release"). `clear_path` removes
+    the stamp last, so a clear cut short leaves the stamp (and a lease): a resume finds it.
+    """
+    await boundary("lease", _take_lease(former, crew))
     try:
         stamp = await boxops.read_stamp(former)
         if stamp is None or stamp.agent != former.name or stamp.fleet_id != crew.fleet_id:
             return []
         if (why := fenced_out(stamp, crew.fence)) is not None:
             raise boxops.MovedOn(former.name, "move", why)
-        return await clear_path(former)
+        removed: list[str] = await boundary("clear", clear_path(former))
+        return removed
     finally:
-        await _release_one(former, crew, taken=True)
+        await boundary("release", _release_one(former, crew, taken=True))
 
 
-async def restore_moved_box(
-    h: BoxHandle,
-    former: BoxHandle,
-    job: RestoreJob,
-    crew: Crew,
-    *,
-    target_sha: str,
-    boundary: Boundary = run_plainly,
-) -> None:
-    """Roll a move back: the new path's files go, only when ours (its stamp names this
-    rollout, or no stamp and the file is the move's target), then the old path, untouched
-    by the move, is put back to work as `restore_box` does there.
+async def drop_new_path(h: BoxHandle, crew: Crew, *, target_sha: str | None) -> list[str]:
+    """A move given up: the new path's files go, only when ours (its stamp names this
+    rollout, or no stamp and the file is the move's target); the paths removed.
 
     Raises:
         MovedOn: another rollout stamped the new path since.
-        BoxOpError, TransportError, ContractError: a step failed.
     """
     await _take_lease(h, crew)
     try:
@@ -458,9 +455,29 @@ async def restore_moved_box(
                 "since this rollout moved the box there; left alone",
             )  # fmt: skip
         if s is not None or (now.file_sha is not None and now.file_sha == target_sha):
-            await clear_path(h)
+            return await clear_path(h)
+        return []
     finally:
         await _release_one(h, crew)
+
+
+async def restore_moved_box(
+    h: BoxHandle,
+    former: BoxHandle,
+    job: RestoreJob,
+    crew: Crew,
+    *,
+    target_sha: str | None,
+    boundary: Boundary = run_plainly,
+) -> None:
+    """Roll a move back: the new path's files go, only when ours (`drop_new_path`), then
+    the old path, untouched by the move, is put back to work as `restore_box` does there.
+
+    Raises:
+        MovedOn: another rollout stamped the new path since.
+        BoxOpError, TransportError, ContractError: a step failed.
+    """
+    await drop_new_path(h, crew, target_sha=target_sha)
     await restore_box(former, job, crew, boundary=boundary)
 
 
@@ -484,6 +501,10 @@ async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_ba
     await boxops.activate(h, last)
 
 
+def _without(marks: dict[str, RotationMark], secret: str) -> dict[str, RotationMark]:
+    return {n: m for n, m in marks.items() if n != secret}
+
+
 async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
     """A rotation's last step on one box: no old value is left on it (kept copies of earlier
     secrets files are removed) and its stamp no longer records the rotation. True when the
@@ -499,11 +520,19 @@ async def retire_box(h: BoxHandle, crew: Crew, secret: str) -> bool:
         if (why := fenced_out(now.stamp, crew.fence)) is not None:
             raise boxops.MovedOn(h.name, "retire", why)
         await boxops.drop_all_kept_secrets(h)
-        if now.stamp is None or secret not in now.stamp.rotation:
+        if now.stamp is None:
             return False
-        rest = {n: m for n, m in now.stamp.rotation.items() if n != secret}
-        await _stamp_unless_moved(h, now.stamp, now.stamp.model_copy(update={"rotation": rest}),
-                                  "retire")  # fmt: skip
+        # the history entries drop the mark too: a later rollout's restore puts the stamp's
+        # secret state back from them, and must not bring a finished rotation back
+        entries = now.stamp.history
+        history = [e.model_copy(update={"rotation": _without(e.rotation, secret)})
+                   for e in entries]  # fmt: skip
+        if secret not in now.stamp.rotation and history == entries:
+            return False
+        retired = now.stamp.model_copy(
+            update={"rotation": _without(now.stamp.rotation, secret), "history": history}
+        )
+        await _stamp_unless_moved(h, now.stamp, retired, "retire")
         return True
     finally:
         await _release_one(h, crew, taken=True)

@@ -308,7 +308,10 @@ def latency_p95(inp: GateInput) -> Evaluation:
     """p95 latency: the share of canary tasks provably slower than the threshold, against 5%."""
     gate = inp.gate
     canary_samples = sum(w.buckets[-1][1] for w in inp.canary if w.buckets)
-    canary_p95 = quantile(P95, merge_buckets(inp.canary))
+    # the figure shown: each canary agent's own p95, weighted by its tasks, like the
+    # baseline figure (the p95 of all canary tasks merged mixes tiers and is not comparable
+    # with the threshold); the verdict is the per-agent slower-share test below
+    canary_p95 = _weighted_p95(inp.canary)
     matched = [w for w in inp.canary if w.agent in inp.pools and w.buckets]
     ratio = None
     if gate.max_ratio is not None and matched:
@@ -324,6 +327,18 @@ def latency_p95(inp: GateInput) -> Evaluation:
         gate.max,
         samples=canary_samples,
     )
+
+
+def _weighted_p95(windows: Sequence[AgentWindow]) -> float | None:
+    """The task-weighted mean of each window's own p95 (None: no latency observed)."""
+    known = [
+        (p95, w.buckets[-1][1])
+        for w in windows
+        if w.buckets and w.buckets[-1][1] > 0 and (p95 := quantile(P95, w.buckets)) is not None
+    ]
+    if not known:
+        return None
+    return sum(p * n for p, n in known) / sum(n for _, n in known)
 
 
 def _latency_ratio(

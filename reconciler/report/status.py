@@ -7,6 +7,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from reconciler.secrets.redact import scrub
 from reconciler.status.matrix import AgentStatus, Color, Summary
 
 _STYLE = {Color.GREEN: "green", Color.YELLOW: "yellow", Color.RED: "bold red"}
@@ -131,7 +132,9 @@ def status_text(report: StatusReport, *, all_agents: bool = False) -> Renderable
             a.agent_version or "?",
             _pct(a.error_rate),
             "-" if a.latency_p95_s is None else f"{a.latency_p95_s:.2f}s",
-            "; ".join(a.reasons) or "ok",
+            # scrubbed here: a narrow terminal cuts the cell, and the stream's scrub
+            # (cli/redacting.py) cannot recognise a value it only sees half of
+            scrub("; ".join(a.reasons)) or "ok",
         )
     versions = ", ".join(f"{v}: {n}" for v, n in report.versions.items())
     parts: list[RenderableType] = [groups, Text(f"agent versions: {versions}")]

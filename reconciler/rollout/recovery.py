@@ -116,6 +116,7 @@ class BoxGoal:
     pre_revision: str | None
     target_sha: str | None
     activation: Activation = Activation.RELOAD
+    moved_from: str | None = None  # the journaled plan moves its config from this path
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ def from_journal(
     passed = frozenset(b.agent for b in plan.boxes) if phase is Phase.DONE else None
     goals = {
         b.agent: BoxGoal(b.agent, pre_shas.get(b.agent, b.pre_sha), b.stamp_revision,
-                         b.target_sha, b.activation)
+                         b.target_sha, b.activation, b.moved_from if b.moved else None)
         for b in plan.boxes
     }  # fmt: skip
     return Unfinished(
@@ -331,8 +332,20 @@ def _keeps_new(u: Unfinished, agent: str, mode: Mode) -> bool:
     return False
 
 
-def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, mode: Mode) -> dict[str, Action]:
-    """Each box's action in `mode` (see the module's docstring)."""
+def decide(
+    u: Unfinished,
+    seen: Mapping[str, BoxSeen],
+    *,
+    mode: Mode,
+    old: Mapping[str, BoxSeen] | None = None,
+) -> dict[str, Action]:
+    """Each box's action in `mode` (see the module's docstring).
+
+    `old`: the boxes of a move (a config_path change) as read at their old path; `seen`
+    has them at the new one. A moved box is kept on the target at the new path (the old
+    path's files then go), else it is judged at its old path, which the move left as it
+    was: kept there (the new path's files of the rollout go) or restored there.
+    """
     out: dict[str, Action] = {}
     for agent, goal in u.goals.items():
         b = seen.get(agent)
@@ -348,13 +361,42 @@ def decide(u: Unfinished, seen: Mapping[str, BoxSeen], *, mode: Mode) -> dict[st
             and s.outcome == "applied"
         ):
             out[agent] = Action.KEEP_NEW
-        elif b.consistent_on(goal.pre_sha):
+            continue
+        at = (old or {}).get(agent, b)
+        if at.error is not None:
+            out[agent] = Action.UNREACHABLE
+        elif at.consistent_on(goal.pre_sha):
             out[agent] = Action.KEEP_OLD
         elif goal.pre_sha is None:
             out[agent] = Action.NO_RESTORE
         else:
             out[agent] = Action.RESTORE
     return out
+
+
+def moved_goal(goal: BoxGoal, old: BoxSeen) -> BoxGoal:
+    """A moved box's goal with its pre-change config read at the old path when the new
+    path could not tell it (the journal lost, no stamp yet at the new path)."""
+    s = old.stamp
+    if goal.pre_sha is not None or s is None:
+        return goal
+    return BoxGoal(goal.agent, s.config_sha256, s.revision, goal.target_sha, goal.activation,
+                   goal.moved_from)  # fmt: skip
+
+
+def left_over(new: Stamp | None, old: Stamp | None, *, agent: str, fleet_id: str) -> bool:
+    """The old path's stamp is a finished move's leftover: both stamps name this agent and
+    fleet, and the new path's stamp carries on the old one's history (the move wrote it)."""
+    if new is None or old is None:
+        return False
+    if (new.agent, new.fleet_id) != (agent, fleet_id) or (old.agent, old.fleet_id) != (
+        agent,
+        fleet_id,
+    ):
+        return False
+    return new.fence > old.fence and any(
+        e.rollout_id == old.rollout_id and e.config_sha256 == old.config_sha256 for e in new.history
+    )
 
 
 def keeps_going_back(u: Unfinished, policy: Mode) -> bool:

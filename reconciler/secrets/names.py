@@ -19,7 +19,13 @@ def env_name(name: str) -> str:
 class MissingSecretError(InputError):
     """One or more secret values could not be found."""
 
-    def __init__(self, missing: dict[str, str]) -> None:
+    def __init__(self, missing: dict[str, str], *, failed: bool = False) -> None:
         self.missing = missing
+        self.failed = failed  # a backend failed (not merely: no value anywhere)
         lines = [f"secret {name!r}: {where}" for name, where in sorted(missing.items())]
-        super().__init__("missing secret value(s), nothing was written:\n  " + "\n  ".join(lines))
+        head = (
+            "secret value(s) cannot be read from their backend; nothing was written"
+            if failed
+            else "missing secret value(s), nothing was written"
+        )
+        super().__init__(f"{head}:\n  " + "\n  ".join(lines))

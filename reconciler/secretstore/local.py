@@ -104,10 +104,15 @@ class SecretSource:
                     missing=isinstance(exc, FileNotFoundError),
                 ) from None
         elif backend == "age":
+            identities = None
             try:
-                value = age.read_value(name, self.root, self.fleet, self._identities_or_raise())
+                identities = self._identities_or_raise()
+                value = age.read_value(name, self.root, self.fleet, identities)
             except InputError as exc:  # AgeError, or the repo's refusal of a link
-                raise SecretUnavailable(str(exc)) from None
+                # no identity configured here (a CI job without one): the value is missing;
+                # a wrong or broken identity, a corrupt file: the backend failed
+                unset = identities is None and self._identity_error is None
+                raise SecretUnavailable(str(exc), missing=unset) from None
         else:
             raise SecretUnavailable(
                 f"set {env_name(name)}, name a file in fleet.yaml secrets.files, or write "
@@ -144,13 +149,15 @@ def resolve_values(
     source = SecretSource(fleet, root, env)
     values: dict[str, str] = {}
     missing: dict[str, str] = {}
+    failed = False
     for name in sorted(set(names)):
         try:
             values[name] = source.value(name)
         except SecretUnavailable as exc:
             missing[name] = str(exc)
+            failed = failed or not exc.missing
     if missing:
-        raise MissingSecretError(missing)
+        raise MissingSecretError(missing, failed=failed)
     return SecretValues(values)
 
 
@@ -202,6 +209,8 @@ def desired_fingerprints(
     """agent -> fingerprint of the secrets file apply would write; None when not computable.
 
     Needs the fleet key and every referenced value; without them secrets are "not checked".
+    A backend that fails (a wrong age identity, a corrupt file) raises MissingSecretError:
+    a command must not report "no change" because it could not read a value.
     `override`: the slots a rotation writes for some secrets (their backend values unused).
     """
     key = fleet_key(repo.fleet, root, env)
@@ -211,6 +220,8 @@ def desired_fingerprints(
     try:
         names = set().union(*refs.values()) - set(override or {})
         values = resolve_values(names, repo.fleet, root, env)
-    except MissingSecretError:
+    except MissingSecretError as exc:
+        if exc.failed:  # a backend that fails must not read as "no secret changed"
+            raise
         return None
     return fingerprints(refs, values, key, override)

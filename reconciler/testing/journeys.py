@@ -49,7 +49,18 @@ DEFAULT_TIMEOUT_S: Final = 120.0
 FLEET_ID: Final = "acme-support"
 # Commands that take --repo (Demo.reconcile adds it).
 _REPO_COMMANDS: Final = frozenset(
-    {"validate", "render", "explain", "agents", "apply", "resume", "history", "diff", "status"}
+    {
+        "validate",
+        "render",
+        "explain",
+        "agents",
+        "apply",
+        "resume",
+        "history",
+        "diff",
+        "status",
+        "rotate-secret",
+    }
 )
 
 

@@ -6,7 +6,10 @@
 writes a known_hosts line for the port it got, and runs `sshd -D -e -f CONFIG`
 on 127.0.0.1 at a free port (probing, and retrying when the port was taken in
 between). Files written over SFTP land at absolute paths on this machine, so
-`box.root` is a directory under workdir for tests to use.
+`box.root` is a directory under workdir for tests to use. `client_key` names a key
+to trust instead (a fleet of boxes sharing one, generated when missing);
+`path_prepend` puts a directory first on the PATH of the commands sshd runs
+(`SetEnv`), where a box keeps its own `agentctl`.
 
 Clean login environment (default): root's shell startup files on these
 machines run a Python version manager's init that costs ~100 ms per remote
@@ -40,6 +43,7 @@ from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # sshd's, for root
 STARTUP_FILES = (
     "~/.bashrc", "~/.profile", "~/.bash_profile", "~/.bash_login", "~/.bash_logout",
     "~/.ssh/rc", "/etc/bash.bashrc", "/etc/profile", "/etc/ssh/sshrc",
@@ -77,6 +81,8 @@ class OpenSshBox:
         clean_env: bool = True,
         max_startups: int = 200,
         start_timeout: float = 10.0,
+        client_key: Path | None = None,
+        path_prepend: Path | None = None,
     ) -> None:
         self.workdir = workdir.absolute()
         self.clean_env = clean_env
@@ -84,7 +90,8 @@ class OpenSshBox:
         self.start_timeout = start_timeout
         self.user = pwd.getpwuid(os.geteuid()).pw_name
         self.root = self.workdir / "box"
-        self.client_key = self.workdir / "client_ed25519"
+        self.client_key = (client_key or self.workdir / "client_ed25519").absolute()
+        self.path_prepend = path_prepend
         self.host_key = self.workdir / "ssh_host_ed25519_key"
         self.known_hosts = self.workdir / "known_hosts"
         self.config = self.workdir / "sshd_config"
@@ -177,8 +184,14 @@ MaxStartups {self.max_startups}
 MaxSessions 64
 LogLevel ERROR
 Subsystem sftp internal-sftp
-"""
+{self._set_env()}"""
         )
+
+    def _set_env(self) -> str:
+        """`SetEnv PATH=...` with `path_prepend` first (a box's own commands), or nothing."""
+        if self.path_prepend is None:
+            return ""
+        return f"SetEnv PATH={self.path_prepend}:{DEFAULT_PATH}\n"
 
     def _spawn(self) -> None:
         sshd = [str(SSHD), "-D", "-e", "-f", str(self.config)]

@@ -1,26 +1,41 @@
-"""A tiny real agent for tests: its own process, a YAML config, health over HTTP, reload on SIGHUP.
+"""A real agent process for tests: the demo's simulated agent, run as its own process.
 
-The agent (`python realagent.py --config PATH --run-dir DIR --port N`) loads
-its config file, serves the health contract as JSON on 127.0.0.1:N (`alive`,
-`heartbeat_age_s`, `loaded_sha256` = sha256 of the bytes it last loaded, ...,
-plus `reloads` and `pid`), and on SIGHUP reads the file again. A config that
-is not a YAML map, or that holds `crash_on_reload: true`, kills it on reload
-(exit 3, like a real crash); at start it exits 2 instead. Once it listens it
-writes `DIR/agent.pid`; after every reload `DIR/reloads` holds the count.
+The agent (`python realagent.py --config PATH --run-dir DIR --port N [--name NAME]
+[--provider-dir D] [--rate R]`) is the demo's `SimAgent` (demo/agent.py) in a
+process of its own: it reads its YAML config and the secrets file beside it
+(secrets/secretsfile.py: `current`, and `next` once a rotation stages one),
+works a synthetic queue driven by its config (demo/workload.py: the model sets
+cost and latency, the prompt and max_tokens the tokens, a poisoned prompt makes
+tasks fail), and serves on 127.0.0.1:N the health contract as JSON
+(`/healthz`: `alive`, `heartbeat_age_s`, `loaded_sha256`, ..., plus `reloads`
+and `pid`) and the Prometheus exposition of model/box.py's METRIC_* series
+(`/metrics`: tasks_total, task_errors_total{reason=...} from 0, the latency
+histogram, tokens, cost, memory, queue). With `--provider-dir D` the key it
+sends must be valid in D/provider/valid_keys.json (demo/provider.py: issue and
+revoke keys there) or every task fails with reason="auth"; without it any key is
+accepted.
+
+On SIGHUP it reads config and secrets again. A config it cannot run (not a YAML
+map, a bad max_tokens, ...) is refused: it keeps the old one and the reload
+fails. A config holding `crash_on_reload: true` kills it on reload (exit 3, like
+a real crash); at start either is exit 2. Once it listens it writes
+`DIR/agent.pid`; after every reload `DIR/reloads` holds `COUNT ok` or
+`COUNT failed: WHY`.
 
 `RealAgent(run_dir, config, port)` is the test side: `install()` writes the
 box's `reload.sh` (SIGHUP, then wait for the count to move or the process to
-die: a synchronous reload, as `systemctl reload` is) and `restart.sh` (stop,
-start detached, wait for the pid file), `start()` runs restart.sh locally,
-`stop()` ends whatever agent the pid file names. Only the standard library and
-ruamel.yaml are used, so sshd can run this file by path with `sys.executable`.
+die: a synchronous reload, as `systemctl reload` is), `restart.sh` (stop,
+start detached, wait for the pid file) and `agentctl` (`agentctl reload|
+restart|health`, the demo boxes' command, for a box whose PATH holds the run
+dir), `start()` runs restart.sh locally, `stop()` ends whatever agent the pid
+file names. sshd runs this file by path with `sys.executable` (the venv, where
+reconciler is installed).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -37,28 +52,24 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-VERSION = "realagent/1"
+VERSION = "realagent/2"
 PID_FILE = "agent.pid"
 RELOADS_FILE = "reloads"
 LOG_FILE = "agent.log"
+TICK_S = 0.1
 
 
 class BadConfig(Exception):
     """The config cannot be loaded (not YAML, not a map, or the crash marker)."""
 
 
-def load(path: Path) -> bytes:
-    """The config's bytes when they are a YAML map without the crash marker; BadConfig else."""
-    data = path.read_bytes()
+def crash_marked(path: Path) -> bool:
+    """Whether the config file holds `crash_on_reload: true` (unreadable: no)."""
     try:
-        doc = YAML(typ="safe").load(data)
-    except YAMLError as exc:
-        raise BadConfig(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadConfig(f"{path}: not a YAML map")
-    if doc.get("crash_on_reload") is True:
-        raise BadConfig(f"{path}: crash_on_reload is set")
-    return data
+        doc = YAML(typ="safe").load(path.read_bytes())
+    except (OSError, YAMLError):
+        return False
+    return isinstance(doc, dict) and doc.get("crash_on_reload") is True
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -68,58 +79,91 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class Agent:
-    """The running agent's state; the HTTP thread reads it, the main thread changes it."""
+    """The running agent: a SimAgent, its lock, and the reload count."""
 
-    def __init__(self, config: Path, run_dir: Path) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: Path,
+        run_dir: Path,
+        *,
+        name: str,
+        provider_dir: Path | None,
+        rate: float,
+        seed: int,
+    ) -> None:
+        # The demo's modules are imported here, not at the top: the test side stays light.
+        from reconciler.demo.agent import SimAgent  # noqa: PLC0415
+        from reconciler.demo.faults import Faults  # noqa: PLC0415
+        from reconciler.demo.provider import Provider, provider_of  # noqa: PLC0415
+        from reconciler.model.box import BoxPaths  # noqa: PLC0415
+
+        class AnyKey(Provider):
+            def accepts(self, key: str) -> bool:
+                return True
+
+        provider = provider_of(provider_dir) if provider_dir else AnyKey(run_dir / "none")
         self.run_dir = run_dir
-        self.started = time.monotonic()
-        self.beat = self.started
-        self.tasks = 0
+        self.config = config
+        self.sim = SimAgent(
+            name, Path("/"), BoxPaths.of(str(config.absolute())), Faults(),
+            provider=provider, rate=rate, seed=seed,
+        )  # fmt: skip
+        if crash_marked(config):
+            raise BadConfig(f"{config}: crash_on_reload is set")
+        started = self.sim.start()
+        if started.code != 0:
+            raise BadConfig(started.stderr.strip())
         self.reloads = 0
-        self.loaded = hashlib.sha256(load(config)).hexdigest()
+        self.lock = threading.Lock()
         self.hup = threading.Event()
         self.stop = threading.Event()
 
-    def health(self) -> dict[str, Any]:
-        now = time.monotonic()
-        return {
-            "alive": True, "heartbeat_age_s": round(now - self.beat, 3),
-            "loaded_revision": None, "loaded_sha256": self.loaded, "agent_version": VERSION,
-            "tasks_processed": self.tasks, "queue_depth": 0,
-            "uptime_s": round(now - self.started, 3), "reloads": self.reloads,
-            "pid": os.getpid(),
-        }  # fmt: skip
+    def health(self) -> tuple[int, bytes]:
+        with self.lock:
+            doc = json.loads(self.sim.health_json())
+        doc.update(reloads=self.reloads, pid=os.getpid())
+        return 200, json.dumps(doc).encode()
+
+    def metrics(self) -> tuple[int, bytes]:
+        with self.lock:
+            return 200, self.sim.metrics.exposition()
 
     def reload(self) -> None:
-        """Read the config again; a bad one ends the process (exit 3), as a crash would."""
-        try:
-            data = load(self.config)
-        except (BadConfig, OSError) as exc:
-            sys.stderr.write(f"realagent: reload failed, crashing: {exc}\n")
+        """Read config and secrets again; the crash marker ends the process (exit 3)."""
+        if crash_marked(self.config):
+            sys.stderr.write("realagent: reload of a crash_on_reload config, crashing\n")
             sys.stderr.flush()
             os._exit(3)
-        self.loaded = hashlib.sha256(data).hexdigest()
+        with self.lock:
+            done = self.sim.reload()
         self.reloads += 1
-        _write_atomic(self.run_dir / RELOADS_FILE, f"{self.reloads}\n")
+        status = "ok" if done.code == 0 else f"failed: {done.stderr.strip()}"
+        if done.code != 0:
+            sys.stderr.write(f"realagent: {status}\n")
+        _write_atomic(self.run_dir / RELOADS_FILE, f"{self.reloads} {status}\n")
 
     def loop(self) -> None:
-        """Heartbeat and a synthetic task every 0.1 s; handle SIGHUP and SIGTERM between."""
+        """Work every TICK_S (heartbeat, tasks, metrics); handle SIGHUP and SIGTERM between."""
         while not self.stop.is_set():
             if self.hup.is_set():
                 self.hup.clear()
                 self.reload()
-            self.beat = time.monotonic()
-            self.tasks += 1
-            time.sleep(0.1)
+            with self.lock:
+                self.sim.tick()
+            time.sleep(TICK_S)
 
 
 def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
-    class Health(BaseHTTPRequestHandler):
+    class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(agent.health()).encode()
-            self.send_response(200 if self.path.startswith("/healthz") else 404)
-            self.send_header("Content-Type", "application/json")
+            if self.path.startswith("/healthz"):
+                status, body, kind = *agent.health(), "application/json"
+            elif self.path.startswith("/metrics"):
+                status, body, kind = *agent.metrics(), "text/plain; version=0.0.4"
+            else:
+                status, body, kind = 404, b"{}", "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -127,13 +171,22 @@ def _handler(agent: Agent) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
 
-    return Health
+    return Handler
 
 
-def serve(config: Path, run_dir: Path, port: int) -> int:
-    """Run the agent until SIGTERM (0); a bad config at start is exit 2."""
+def serve(
+    config: Path,
+    run_dir: Path,
+    port: int,
+    *,
+    name: str = "agent",
+    provider_dir: Path | None = None,
+    rate: float = 10.0,
+    seed: int = 0,
+) -> int:
+    """Run the agent until SIGTERM (0); a config it cannot run at start is exit 2."""
     try:
-        agent = Agent(config, run_dir)
+        agent = Agent(config, run_dir, name=name, provider_dir=provider_dir, rate=rate, seed=seed)
     except (BadConfig, OSError) as exc:
         sys.stderr.write(f"realagent: cannot start: {exc}\n")
         return 2
@@ -142,7 +195,7 @@ def serve(config: Path, run_dir: Path, port: int) -> int:
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler(agent))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _write_atomic(run_dir / RELOADS_FILE, "0\n")
+    _write_atomic(run_dir / RELOADS_FILE, "0 ok\n")
     _write_atomic(run_dir / PID_FILE, f"{os.getpid()}\n")
     agent.loop()
     server.shutdown()
@@ -160,7 +213,8 @@ pidfile={pidfile}
 
 _RELOAD = """\
 #!/bin/sh
-# reload: SIGHUP the agent, then wait until it counts the reload (exit 0) or dies (exit 1).
+# reload: SIGHUP the agent, then wait until it counts the reload (exit 0, or 1 when it refused
+# the config and kept the old one) or dies (exit 1).
 {alive}reloads={reloads}
 pid=$(cat "$pidfile" 2>/dev/null) || {{ echo "no agent: $pidfile is missing" >&2; exit 1; }}
 alive "$pid" || {{ echo "agent pid $pid is not running" >&2; exit 1; }}
@@ -169,7 +223,13 @@ kill -HUP "$pid"
 i=0
 while [ "$i" -lt 200 ]; do
   alive "$pid" || {{ echo "agent pid $pid died reloading its config" >&2; exit 1; }}
-  [ "$(cat "$reloads" 2>/dev/null)" != "$before" ] && exit 0
+  now=$(cat "$reloads" 2>/dev/null)
+  if [ -n "$now" ] && [ "$now" != "$before" ]; then
+    case "$now" in
+      *" ok") exit 0 ;;
+      *) echo "agent pid $pid refused its config: ${{now#* }}" >&2; exit 1 ;;
+    esac
+  fi
   sleep 0.05
   i=$((i + 1))
 done
@@ -200,6 +260,21 @@ echo "agent did not start within 10s" >&2
 exit 1
 """
 
+_AGENTCTL = """\
+#!/bin/sh
+# agentctl reload|restart|health: the box's agent control command (as on the demo boxes).
+case "$1" in
+  reload) exec /bin/sh {reload} ;;
+  restart) exec /bin/sh {restart} ;;
+  health) exec {python} -c {fetch} {url} ;;
+  *) echo "usage: agentctl reload|restart|health" >&2; exit 2 ;;
+esac
+"""
+_FETCH = (
+    "import sys, urllib.request as u; "
+    "sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())"
+)
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
@@ -212,12 +287,27 @@ def free_port() -> int:
 class RealAgent:
     """One real agent process for a test: its scripts, start, health, stop."""
 
-    def __init__(self, run_dir: Path, config: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        config: Path,
+        port: int | None = None,
+        *,
+        name: str = "agent",
+        provider_dir: Path | None = None,
+        rate: float = 10.0,
+        seed: int = 0,
+    ) -> None:
         self.run_dir = run_dir.absolute()
         self.config = config.absolute()
         self.port = port or free_port()
+        self.name = name
+        self.provider_dir = provider_dir
+        self.rate = rate
+        self.seed = seed
         self.reload_script = self.run_dir / "reload.sh"
         self.restart_script = self.run_dir / "restart.sh"
+        self.agentctl = self.run_dir / "agentctl"
 
     @property
     def pid_file(self) -> Path:
@@ -231,18 +321,34 @@ class RealAgent:
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/healthz"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
     def install(self) -> RealAgent:
-        """Write reload.sh and restart.sh into the run dir (the box's commands run them)."""
+        """Write reload.sh, restart.sh and agentctl into the run dir (the box's commands)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         q = shlex.quote
-        start = shlex.join(
-            [sys.executable, str(Path(__file__).resolve()), "--config", str(self.config),
-             "--run-dir", str(self.run_dir), "--port", str(self.port)]
-        )  # fmt: skip
+        argv = [
+            sys.executable, str(Path(__file__).resolve()), "--config", str(self.config),
+            "--run-dir", str(self.run_dir), "--port", str(self.port), "--name", self.name,
+            "--rate", f"{self.rate:g}", "--seed", str(self.seed),
+        ]  # fmt: skip
+        if self.provider_dir is not None:
+            argv += ["--provider-dir", str(self.provider_dir)]
         alive = _ALIVE.format(pidfile=q(str(self.pid_file)))
         reload_sh = _RELOAD.format(alive=alive, reloads=q(str(self.run_dir / RELOADS_FILE)))
-        restart_sh = _RESTART.format(alive=alive, start=start, log=q(str(self.log)))
-        for path, text in ((self.reload_script, reload_sh), (self.restart_script, restart_sh)):
+        restart_sh = _RESTART.format(alive=alive, start=shlex.join(argv), log=q(str(self.log)))
+        agentctl = _AGENTCTL.format(
+            reload=q(str(self.reload_script)), restart=q(str(self.restart_script)),
+            python=q(sys.executable), fetch=q(_FETCH), url=q(self.health_url),
+        )  # fmt: skip
+        scripts = (
+            (self.reload_script, reload_sh),
+            (self.restart_script, restart_sh),
+            (self.agentctl, agentctl),
+        )
+        for path, text in scripts:
             path.write_text(text, encoding="utf-8")
             path.chmod(0o755)
         return self
@@ -301,8 +407,13 @@ def main() -> None:
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--run-dir", type=Path, required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--name", default="agent")
+    ap.add_argument("--provider-dir", type=Path)
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    sys.exit(serve(a.config, a.run_dir, a.port))
+    opts = {"name": a.name, "provider_dir": a.provider_dir, "rate": a.rate, "seed": a.seed}
+    sys.exit(serve(a.config, a.run_dir, a.port, **opts))
 
 
 if __name__ == "__main__":

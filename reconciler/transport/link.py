@@ -164,12 +164,14 @@ class FleetLink:
         return out
 
 
-def _stamped_repos(root: Path, live: Iterable[LiveBox]) -> Iterator[Repo]:
-    """The repo as it was at each revision the boxes' stamps name (newest name order).
+def _stamped_repos(root: Path, live: Iterable[LiveBox], more: Iterable[str] = ()) -> Iterator[Repo]:
+    """The repo as it was at each revision the boxes' stamps name (newest name order), and
+    at the revisions in `more`.
 
     A revision that is not in `root`'s git history, or no longer loads, is skipped.
     """
-    revisions = sorted({b.stamp.revision.split("+", 1)[0] for b in live if b.stamp is not None})
+    named = {b.stamp.revision for b in live if b.stamp is not None} | set(more)
+    revisions = sorted({r.split("+", 1)[0] for r in named if r and r != "unmanaged"})
     for rev in revisions:
         try:
             yield load_repo(read_revision(root, rev).files)
@@ -205,9 +207,19 @@ def former_paths(
     unstamped = {n for n, a in agents.items() if n in live and live[n].state is BoxState.UNMANAGED}
     if not unstamped:
         return {}
+    return past_paths(root, live.values(), {n: agents[n] for n in unstamped})
+
+
+def past_paths(
+    root: Path, live: Iterable[LiveBox], agents: Mapping[str, Agent], more: Iterable[str] = ()
+) -> dict[str, list[Agent]]:
+    """Each agent of `agents` at every other config path it had (same host and port) in the
+    revisions the boxes' stamps name and in `more` (resume: the stamps' histories, a
+    journaled plan's revisions). Each is the agent with that revision's config_path and
+    secrets_path; agents that never had another path are left out."""
     found: dict[str, dict[str, Agent]] = {}
-    for old in _stamped_repos(root, live.values()):
-        for name in unstamped & old.agents.keys():
+    for old in _stamped_repos(root, live, more):
+        for name in agents.keys() & old.agents.keys():
             was, now = old.agents[name].agent, agents[name]
             if (was.host, was.port) != (now.host, now.port) or was.config_path == now.config_path:
                 continue

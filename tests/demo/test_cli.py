@@ -128,3 +128,19 @@ def test_fault_names_the_kinds_and_the_agents(demo_dir: Path) -> None:
     code, output = _invoke("demo", "fault", "--dir", str(demo_dir), FAST, "stall", "3")
     assert code == 1
     assert "takes no value" in output
+
+
+def test_group_options_before_the_subcommand_are_the_subcommands_options(tmp_path: Path) -> None:
+    """`reconcile demo --dir D -n 2 up` starts 2 boxes in D (not 20 in ./demo-fleet), and
+    `reconcile demo --dir D down` stops them there."""
+    d = tmp_path / "grp"
+    try:
+        code, output = _invoke("demo", "--dir", str(d), "-n", "2", "up")
+        assert code == 0, output
+        assert "2 boxes" in output, output
+        assert (d / "fleet" / "fleet.yaml").is_file()
+        assert not Path("demo-fleet").exists(), "the group's --dir was ignored"
+    finally:
+        code, output = _invoke("demo", "--dir", str(d), "down")
+    assert code == 0, output
+    assert f"demo fleet in {d} stopped" in output, output

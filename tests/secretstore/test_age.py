@@ -207,3 +207,19 @@ def test_value_fingerprint_is_keyed_and_per_value() -> None:
     assert a != value_fingerprint(VALUE, b"key-two")
     assert a != value_fingerprint(VALUE + "x", b"key-one")
     assert VALUE not in a
+
+
+def test_a_failing_backend_is_told_apart_from_a_missing_value(keys: Keys, tmp_path: Path) -> None:
+    """A wrong identity fails the backend (`failed`): diff and apply must say so rather than
+    report "no change"; no identity configured at all (a CI job without one) is merely
+    missing: secrets are then "not checked"."""
+    keys.set("api_key", VALUE)
+    other, _ = generate_identity()
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(other + "\n")
+    with pytest.raises(MissingSecretError) as wrong:
+        resolve_values(["api_key"], _fleet(age={"identity_file": str(stranger)}), keys.repo, {})
+    assert wrong.value.failed
+    with pytest.raises(MissingSecretError) as unset:
+        resolve_values(["api_key"], _fleet(), keys.repo, env={})
+    assert not unset.value.failed
