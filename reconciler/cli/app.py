@@ -34,6 +34,8 @@ def _cmd(name: str, module: str, summary: str, attr: str | None = None) -> LazyC
 
 # Every command, in the order --help lists them; each module is imported when its command
 # runs. The summary is the first paragraph of the command's help (tests/test_imports.py).
+# A new command goes here; one registered with app.command() still works, but its module
+# is then imported at every start-up.
 COMMANDS: tuple[LazyCommand, ...] = (
     _cmd("validate", "validate",
          "Check the config repo: YAML safety, shapes, the payload schema, cross-file rules."),
