@@ -14,9 +14,16 @@ secret values).
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import typer
+
+from reconciler.cli.app import COMMANDS, ReconcileGroup, app
+from reconciler.cli.lazy import LazyCommand
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 CORE_PACKAGES = ("model", "config", "render", "diff", "plan", "report", "secrets")
@@ -181,3 +188,130 @@ def test_relative_imports_resolve_against_the_package() -> None:
     names = names_in(tree, _package_of(PACKAGE / "config" / "m.py"))
     assert forbidden_imports(names) == {"reconciler.repo", "reconciler.repo.read_work_tree"}
     assert "reconciler.config.errors" in names
+
+
+# -- start-up: a command loads only what it uses (issue 19) ------------------------------------
+
+ROOT = PACKAGE.parent
+EXAMPLE = ROOT / "fleet-config-example"
+# Runs the console script in-process, then writes which modules were loaded at its exit.
+_PROBE = """
+import json, sys
+from reconciler.cli.app import main
+out, argv = sys.argv[1], sys.argv[2:]
+try:
+    main(argv)
+    code = 0
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else 1
+finally:
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(sorted(sys.modules), f)
+sys.exit(code)
+"""
+# What only the rollout commands need: SSH, HTTP, git, age, metrics, deep diffs, the journal.
+ROLLOUT_LIBRARIES = frozenset(
+    {"asyncssh", "httpx", "git", "pyrage", "prometheus_client", "deepdiff", "sqlite3"}
+)
+ROLLOUT_PACKAGES = frozenset(
+    {
+        "reconciler.engine",
+        "reconciler.transport",
+        "reconciler.journal",
+        "reconciler.metrics",
+        "reconciler.secretstore",
+        "reconciler.repo.git",
+    }
+)
+# What `reconcile validate` itself needs; --help needs none of it.
+CONFIG_LIBRARIES = frozenset({"pydantic", "jsonschema", "ruamel", "rich"})
+
+
+def loaded_modules(tmp_path: Path, *argv: str) -> tuple[int, str, set[str]]:
+    """Run `reconcile ARGV` in a fresh interpreter: its exit code, stdout, and sys.modules."""
+    record = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(record), *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert record.is_file(), done.stderr
+    return done.returncode, done.stdout, set(json.loads(record.read_text(encoding="utf-8")))
+
+
+def under(modules: set[str], names: frozenset[str]) -> set[str]:
+    """The loaded modules that are one of `names` or inside one."""
+    return {m for m in modules for n in names if m == n or m.startswith(f"{n}.")}
+
+
+def test_help_loads_no_library_beyond_typer(tmp_path: Path) -> None:
+    """`reconcile --help` lists every command, loading neither rollout nor config libraries."""
+    code, stdout, modules = loaded_modules(tmp_path, "--help")
+    assert code == 0
+    for command in ("validate", "diff", "apply", "status", "rotate-secret", "demo", "secrets"):
+        assert f"  {command} " in stdout
+    assert under(modules, ROLLOUT_LIBRARIES | CONFIG_LIBRARIES | ROLLOUT_PACKAGES) == set()
+    assert "asyncio" not in modules
+    assert "typer" in modules  # the probe did see the process's imports
+
+
+@pytest.mark.parametrize("command", ["apply", "diff", "demo", "secrets"])
+def test_a_commands_help_loads_none_of_its_use_case(tmp_path: Path, command: str) -> None:
+    """`reconcile CMD --help` is complete (its options) yet loads no rollout library."""
+    code, stdout, modules = loaded_modules(tmp_path, command, "--help")
+    assert code == 0
+    assert "--repo" in stdout or "Commands:" in stdout
+    assert under(modules, ROLLOUT_LIBRARIES | ROLLOUT_PACKAGES) == set()
+
+
+def test_validate_loads_only_the_config_loader(tmp_path: Path) -> None:
+    """`reconcile validate` of the example loads the config libraries and none of the rest."""
+    code, _, modules = loaded_modules(tmp_path, "validate", "--repo", str(EXAMPLE))
+    assert code == 0
+    assert under(modules, CONFIG_LIBRARIES) >= {"pydantic", "jsonschema", "ruamel.yaml"}
+    assert under(modules, ROLLOUT_LIBRARIES | ROLLOUT_PACKAGES) == set()
+    assert "asyncio" not in modules
+
+
+def test_validate_refusal_loads_no_journal(tmp_path: Path) -> None:
+    """A refused validate (no fleet.yaml) prints its error without loading the journal."""
+    code, _, modules = loaded_modules(tmp_path, "validate", "--repo", str(tmp_path))
+    assert code == 1
+    assert under(modules, ROLLOUT_LIBRARIES | ROLLOUT_PACKAGES) == set()
+
+
+def test_the_probe_sees_a_rollout_command_load_its_libraries(tmp_path: Path) -> None:
+    """The same probe on `reconcile unlock` (which opens the journal) does see them."""
+    state = tmp_path / "state"
+    code, _, modules = loaded_modules(
+        tmp_path, "unlock", "--force", "no-such-lock", "--repo", str(EXAMPLE),
+        "--state-dir", str(state),
+    )  # fmt: skip
+    assert code == 1  # no such lock: nothing released
+    assert {"sqlite3", "reconciler.journal"} <= modules
+
+
+@pytest.mark.parametrize("entry", COMMANDS, ids=[c.name for c in COMMANDS])
+def test_the_root_help_shows_each_commands_own_summary(entry: LazyCommand) -> None:
+    """The summary `reconcile --help` shows without importing a command is the line the
+    command's own help gives (its docstring, or its group's help=), at every width."""
+    built = entry.build()
+    assert built.name == entry.name
+    for limit in (30, 45, 60, 80, 200):
+        assert entry.short_help(limit) == built.get_short_help_str(limit)
+
+
+def test_the_root_group_builds_a_command_only_when_it_is_looked_up() -> None:
+    """Listing the commands builds none; looking one up builds that one, as typer would."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, ReconcileGroup)
+    assert list(group.commands) == [c.name for c in COMMANDS]
+    assert group.lazy.short_help("demo", 200).startswith("A local fleet")
+    validate = group.commands["validate"]
+    assert {p.name for p in validate.params} >= {"repo", "format"}
+    assert "validate" in group.lazy and "nope" not in group.lazy
+    with pytest.raises(KeyError):
+        group.commands["nope"]

@@ -21,14 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.app.resume import ResumeRequest, preview, settle_first
-from reconciler.app.state import (
-    BoundaryHook,
-    StateDir,
-    Trace,
-    open_state,
-    save_traceback,
-    write_private,
-)
+from reconciler.app.state import StateDir, open_state, save_traceback, write_private
+from reconciler.app.trace import BoundaryHook, Trace
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.driver import Driver, IncidentWriter, RunResult
 from reconciler.engine.resume import ResumeResult

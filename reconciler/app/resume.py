@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.app.state import BoundaryHook, Tell, Trace, open_state
+from reconciler.app.state import Tell, open_state
+from reconciler.app.trace import BoundaryHook, Trace
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.resume import ResumeOptions, ResumeResult, find_unfinished, resume_fleet
 from reconciler.engine.session import Link, Request, Source, box_timeout, read_source

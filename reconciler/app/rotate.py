@@ -31,7 +31,8 @@ from typing import Literal
 from reconciler.app.apply import LOCK_TTL_S, RENEW_EVERY_S, ApplyRequest, ApplyView, run_locked
 from reconciler.app.resume import ResumeRequest, settle_first
 from reconciler.app.secrets import set_secret, set_summary
-from reconciler.app.state import StateDir, Trace, open_state
+from reconciler.app.state import StateDir, open_state
+from reconciler.app.trace import Trace
 from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.session import Link, Request, Source, prepare, read_source

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.engine.driver import Driver
 from reconciler.journal.base import Holder, JournalError, LockHeld, LockLease
 from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
 from reconciler.journal.db import default_state_dir, private_dir, private_file
@@ -28,7 +27,6 @@ from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.model.fleet import FleetFile
 from reconciler.secrets.redact import scrub
 
-BoundaryHook = Callable[[str, str | None], None]  # (boundary, agent or None): the crash tests
 Tell = Callable[[str], None]  # one line for the operator (the CLI prints it on stderr)
 
 
@@ -40,22 +38,6 @@ def holder_id() -> str:
 def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
     """--state-dir, else fleet.yaml state_dir, else ~/.local/state/reconciler."""
     return Path(given or fleet_state_dir or default_state_dir()).expanduser()
-
-
-@dataclass
-class Trace:
-    """What an unexpected error needs to know: where the state lives, whether a box changed.
-
-    The CLI hands one in; the use case fills it in as it goes (never the exception).
-    """
-
-    state_dir: Path | None = None
-    driver: Driver | None = None
-
-    @property
-    def changed(self) -> bool:
-        """Some box may hold the new config (a rollout had changed one)."""
-        return self.driver is not None and bool(self.driver.state.changed)
 
 
 @dataclass

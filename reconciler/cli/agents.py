@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from reconciler.cli.common import Format, RepoOpt, load_or_exit, out
-from reconciler.config.select import parse_selector, select
 
 
 def agents(
@@ -27,6 +25,8 @@ def agents(
 
     Example:  reconcile agents --repo fleet-config-example --selector tier=fast,shard=eu-west
     """
+    from reconciler.config.select import parse_selector, select
+
     loaded = load_or_exit(repo)
     chosen = select((ea.agent for ea in loaded.agents.values()), parse_selector(selector))
     if format is Format.json:
@@ -45,6 +45,8 @@ def agents(
         ]
         out.print_json(json.dumps(rows))
         return
+    from rich.table import Table
+
     table = Table("agent", "tier", "shard", "box", "config_path", box=None, pad_edge=False)
     for a in chosen:
         table.add_row(a.name, a.tier, a.shard, f"{a.user}@{a.host}:{a.port}", a.config_path)

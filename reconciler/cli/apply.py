@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.app.apply import ApplyRequest
-from reconciler.app.apply import apply as run_apply
 from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
 from reconciler.cli.progress import ApplyScreen, summary
 from reconciler.errors import Interrupted
@@ -60,6 +57,11 @@ def apply(
     Examples:  reconcile apply --repo demo-fleet/fleet --dry-run
                reconcile apply --repo demo-fleet/fleet --yes
     """
+    import asyncio
+
+    from reconciler.app.apply import ApplyRequest
+    from reconciler.app.apply import apply as run_apply
+
     state = cli_state(ctx)
     state.debug = debug
     req = ApplyRequest(

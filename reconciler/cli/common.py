@@ -5,19 +5,52 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
-from reconciler.app.config import label_prefix, load_config
-from reconciler.app.state import BoundaryHook, Trace
-from reconciler.config.repo import Repo
+from reconciler.app.trace import BoundaryHook, Trace
 from reconciler.errors import ExitCode, Refused
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from reconciler.config.repo import Repo
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `reconcile --help` never loads rich."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The Console itself (for rich objects that hold one, such as Live)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+_ERR, _OUT = _LazyConsole(stderr=True), _LazyConsole(stderr=False)
+
 # Data goes to stdout (so `| jq` works); progress and errors go to stderr.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    err: Console
+    out: Console
+else:
+    err, out = _ERR, _OUT
+
+
+def err_console() -> Console:
+    """The stderr Console itself (`err` forwards attributes only: no `with`, no dunders)."""
+    return _ERR.get()
+
 
 Exit = ExitCode  # the exit codes every command keeps (reconciler/errors.py)
 
@@ -65,6 +98,8 @@ def fail(message: str) -> NoReturn:
 
 def load_or_exit(repo: Path) -> Repo:
     """The loaded repo; Refused with every config error otherwise (exit 1)."""
+    from reconciler.app.config import load_config
+
     return load_config(repo)
 
 
@@ -76,8 +111,8 @@ __all__ = [
     "StateDirOpt",
     "cli_state",
     "err",
+    "err_console",
     "fail",
-    "label_prefix",
     "load_or_exit",
     "out",
 ]

@@ -15,18 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reconciler.cli.common import Exit, err, fail, out
-from reconciler.config.errors import ConfigErrors
-from reconciler.config.repo import load_repo
-from reconciler.demo import control, provider, runner
+from reconciler.demo import provider
 from reconciler.demo.faults import FaultError, FaultKind, parse_kind
-from reconciler.demo.fleetrepo import HEAD_MESSAGE, DemoSetupError
-from reconciler.demo.layout import write_private
-from reconciler.repo import read_work_tree
+
+if TYPE_CHECKING:  # the boxes (asyncssh, age, the config loader) load when a command runs
+    from reconciler.demo import runner
 
 DEFAULT_DIR = Path("demo-fleet")
 DEFAULT_AGENTS = 20
@@ -53,6 +51,8 @@ demo_app = typer.Typer(
 
 
 def _fleet_summary(info: runner.FleetInfo, seconds: float | None = None) -> None:
+    from reconciler.demo.fleetrepo import HEAD_MESSAGE
+
     d, agents = info.dir, info.agents
     took = f" in {seconds:.1f}s" if seconds is not None else ""
     ports = sorted(a["ssh_port"] for a in agents.values())
@@ -74,6 +74,9 @@ def _fleet_summary(info: runner.FleetInfo, seconds: float | None = None) -> None
 
 
 def _start(dir: Path, agents: int, workers: int | None, rate: float, seed: int) -> runner.UpResult:
+    from reconciler.demo import runner
+    from reconciler.demo.fleetrepo import DemoSetupError
+
     try:
         return runner.up(dir, agents, workers=workers, rate=rate, seed=seed)
     except DemoSetupError as exc:
@@ -116,6 +119,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _wait_then_down(dir: Path) -> None:
+    from reconciler.demo import runner
+
     err.print("running in the foreground; Ctrl-C stops the fleet", markup=False)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -130,6 +135,9 @@ def _wait_then_down(dir: Path) -> None:
 
 
 def _down(dir: Path) -> None:
+    from reconciler.demo import runner
+    from reconciler.demo.fleetrepo import DemoSetupError
+
     try:
         result = runner.down(dir)
     except DemoSetupError as exc:
@@ -174,6 +182,9 @@ def fault(
 
     Example:  reconcile demo fault --dir demo-fleet us-east-fast-001 error-rate 0.3
     """
+    from reconciler.demo import control
+    from reconciler.demo.fleetrepo import DemoSetupError
+
     try:
         parsed: FaultKind | None = parse_kind(kind) if kind is not None else None
         if clear:
@@ -213,6 +224,8 @@ class Step:
 
 
 def _step_up(w: Walk) -> None:
+    from reconciler.demo import runner
+
     if runner.running_pids(w.dir):
         # The walkthrough commits to the demo repo (and a rolled-back head is blocked), so
         # a second walkthrough starts from a fresh fleet rather than the changed one.
@@ -226,6 +239,10 @@ def _step_up(w: Walk) -> None:
 
 
 def _step_validate(w: Walk) -> None:
+    from reconciler.config.errors import ConfigErrors
+    from reconciler.config.repo import load_repo
+    from reconciler.repo import read_work_tree
+
     try:
         repo = load_repo(read_work_tree(w.repo))
     except ConfigErrors as exc:
@@ -271,6 +288,8 @@ def _step_apply(w: Walk) -> None:
 
 def _step_rotate(w: Walk) -> None:
     """The API key leaked: a new one from the provider, rotated in, the old one retired."""
+    from reconciler.demo.layout import write_private
+
     new_key = f"sk-demo-{secrets.token_hex(16)}"
     provider.issue(w.dir, new_key)  # what the operator gets from the model provider
     key_file = w.dir / "new-api-key"

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reconciler.app.diff import DiffRequest
-from reconciler.app.diff import diff as run_diff
 from reconciler.cli.common import Exit, Format, RepoOpt
 from reconciler.cli.progress import tell
-from reconciler.diff import FleetDiff
 from reconciler.errors import Refused
-from reconciler.model.live import LiveBox
-from reconciler.report import render_json, render_markdown, render_text
+
+if TYPE_CHECKING:
+    from reconciler.diff import FleetDiff
+    from reconciler.model.live import LiveBox
 
 
 def report(diff: FleetDiff, format: Format) -> str:
     """The diff rendered in the chosen format."""
+    from reconciler.report import render_json, render_markdown, render_text
+
     if format is Format.json:
         return render_json(diff)
     if format is Format.markdown:
@@ -88,6 +88,11 @@ def diff(
     Examples:  reconcile diff --repo demo-fleet/fleet
                reconcile diff --base origin/main --head HEAD --format markdown
     """
+    import asyncio
+
+    from reconciler.app.diff import DiffRequest
+    from reconciler.app.diff import diff as run_diff
+
     done = asyncio.run(run_diff(DiffRequest(repo, base, head, costs), tell))
     typer.echo(report(done.diff, format), nl=False)
     if done.unknown and not allow_unreachable:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from reconciler.app.state import save_traceback, state_dir_of
 from reconciler.cli.common import CliState, err
 from reconciler.errors import ExitCode, ReconcilerError
 
@@ -28,6 +27,8 @@ def reconciler_error(exc: ReconcilerError) -> int:
 
 def internal_error(exc: BaseException, state: CliState, label: str) -> int:
     """One line for an unexpected error, its traceback saved; 3 when a box may have changed."""
+    from reconciler.app.state import save_traceback, state_dir_of  # the journal's dir helpers
+
     text = "".join(traceback.format_exception(exc))
     where = Path(state.trace.state_dir or state_dir_of(None, None))
     try:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reconciler.cli.common import Format, RepoOpt, fail, load_or_exit, out
-from reconciler.config.layer import FieldPath, Setting
-from reconciler.config.load import plain_value
-from reconciler.config.provenance import explain as explain_field
-from reconciler.config.provenance import resolve_field, short
+
+if TYPE_CHECKING:
+    from reconciler.config.layer import FieldPath, Setting
 
 
 def _value(value: Any) -> str:
     """A value as YAML would read it back: strings bare unless they would read as another type."""
+    from reconciler.config.load import plain_value
+
     if isinstance(value, str) and value and plain_value(value) == value:
         return value
     return json.dumps(value, ensure_ascii=False)
 
 
 def _chain(chain: tuple[Setting, ...]) -> str:
+    from reconciler.config.provenance import short
+
     if not chain:
         return "(default)"
     win, *rest = reversed(chain)
@@ -55,6 +58,9 @@ def explain(
 
     Example:  reconcile explain eu-west-fast-003 model --repo fleet-config-example
     """
+    from reconciler.config.provenance import explain as explain_field
+    from reconciler.config.provenance import resolve_field
+
     loaded = load_or_exit(repo)
     if agent not in loaded.agents:
         fail(f"no agent {agent!r} in {repo}; `reconcile agents --repo {repo}` lists them")

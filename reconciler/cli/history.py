@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.app.history import HistoryRequest
-from reconciler.app.history import history as run_history
 from reconciler.cli.common import Format, RepoOpt, StateDirOpt, out
 from reconciler.cli.progress import tell
-from reconciler.report.history import to_json, to_text
 
 
 def history(
@@ -30,6 +26,12 @@ def history(
 
     Example:  reconcile history --repo demo-fleet/fleet --format json
     """
+    import asyncio
+
+    from reconciler.app.history import HistoryRequest
+    from reconciler.app.history import history as run_history
+    from reconciler.report.history import to_json, to_text
+
     done = asyncio.run(run_history(HistoryRequest(repo, state_dir, limit, from_boxes)))
     if done.fell_back:
         tell("the journal has no rollouts of this fleet: reading the boxes' stamps")

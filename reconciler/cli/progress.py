@@ -10,18 +10,18 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from reconciler.cli.common import Format, err, out
-from reconciler.engine.driver import RunResult
-from reconciler.engine.resume import ResumeResult
-from reconciler.engine.session import Prepared
 from reconciler.errors import Refused
-from reconciler.plan.model import Delivery
-from reconciler.rollout.phases import Outcome
-from reconciler.rollout.reporter import JsonValue, Reporter
-from reconciler.rollout.state import BoxStatus
+
+if TYPE_CHECKING:  # the engine is loaded by the command that runs, not by every command
+    from reconciler.engine.driver import RunResult
+    from reconciler.engine.resume import ResumeResult
+    from reconciler.engine.session import Prepared
+    from reconciler.rollout.reporter import JsonValue, Reporter
 
 
 class TextReporter:
@@ -102,6 +102,8 @@ def tell(line: str) -> None:
 
 def show_plan(p: Prepared, fmt: Format) -> None:
     """The exact plan: waves, agents in each, their changes, gates; orphans and left-out boxes."""
+    from reconciler.plan.model import Delivery
+
     plan = p.plan
     if fmt is Format.json:
         out.print(plan.to_json(), end="", markup=False, highlight=False)
@@ -174,6 +176,9 @@ def settled(result: ResumeResult | None) -> None:
 
 def summary(result: RunResult) -> None:
     """How a rollout ended: internal errors, incident reports, boxes that need a human."""
+    from reconciler.rollout.phases import Outcome
+    from reconciler.rollout.state import BoxStatus
+
     for line in result.internal_errors:
         err.print(f"error: {line}", markup=False, style="bold red")
     if result.outcome is Outcome.ABORTED:

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.common import RepoOpt, fail, load_or_exit
-from reconciler.render import render_payload, sha256_hex
 
 
 class RenderFormat(enum.StrEnum):
@@ -33,6 +32,8 @@ def render(
 
     Example:  reconcile render us-east-fast-001 --repo fleet-config-example --sha
     """
+    from reconciler.render import render_payload, sha256_hex
+
     loaded = load_or_exit(repo)
     if agent not in loaded.agents:
         fail(f"no agent {agent!r} in {repo}; `reconcile agents --repo {repo}` lists them")

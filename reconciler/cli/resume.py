@@ -6,14 +6,11 @@ box could not be put back (named, with what to do).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.app.resume import POLICIES, ResumeRequest
-from reconciler.app.resume import resume as run_resume
 from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state, fail
 from reconciler.cli.progress import reporter_for, settled, tell
 
@@ -49,6 +46,11 @@ def resume(
 
     Example:  reconcile resume --repo demo-fleet/fleet --policy rollback
     """
+    import asyncio
+
+    from reconciler.app.resume import POLICIES, ResumeRequest
+    from reconciler.app.resume import resume as run_resume
+
     if policy is not None and policy not in POLICIES:
         fail(f"--policy {policy}: expected settle, finish or rollback")
     state = cli_state(ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from reconciler.app.rotate import PHASES, RotateRequest, rotate, rotation_status
 from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
 from reconciler.cli.progress import ApplyScreen, tell
 from reconciler.errors import InputError, Interrupted
@@ -85,6 +83,10 @@ def rotate_secret(
       reconcile rotate-secret anthropic_api_key --repo demo-fleet/fleet --from-backend --yes
       reconcile rotate-secret anthropic_api_key --repo demo-fleet/fleet --status
     """
+    import asyncio
+
+    from reconciler.app.rotate import PHASES, RotateRequest, rotate, rotation_status
+
     state = cli_state(ctx)
     if status:
         rows = asyncio.run(rotation_status(repo, name))

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from reconciler.app import secrets as use
 from reconciler.cli.common import Exit, Format, RepoOpt, err, out
 
 secrets_app = typer.Typer(
@@ -40,6 +39,8 @@ def set_(
 
     Example:  printf %s "$NEW_KEY" | reconcile secrets set anthropic_api_key --stdin --repo fleet
     """
+    from reconciler.app import secrets as use
+
     value = use.read_value(value_file, sys.stdin if stdin else None)
     done = use.set_secret(repo, name, value)
     for line in use.set_summary(done, repo):
@@ -60,6 +61,8 @@ def list_(
 
     Example:  reconcile secrets list --repo demo-fleet/fleet --format json
     """
+    from reconciler.app import secrets as use
+
     done = use.list_secrets(repo)
     text = use.list_json(done) if fmt is Format.json else use.list_text(done)
     out.print(text, end="", markup=False)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.live import Live
 
-from reconciler.app.status import StatusRequest, scope
-from reconciler.app.status import status as run_status
-from reconciler.cli.common import Exit, Format, RepoOpt, err, out
+from reconciler.cli.common import Exit, Format, RepoOpt, err_console, out
 from reconciler.cli.progress import tell
-from reconciler.report.status import status_text
-from reconciler.status import Color
 
 
 def status(
@@ -48,9 +42,18 @@ def status(
 
     Example:  reconcile status --repo demo-fleet/fleet --watch 5
     """
+    import asyncio
+
+    from rich.live import Live
+
+    from reconciler.app.status import StatusRequest, scope
+    from reconciler.app.status import status as run_status
+    from reconciler.report.status import status_text
+    from reconciler.status import Color
+
     chosen = scope(StatusRequest(repo, selector, window))
     if watch and format is Format.text:
-        with Live(console=err, auto_refresh=False) as live:
+        with Live(console=err_console(), auto_refresh=False) as live:
             try:
                 while True:
                     report = asyncio.run(run_status(chosen))

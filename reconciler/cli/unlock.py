@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from reconciler.app.unlock import UnlockRequest
-from reconciler.app.unlock import unlock as run_unlock
 from reconciler.cli.common import RepoOpt, StateDirOpt, fail
 from reconciler.cli.progress import tell
 
@@ -29,5 +27,8 @@ def unlock(
     """
     if not force:
         fail("unlock breaks another run's lock: pass --force with the lock id")
+    from reconciler.app.unlock import UnlockRequest
+    from reconciler.app.unlock import unlock as run_unlock
+
     done = run_unlock(UnlockRequest(repo, lock_id, state_dir))
     tell(f"released lock {done.lock_id}: was held by {done.was.describe()}")

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from reconciler.app.validate import ValidateRequest
-from reconciler.app.validate import validate as run_validate
 from reconciler.cli.common import Exit, Format, RepoOpt, err, out
 
 
@@ -24,6 +22,9 @@ def validate(
 
     Example:  reconcile validate --repo fleet-config-example
     """
+    from reconciler.app.validate import ValidateRequest
+    from reconciler.app.validate import validate as run_validate
+
     done = run_validate(ValidateRequest(repo))
     loaded = done.repo
     if loaded is None:
