@@ -10,7 +10,7 @@ measurement, as bench_rollout and bench_vs_peers do:
     write, reload, verify, stamp, journal) runs as in production.
 
 A warm-up apply (not profiled) brings every box to the head (the demo's own change), then
-a commit changes every agent (`agents/_base.yaml` log_level) and that apply is profiled:
+a commit changes every agent (`agents/_base.yaml` retry.backoff_s) and that apply is profiled:
 `reconcile apply --yes --soak 0 --format json` as a child process of this script
 (`bench_profile.py --child OUT -- ARGS`) which installs counting hooks and then calls the
 console script's `main`. The hooks are monkeypatches made in that child process only (the
@@ -96,9 +96,10 @@ class Counts:
         else:
             self.marks[name] = now
 
-    def wrote(self) -> None:
-        self.mark("first_write")
-        self.mark("last_write", first=False)
+    def wrote(self, what: str) -> None:
+        for name in ("write", f"write {what}"):
+            self.mark(f"first {name}")
+            self.mark(f"last {name}", first=False)
 
     def dump(self) -> dict[str, Any]:
         def plain(d: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
@@ -185,7 +186,7 @@ def install_hooks(counts: Counts) -> None:
         finally:
             _BOX.reset(token)
             if operation in WRITE_OPS:
-                counts.wrote()
+                counts.wrote(operation)
 
     SshBox._sftp = counted_sftp  # type: ignore[method-assign]
 
@@ -201,7 +202,7 @@ def install_hooks(counts: Counts) -> None:
         finally:
             _BOX.reset(token)
             if not read_only:
-                counts.wrote()
+                counts.wrote(" ".join(argv))
 
     SshBox.run = counted_run  # type: ignore[method-assign]
 
@@ -403,8 +404,9 @@ def summarize(doc: dict[str, Any], agents: list[str], show_boxes: bool) -> dict[
         return None if t is None else round(t - t0, 3)
 
     cpu = doc["cpu_user_s"] + doc["cpu_sys_s"]
+    unchanged = [a for a in agents if not WRITE_OPS & set(doc["ops"].get(a, {}))]
     result: dict[str, Any] = {
-        "bench": "profile", "n": n, "exit": doc["exit"],
+        "bench": "profile", "n": n, "exit": doc["exit"], "boxes_not_written": unchanged,
         "per_box": {
             "sftp_requests": per_box("sftp"),
             "transport_ops": per_box("ops"),
@@ -431,9 +433,12 @@ def summarize(doc: dict[str, Any], agents: list[str], show_boxes: bool) -> dict[
                   "child_in_main": doc["cpu_main_s"]},
         "wall_s": {
             "child_start": at(m.get("child_start")), "main_entered": at(m.get("main_entered")),
-            "first_write": at(m.get("first_write")), "last_write": at(m.get("last_write")),
+            "first_write": at(m.get("first write")), "last_write": at(m.get("last write")),
             "main_returned": at(m.get("main_returned")), "exit": at(doc["t_end"]),
         },
+        "writes_s": {k.removeprefix("first write "): [at(v), at(m[f"last write {k[12:]}"])]
+                     for k, v in sorted(m.items(), key=lambda kv: kv[1])
+                     if k.startswith("first write ")},
         "events_s": {k: at(v) for k, v in ev.items()
                      if k in ("rollout.started", "wave.started", "box.applied",
                               "last box.applied", "wave.finished", "rollout.finished")},
@@ -465,8 +470,10 @@ def bench(n: int, waves: str, show_boxes: bool) -> dict[str, Any]:
             edit(repo, "fleet.yaml", r"^  waves: .*$", f"  waves: {waves}",
                  f"bench: waves {waves}")  # fmt: skip
             reconcile(["apply", *common, "--yes", "--soak", "0"])  # warm-up: to the head
-            edit(repo, "agents/_base.yaml", r"log_level: info", "log_level: debug",
-                 "bench: every agent logs at debug")  # fmt: skip
+            # retry.backoff_s: set in _base.yaml only, overridden nowhere (log_level is,
+            # by a shard): every box's config changes.
+            edit(repo, "agents/_base.yaml", r"backoff_s: 2$", "backoff_s: 3",
+                 "bench: every agent backs off 3 s")  # fmt: skip
             doc = profiled_apply(["apply", *common, "--yes", "--soak", "0", "--format", "json"],
                                  root / "counts.json")  # fmt: skip
         finally:
