@@ -86,6 +86,7 @@ class Counts:
         self.records: dict[str, Counter[str]] = defaultdict(Counter)  # box -> record kind
         self.commits: Counter[str] = Counter()  # box (or FLEET) -> commits
         self.commit_tables: Counter[str] = Counter()  # "steps", "rollouts+steps", "locks", ...
+        self.record_types: Counter[str] = Counter()  # "intent Reload", "event BoxApplied", ...
         self.statements = 0
         self.marks: dict[str, float] = {}
 
@@ -95,6 +96,10 @@ class Counts:
             self.marks.setdefault(name, now)
         else:
             self.marks[name] = now
+
+    def read(self, what: str) -> None:
+        self.mark(f"first read {what}")
+        self.mark(f"last read {what}", first=False)
 
     def wrote(self, what: str) -> None:
         for name in ("write", f"write {what}"):
@@ -110,6 +115,7 @@ class Counts:
             "http": plain(self.http), "connects": dict(self.connects),
             "records": plain(self.records), "commits": dict(self.commits),
             "commit_tables": dict(self.commit_tables), "statements": self.statements,
+            "record_types": dict(sorted(self.record_types.items())),
             "marks": self.marks,
         }  # fmt: skip
 
@@ -187,6 +193,8 @@ def install_hooks(counts: Counts) -> None:
             _BOX.reset(token)
             if operation in WRITE_OPS:
                 counts.wrote(operation)
+            else:
+                counts.read(operation)
 
     SshBox._sftp = counted_sftp  # type: ignore[method-assign]
 
@@ -203,6 +211,8 @@ def install_hooks(counts: Counts) -> None:
             _BOX.reset(token)
             if not read_only:
                 counts.wrote(" ".join(argv))
+            else:
+                counts.read(" ".join(argv))
 
     SshBox.run = counted_run  # type: ignore[method-assign]
 
@@ -217,22 +227,37 @@ def install_hooks(counts: Counts) -> None:
     get = HttpProbe._get
 
     async def counted_get(self: HttpProbe, url: str, box: str, operation: str, *a: Any) -> Any:
-        counts.http[box]["health" if operation.startswith("health") else "metrics"] += 1
-        return await get(self, url, box, operation, *a)
+        what = "health" if operation.startswith("health") else "metrics"
+        counts.http[box][what] += 1
+        try:
+            return await get(self, url, box, operation, *a)
+        finally:
+            counts.read(f"http {what}")
 
     HttpProbe._get = counted_get  # type: ignore[method-assign]
 
     insert = SqliteJournal._insert
+    intents: dict[int, str] = {}  # seq -> the intent's command type
 
     def counted_insert(self: SqliteJournal, rollout_id: str, kind: str, agent: str | None,
                        intent: int | None, body: Any) -> int:  # fmt: skip
         who = agent or FLEET
         counts.records[who][kind] += 1
+        if kind == "intent":
+            what = str(body.get("command", {}).get("type"))
+        elif kind == "result":
+            what = intents.get(intent or 0, "?")
+        else:
+            what = str(body.get("type"))
+        counts.record_types[f"{kind} {what}"] += 1
         token = _AGENT.set(who)
         try:
-            return insert(self, rollout_id, kind, agent, intent, body)
+            seq = insert(self, rollout_id, kind, agent, intent, body)
         finally:
             _AGENT.reset(token)
+        if kind == "intent":
+            intents[seq] = what
+        return seq
 
     SqliteJournal._insert = counted_insert  # type: ignore[method-assign]
 
@@ -420,6 +445,7 @@ def summarize(doc: dict[str, Any], agents: list[str], show_boxes: bool) -> dict[
         "per_rollout": {
             "journal_records": all_records,
             "journal_records_not_per_box": fleet_records,
+            "journal_records_by_type": doc["record_types"],
             "commits_fsyncs": commits,
             "commits_not_per_box": doc["commits"].get(FLEET, 0),
             "commits_by_tables": doc["commit_tables"],
@@ -439,6 +465,9 @@ def summarize(doc: dict[str, Any], agents: list[str], show_boxes: bool) -> dict[
         "writes_s": {k.removeprefix("first write "): [at(v), at(m[f"last write {k[12:]}"])]
                      for k, v in sorted(m.items(), key=lambda kv: kv[1])
                      if k.startswith("first write ")},
+        "reads_s": {k.removeprefix("first read "): [at(v), at(m[f"last read {k[11:]}"])]
+                    for k, v in sorted(m.items(), key=lambda kv: kv[1])
+                    if k.startswith("first read ")},
         "events_s": {k: at(v) for k, v in ev.items()
                      if k in ("rollout.started", "wave.started", "box.applied",
                               "last box.applied", "wave.finished", "rollout.finished")},
