@@ -56,6 +56,7 @@ import contextvars
 import json
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +123,8 @@ class Counts:
 
 _BOX: contextvars.ContextVar[str] = contextvars.ContextVar("box", default="(no box)")
 _AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("agent", default=FLEET)
+# The open-time schema transaction ends with `PRAGMA user_version=N`, which writes the header.
+_SETTING = re.compile(r"^\s*PRAGMA\s+user_version\s*=", re.IGNORECASE)
 _WRITES = re.compile(r"^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM|REPLACE\s+INTO)"
                      r"\s+(\w+)", re.IGNORECASE)  # fmt: skip
 
@@ -144,8 +147,8 @@ class _Tracer:
             self.in_txn = False
         elif head.startswith("ROLLBACK"):
             self.in_txn, self.tables = False, set()
-        elif (m := _WRITES.match(sql)) is not None:
-            self.tables.add(m.group(1).lower())
+        elif (m := _WRITES.match(sql)) is not None or _SETTING.match(sql) is not None:
+            self.tables.add(m.group(1).lower() if m is not None else "(schema)")
             if not self.in_txn:  # autocommit: the statement is its own transaction
                 self._commit()
 
@@ -338,11 +341,28 @@ def children_cpu() -> tuple[float, float]:
     return u.ru_utime, u.ru_stime
 
 
-def profiled_apply(args: list[str], out: Path) -> dict[str, Any]:
-    """The apply as a hooked child; its counts, event marks, CPU and times."""
+def fsyncs(trace: Path, state: Path) -> dict[str, int]:
+    """The fsync-family calls in an strace log, by the file they synced (-y names it)."""
+    found: Counter[str] = Counter()
+    for m in re.finditer(r"(\w*sync\w*)\(\d+<([^>]*)>", trace.read_text(encoding="utf-8")):
+        path = m.group(2)
+        where = path.replace(str(state), "STATE") if path.startswith(str(state)) else "other"
+        found[f"{m.group(1)} {where}"] += 1
+    return dict(sorted(found.items()))
+
+
+def profiled_apply(args: list[str], out: Path, strace: Path | None = None) -> dict[str, Any]:
+    """The apply as a hooked child; its counts, event marks, CPU and times.
+
+    With `strace`, the child runs under `strace -f -y -e trace=%sync...` (slower; the
+    times and CPU are then not comparable) and its fsync calls are counted too.
+    """
     u0, s0 = children_cpu()
     t0 = time.time()
     cmd = [sys.executable, str(HERE), "--child", str(out), "--", *args]
+    if strace is not None:
+        cmd = ["strace", "-f", "-y", "-qq", "-o", str(strace),
+               "-e", "trace=fsync,fdatasync,sync_file_range,syncfs", *cmd]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     events: dict[str, float] = {}
@@ -491,7 +511,7 @@ def summarize(doc: dict[str, Any], agents: list[str], show_boxes: bool) -> dict[
     return result
 
 
-def bench(n: int, waves: str, show_boxes: bool) -> dict[str, Any]:
+def bench(n: int, waves: str, show_boxes: bool, strace: bool = False) -> dict[str, Any]:
     from reconciler.demo import runner  # noqa: PLC0415
     from reconciler.testing.fleetrepo import without_gates  # noqa: PLC0415
 
@@ -509,12 +529,16 @@ def bench(n: int, waves: str, show_boxes: bool) -> dict[str, Any]:
             # by a shard): every box's config changes.
             edit(repo, "agents/_base.yaml", r"backoff_s: 2$", "backoff_s: 3",
                  "bench: every agent backs off 3 s")  # fmt: skip
+            trace = root / "strace.log" if strace else None
             doc = profiled_apply(["apply", *common, "--yes", "--soak", "0", "--format", "json"],
-                                 root / "counts.json")  # fmt: skip
+                                 root / "counts.json", trace)  # fmt: skip
+            synced = fsyncs(trace, root / "state") if trace is not None else None
         finally:
             runner.down(root / "demo")
     result = summarize(doc, sorted(up.info.agents), show_boxes)
     result["waves"] = waves
+    if synced is not None:
+        result["strace_fsyncs"] = synced
     result["import"] = import_time(doc["modules"])
     return result
 
@@ -524,15 +548,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50, help="boxes (default 50; the issue's: 200)")
     ap.add_argument("--waves", default="[100%]", help="fleet.yaml rollout.waves (default one)")
     ap.add_argument("--boxes", action="store_true", help="also print every box's own counts")
+    ap.add_argument("--strace", action="store_true",
+                    help="also count the apply's fsyncs with strace (skews the times)")  # fmt: skip
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child is not None:
         child(a.child, a.rest)
         return
+    if a.strace and shutil.which("strace") is None:
+        raise SystemExit("--strace: no strace on PATH (apt-get install strace)")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print(json.dumps(bench(a.n, a.waves, a.boxes), indent=1), flush=True)
+    print(json.dumps(bench(a.n, a.waves, a.boxes, a.strace), indent=1), flush=True)
 
 
 if __name__ == "__main__":
