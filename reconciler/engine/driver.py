@@ -359,7 +359,11 @@ class Driver:
                 async with asyncio.timeout(self.opts.box_timeout_s):
                     await boxops.drop_kept_secrets(h, self.opts.rollout_id, self.opts.fleet_key)
 
-        await asyncio.gather(*(drop(a) for a, old in self._old_secrets.items() if old is not None))
+        # a copy was kept only where the secrets file changed (steps.apply_box)
+        await asyncio.gather(*(
+            drop(a) for a, old in self._old_secrets.items()
+            if old is not None and old != self.targets[a].secrets
+        ))  # fmt: skip
 
     def _feed(self, ev: Event) -> list[Command]:
         if self.journal is not None:
