@@ -8,17 +8,27 @@ check that each new or removed operation is intended (the failing assertion show
 the counts; `box.log` lists the operations in order), update APPLY_TRIPS and
 RESTORE_TRIPS, and say why in the commit message.
 
+`rounds` (APPLY_ROUNDS, RESTORE_ROUNDS) pins the latency: how many round trips long
+the longest chain of operations one after another is (FakeBox.rounds); operations in
+flight together count one round. A change that serialises what was overlapped fails
+there, even when the counts stay the same.
+
 The box: managed (stamp of rev-1, old config loaded, no history directory yet, no
-secrets file); the job: write the new config, reload, verify, stamp. The agent
-reports its health by URL, so `health` is an HTTP round trip, not a command.
+secrets file); the job: write the new config, reload, verify, stamp, its paths checked
+against connection.allowed_paths (as every real run does). The agent reports its
+health by URL, so `health` is an HTTP round trip, not a command.
 """
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import PurePosixPath
 
 from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
 from reconciler.plan.model import Activation, Delivery
 from reconciler.rollout.phases import Outcome
 from reconciler.testing.clock import FakeClock
+from reconciler.transport.fake import FakeBox
 
 from .helpers import (
     FLEET_ID,
@@ -31,10 +41,12 @@ from .helpers import (
     sha,
 )
 
-# lease (mkdir + lease file), stamp and config read (CAS), old config into history
+# lease (mkdir + lease file), stamp and config read (CAS), where the writes land
+# (realpath of the allowed path and of the config's directory), old config into history
 # (stat + write), config write + hard link into history (stat + link), reload, one
 # health answer (verify), stamp write, history prune (listdir), release (remove + rmdir)
 APPLY_TRIPS = {
+    "realpath": 2,  # the allowed path, the config's directory
     "mkdir": 1,
     "write_atomic": 4,  # lease file, old config into history, config, stamp
     "read_file": 3,  # stamp, config, the stamp again right before the stamp write (fencing)
@@ -46,6 +58,7 @@ APPLY_TRIPS = {
     "remove": 1,  # lease file
     "rmdir": 1,  # lease directory
 }
+APPLY_ROUNDS = 18
 # lease (mkdir + lease file), stamp and config read, history copy read, link to a temp
 # name + rename over the config, health (running the old one already?), reload, health
 # (verify), stamp write, release (read the lease back, rmtree)
@@ -59,6 +72,8 @@ RESTORE_TRIPS = {
     "run": 1,  # reload
     "rmtree": 1,  # lease directory
 }
+RESTORE_ROUNDS = 14
+ALLOWED = ("/srv",)  # every agent's config_path is /srv/<name>/config.json
 
 
 def _crew(clock: FakeClock) -> Crew:
@@ -67,7 +82,7 @@ def _crew(clock: FakeClock) -> Crew:
 
 
 async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -> None:
-    """apply_box: 16 operations (4 writes, 1 command); restore_box: 14 (2 writes, 1 command,
+    """apply_box: 18 operations (4 writes, 1 command); restore_box: 14 (2 writes, 1 command,
     no config byte sent). Both leave the box as intended, so the counts are of a real run."""
     fleet = make_fleet(1, waves=("100%",))
     (name,) = fleet.boxes
@@ -75,13 +90,14 @@ async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -
     job = ApplyJob(
         target_sha=sha(new_bytes(name)), pre_sha=sha(old_bytes(name)), delivery=Delivery.WRITE,
         activation=Activation.RELOAD, revision=NEW_REV, data=new_bytes(name),
-        stamp_sha=sha(old_bytes(name)), stamp_revision=OLD_REV,
+        stamp_sha=sha(old_bytes(name)), stamp_revision=OLD_REV, allowed_paths=ALLOWED,
     )  # fmt: skip
 
     await apply_box(h, job, crew)
     assert fleet.on_new(name)
     assert dict(box.counts) == APPLY_TRIPS, box.log
-    assert box.round_trips == 16
+    assert box.round_trips == 18
+    assert box.rounds == APPLY_ROUNDS, box.log
 
     box.reset_counts()
     await restore_box(h, RestoreJob(pre_sha=sha(old_bytes(name)), pre_revision=OLD_REV,
@@ -89,6 +105,7 @@ async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -
     assert fleet.on_old(name)
     assert dict(box.counts) == RESTORE_TRIPS, box.log
     assert box.round_trips == 14
+    assert box.rounds == RESTORE_ROUNDS, box.log
     assert not [op for op, path in box.log if op == "write_atomic" and path == box.config_path]
 
 
@@ -100,7 +117,7 @@ async def test_the_driver_adds_no_transport_operation_to_a_box_beyond_its_steps(
     first, second = fleet.wave(0)[0], fleet.wave(1)[0]
 
     fleet.boxes[second].handler = reload_fails
-    result = await fleet.run()
+    result = await fleet.run(allowed_paths=ALLOWED)
     assert result.outcome is Outcome.ROLLED_BACK
     counts = dict(fleet.boxes[first].counts)
     checks = counts.pop("health") - APPLY_TRIPS["health"] - RESTORE_TRIPS["health"]
@@ -109,3 +126,24 @@ async def test_the_driver_adds_no_transport_operation_to_a_box_beyond_its_steps(
              **RESTORE_TRIPS}}  # fmt: skip
     steps.pop("health")
     assert counts == steps
+
+
+async def test_rounds_count_operations_one_after_another_and_overlapped_ones_once() -> None:
+    """FakeBox.rounds: three reads in turn are three rounds, three at once one; a chain of
+    two beside a single read is two."""
+    box = FakeBox("b", files={"/a": b"1", "/b": b"2"})
+    for p in ("/a", "/b", "/c"):
+        await box.read_file(PurePosixPath(p))
+    assert (box.round_trips, box.rounds) == (3, 3)
+
+    box.reset_counts()
+    await asyncio.gather(*(box.read_file(PurePosixPath(p)) for p in ("/a", "/b", "/c")))
+    assert (box.round_trips, box.rounds) == (3, 1)
+
+    async def chain() -> None:
+        await box.stat(PurePosixPath("/a"))
+        await box.read_file(PurePosixPath("/a"))
+
+    box.reset_counts()
+    await asyncio.gather(chain(), box.read_file(PurePosixPath("/b")))
+    assert (box.round_trips, box.rounds) == (3, 2)
