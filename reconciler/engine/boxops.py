@@ -200,6 +200,49 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# -- where writes land -----------------------------------------------------------------
+
+# What decides which filesystem a box path names: the SSH login (the pool's key, bar its
+# host-key policy). Agents that share one see the same files, symlinks included.
+Where = tuple[str, int, str, str | None, str | None]
+
+
+def where(agent: Agent) -> Where:
+    """The login `agent`'s box is reached by: host, port, user, key, known_hosts."""
+    return (agent.host, agent.port, agent.user, agent.key, agent.known_hosts)
+
+
+class RealPaths:
+    """The box's realpath of a directory, asked once per login (`where`) for one run.
+
+    Boxes that share a host ask for the realpath of an allowed path (or a shared config
+    directory) once; each box's own directories are still resolved before its first
+    write. Requests in flight are shared; a failed one is not kept (the next box asks
+    again). One object lives as long as one run (the driver's), never longer.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Where, PurePosixPath], asyncio.Future[PurePosixPath | None]] = {}
+
+    async def of(self, h: BoxHandle, path: PurePosixPath) -> PurePosixPath:
+        """`path` resolved on `h`'s box (RemoteError: a missing parent, a link loop)."""
+        key = (where(h.agent), path)
+        while (asked := self._known.get(key)) is not None:
+            got = await asyncio.shield(asked)
+            if got is not None:
+                return got
+            # that request failed (its asker has the error): ask again
+        asked = self._known[key] = asyncio.get_running_loop().create_future()
+        real: PurePosixPath | None = None
+        try:
+            real = await h.box.realpath(path)
+            return real
+        finally:
+            if real is None:
+                del self._known[key]
+            asked.set_result(real)
+
+
 # -- lease ------------------------------------------------------------------------------
 
 

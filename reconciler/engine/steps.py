@@ -69,6 +69,9 @@ class Crew:
     # duration; the driver passes one that outlives a failed apply until its restore).
     keeper: LeaseKeeper | None = None
     heartbeat_s: float = HEARTBEAT_S  # how often a lease's heartbeat is renewed
+    # The run's realpaths of directories per login (boxes sharing a host ask once); None:
+    # each box operation asks for its own.
+    realpaths: boxops.RealPaths | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,7 @@ async def _apply_box(
     else:
         done, previous = await _check_move(h, former, now, job, crew)
     if not done:
-        await _check_inside(h, job)
+        await _check_inside(h, job, crew.realpaths if crew.realpaths else boxops.RealPaths())
         await step("write", _deliver(h, job, now.file))
         if job.secrets is not None:
             if old_secrets is not None:
@@ -279,20 +282,21 @@ def _secret_state(job: ApplyJob, before: Stamp | None) -> SecretState:
     return SecretState(job.secrets_fingerprint or was.fingerprint, {}, rotation)
 
 
-async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
+async def _check_inside(h: BoxHandle, job: ApplyJob, realpaths: boxops.RealPaths) -> None:
     """Before the first write: what a write to the config (and secrets) file would really
-    touch, symlinks followed on the box, lies under one of the allowed directories.
+    touch, symlinks followed on the box, lies under one of the allowed directories (their
+    realpaths as `realpaths` knows them for the box's login, else asked now).
 
     Raises:
         BoxOpError: it does not (a symlinked directory on the box leads elsewhere).
     """
     if not job.allowed_paths:
         return
-    allowed = [await h.box.realpath(PurePosixPath(a)) for a in job.allowed_paths]
+    allowed = [await realpaths.of(h, PurePosixPath(a)) for a in job.allowed_paths]
     parents = {h.paths.config.parent, h.paths.secrets.parent} if job.secrets is not None else {
         h.paths.config.parent}  # fmt: skip
     for parent in sorted(parents):
-        real = await h.box.realpath(parent)
+        real = await realpaths.of(h, parent)
         if not any(real == a or a in real.parents for a in allowed):
             raise BoxOpError(
                 h.name, ApplyStep.STAMP_CHECK,

@@ -22,18 +22,24 @@ health by URL, so `health` is an HTTP round trip, not a command.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import PurePosixPath
 
+import pytest
+
+from reconciler.engine.boxops import BoxOpError, RealPaths
 from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
 from reconciler.plan.model import Activation, Delivery
 from reconciler.rollout.phases import Outcome
 from reconciler.testing.clock import FakeClock
-from reconciler.transport.fake import FakeBox
+from reconciler.transport.base import RemoteError
+from reconciler.transport.fake import FakeBox, fail_nth
 
 from .helpers import (
     FLEET_ID,
     NEW_REV,
     OLD_REV,
+    Fleet,
     make_fleet,
     new_bytes,
     old_bytes,
@@ -81,19 +87,28 @@ def _crew(clock: FakeClock) -> Crew:
                 clock=clock)  # fmt: skip
 
 
+def _job(name: str) -> ApplyJob:
+    return ApplyJob(
+        target_sha=sha(new_bytes(name)), pre_sha=sha(old_bytes(name)), delivery=Delivery.WRITE,
+        activation=Activation.RELOAD, revision=NEW_REV, data=new_bytes(name),
+        stamp_sha=sha(old_bytes(name)), stamp_revision=OLD_REV, allowed_paths=ALLOWED,
+    )  # fmt: skip
+
+
+def _one_login(fleet: Fleet) -> None:
+    """Every agent of `fleet` reached by the same login (one host, several agents)."""
+    for name, agent in fleet.agents.items():
+        fleet.agents[name] = agent.model_copy(update={"host": "shared.test"})
+
+
 async def test_one_apply_box_and_one_restore_box_make_the_pinned_round_trips() -> None:
     """apply_box: 18 operations (4 writes, 1 command); restore_box: 14 (2 writes, 1 command,
     no config byte sent). Both leave the box as intended, so the counts are of a real run."""
     fleet = make_fleet(1, waves=("100%",))
     (name,) = fleet.boxes
     box, h, crew = fleet.boxes[name], fleet.handle(name), _crew(fleet.clock)
-    job = ApplyJob(
-        target_sha=sha(new_bytes(name)), pre_sha=sha(old_bytes(name)), delivery=Delivery.WRITE,
-        activation=Activation.RELOAD, revision=NEW_REV, data=new_bytes(name),
-        stamp_sha=sha(old_bytes(name)), stamp_revision=OLD_REV, allowed_paths=ALLOWED,
-    )  # fmt: skip
 
-    await apply_box(h, job, crew)
+    await apply_box(h, _job(name), crew)
     assert fleet.on_new(name)
     assert dict(box.counts) == APPLY_TRIPS, box.log
     assert box.round_trips == 18
@@ -126,6 +141,68 @@ async def test_the_driver_adds_no_transport_operation_to_a_box_beyond_its_steps(
              **RESTORE_TRIPS}}  # fmt: skip
     steps.pop("health")
     assert counts == steps
+
+
+async def test_boxes_sharing_a_login_resolve_the_allowed_path_once() -> None:
+    """Within one run (one RealPaths), the allowed path's realpath is asked once per login;
+    each box's own config directory is still resolved before its first write."""
+    fleet = make_fleet(3, waves=("100%",))
+    _one_login(fleet)
+    crew = replace(_crew(fleet.clock), realpaths=RealPaths())
+    first, *others = fleet.boxes
+    await apply_box(fleet.handle(first), _job(first), crew)
+    assert fleet.boxes[first].counts["realpath"] == 2
+    for name in others:
+        await apply_box(fleet.handle(name), _job(name), crew)
+        assert fleet.on_new(name)
+        assert [t for op, t in fleet.boxes[name].log if op == "realpath"] == [
+            PurePosixPath(f"/srv/{name}")
+        ]
+    # another login asks again
+    alone = make_fleet(1, waves=("100%",))
+    (name,) = alone.boxes
+    await apply_box(alone.handle(name), _job(name), crew)
+    assert alone.boxes[name].counts["realpath"] == 2
+
+
+async def test_a_cached_allowed_path_never_lets_a_symlinked_box_directory_through() -> None:
+    """A box whose config directory is a symlink out of /srv, on a login whose /srv was
+    resolved for an earlier box, is refused before anything is written."""
+    fleet = make_fleet(2, waves=("100%",))
+    _one_login(fleet)
+    crew = replace(_crew(fleet.clock), realpaths=RealPaths())
+    first, second = fleet.boxes
+    await apply_box(fleet.handle(first), _job(first), crew)
+    box = fleet.boxes[second]
+    box.symlinks[PurePosixPath(f"/srv/{second}")] = PurePosixPath("/root/.ssh")
+    with pytest.raises(BoxOpError, match=r"resolves to /root/\.ssh.*nothing written"):
+        await apply_box(fleet.handle(second), _job(second), crew)
+    assert fleet.on_old(second)
+    assert [op for op, _ in box.log if op in ("write_atomic", "link", "rename")] == [
+        "write_atomic"  # the lease file
+    ]
+
+
+async def test_a_failed_realpath_is_not_kept_for_the_next_box() -> None:
+    fleet = make_fleet(2, waves=("100%",))
+    _one_login(fleet)
+    crew = replace(_crew(fleet.clock), realpaths=RealPaths())
+    first, second = fleet.boxes
+    fleet.boxes[first].fault = fail_nth("realpath", 1, path="/srv")
+    with pytest.raises(RemoteError):
+        await apply_box(fleet.handle(first), _job(first), crew)
+    await apply_box(fleet.handle(second), _job(second), crew)
+    assert fleet.on_new(second)
+    assert fleet.boxes[second].counts["realpath"] == 2
+
+
+async def test_the_driver_resolves_a_shared_allowed_path_once_per_run() -> None:
+    fleet = make_fleet(4, waves=(1, "100%"))
+    _one_login(fleet)
+    result = await fleet.run(allowed_paths=ALLOWED)
+    assert result.outcome is Outcome.DONE
+    asked = [t for b in fleet.boxes.values() for op, t in b.log if op == "realpath"]
+    assert sorted(map(str, asked)) == ["/srv", *(f"/srv/{n}" for n in sorted(fleet.boxes))]
 
 
 async def test_rounds_count_operations_one_after_another_and_overlapped_ones_once() -> None:
