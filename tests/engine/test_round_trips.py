@@ -27,13 +27,13 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from reconciler.engine.boxops import BoxOpError, RealPaths
+from reconciler.engine.boxops import BoxOpError, RealPaths, together
 from reconciler.engine.steps import ApplyJob, Crew, RestoreJob, apply_box, restore_box
 from reconciler.plan.model import Activation, Delivery
 from reconciler.rollout.phases import Outcome
 from reconciler.testing.clock import FakeClock
 from reconciler.transport.base import RemoteError
-from reconciler.transport.fake import FakeBox, fail_nth
+from reconciler.transport.fake import FakeBox, chain, fail_nth, fail_on, hang_on
 
 from .helpers import (
     FLEET_ID,
@@ -64,7 +64,9 @@ APPLY_TRIPS = {
     "remove": 1,  # lease file
     "rmdir": 1,  # lease directory
 }
-APPLY_ROUNDS = 18
+# mkdir, lease file, {stamp, config, realpath x2}, {stat x2}, old config into history,
+# config, link, reload, health, stamp again, {stamp write, listdir}, remove, rmdir
+APPLY_ROUNDS = 13
 # lease (mkdir + lease file), stamp and config read, history copy read, link to a temp
 # name + rename over the config, health (running the old one already?), reload, health
 # (verify), stamp write, release (read the lease back, rmtree)
@@ -78,7 +80,9 @@ RESTORE_TRIPS = {
     "run": 1,  # reload
     "rmtree": 1,  # lease directory
 }
-RESTORE_ROUNDS = 14
+# mkdir, lease file, {stamp, config, history copy, health}, link, rename, reload, health,
+# stamp again, stamp write, lease, rmtree
+RESTORE_ROUNDS = 11
 ALLOWED = ("/srv",)  # every agent's config_path is /srv/<name>/config.json
 
 
@@ -224,3 +228,17 @@ async def test_rounds_count_operations_one_after_another_and_overlapped_ones_onc
     box.reset_counts()
     await asyncio.gather(chain(), box.read_file(PurePosixPath("/b")))
     assert (box.round_trips, box.rounds) == (3, 2)
+
+
+async def test_together_raises_the_first_failure_as_it_is_and_cancels_the_rest() -> None:
+    """A failed request stops its siblings (a hung one is cancelled, not left running) and
+    surfaces as the box's own error, not an exception group."""
+    box = FakeBox("b", files={"/a": b"1"})
+    box.fault = chain(hang_on("stat"), fail_on("read_file", RemoteError("b", "read", "gone")))
+    with pytest.raises(RemoteError, match="gone"):
+        await together(box.stat(PurePosixPath("/a")), box.read_file(PurePosixPath("/a")))
+    assert box.cancelled == [("stat", PurePosixPath("/a"))]
+    assert await together() == ()
+    box.fault = None
+    got = await together(box.read_file(PurePosixPath("/a")), box.mkdir(PurePosixPath("/d")))
+    assert got == (b"1", True)
