@@ -159,9 +159,9 @@ async def test_boxes_sharing_a_login_resolve_the_allowed_path_once() -> None:
     for name in others:
         await apply_box(fleet.handle(name), _job(name), crew)
         assert fleet.on_new(name)
-        assert [t for op, t in fleet.boxes[name].log if op == "realpath"] == [
-            PurePosixPath(f"/srv/{name}")
-        ]
+        box = fleet.boxes[name]
+        assert [t for op, t in box.log if op == "realpath"] == [PurePosixPath(f"/srv/{name}")]
+        assert (box.round_trips, box.rounds) == (17, APPLY_ROUNDS)
     # another login asks again
     alone = make_fleet(1, waves=("100%",))
     (name,) = alone.boxes
