@@ -30,7 +30,7 @@ class ModelPrice:
 
 PRICING: Final[Mapping[str, ModelPrice]] = {
     "claude-haiku-4": ModelPrice(0.80, 4.00, 0.30, 0.004),
-    "claude-haiku-4-5": ModelPrice(1.00, 5.00, 0.25, 0.003, verbosity=1.1),
+    "claude-haiku-4-5": ModelPrice(1.00, 5.00, 0.25, 0.003),
     "claude-sonnet-4": ModelPrice(3.00, 15.00, 0.60, 0.008),
     "claude-sonnet-4-5": ModelPrice(3.00, 15.00, 0.50, 0.007, verbosity=1.1),
     "claude-opus-4-1": ModelPrice(15.00, 75.00, 1.00, 0.015, verbosity=1.2),

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
-from typing import Final
+from typing import Any, Final, TypeVar, overload
 
 from reconciler.errors import BoxError
 from reconciler.journal import liveness
@@ -40,6 +40,10 @@ from reconciler.rollout.events import ApplyStep
 from reconciler.transport.base import BoxTransport, OperationTimeout, RemoteError, TransportError
 
 LEASE_FILE = "lease.json"
+T = TypeVar("T")
+U = TypeVar("U")
+V = TypeVar("V")
+W = TypeVar("W")
 FetchHealth = Callable[[str], Awaitable[Health]]
 
 
@@ -200,6 +204,78 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# -- where writes land -----------------------------------------------------------------
+
+# What decides which filesystem a box path names: the SSH login (the pool's key, bar its
+# host-key policy). Agents that share one see the same files, symlinks included.
+Where = tuple[str, int, str, str | None, str | None]
+
+
+def where(agent: Agent) -> Where:
+    """The login `agent`'s box is reached by: host, port, user, key, known_hosts."""
+    return (agent.host, agent.port, agent.user, agent.key, agent.known_hosts)
+
+
+class RealPaths:
+    """The box's realpath of a directory, asked once per login (`where`) for one run.
+
+    Boxes that share a host ask for the realpath of an allowed path (or a shared config
+    directory) once; each box's own directories are still resolved before its first
+    write. Requests in flight are shared; a failed one is not kept (the next box asks
+    again). One object lives as long as one run (the driver's), never longer.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[Where, PurePosixPath], asyncio.Future[PurePosixPath | None]] = {}
+
+    async def of(self, h: BoxHandle, path: PurePosixPath) -> PurePosixPath:
+        """`path` resolved on `h`'s box (RemoteError: a missing parent, a link loop)."""
+        key = (where(h.agent), path)
+        while (asked := self._known.get(key)) is not None:
+            got = await asyncio.shield(asked)
+            if got is not None:
+                return got
+            # that request failed (its asker has the error): ask again
+        asked = self._known[key] = asyncio.get_running_loop().create_future()
+        real: PurePosixPath | None = None
+        try:
+            real = await h.box.realpath(path)
+            return real
+        finally:
+            if real is None:
+                del self._known[key]
+            asked.set_result(real)
+
+
+@overload
+async def together(a: Awaitable[T], b: Awaitable[U], /) -> tuple[T, U]: ...
+@overload
+async def together(a: Awaitable[T], b: Awaitable[U], c: Awaitable[V], /) -> tuple[T, U, V]: ...
+@overload
+async def together(
+    a: Awaitable[T], b: Awaitable[U], c: Awaitable[V], d: Awaitable[W], /
+) -> tuple[T, U, V, W]: ...
+@overload
+async def together(*steps: Awaitable[T]) -> tuple[T, ...]: ...
+async def together(*steps: Awaitable[Any]) -> tuple[Any, ...]:
+    """Run independent box requests at once (one SFTP channel carries many in flight);
+    their results in order. The first failure cancels the others, waits for them to end,
+    and is raised as it was (the first failed, in argument order)."""
+    if not steps:
+        return ()
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            raise exc
+    return tuple(t.result() for t in tasks)
+
+
 # -- lease ------------------------------------------------------------------------------
 
 
@@ -344,15 +420,14 @@ async def read_stamp(h: BoxHandle) -> Stamp | None:
 
 
 async def read_now(h: BoxHandle) -> BoxNow:
-    """The stamp (None when absent) and the config file of the box."""
-    raw = await h.box.read_file(h.paths.stamp)
+    """The stamp (None when absent) and the config file of the box (read at once)."""
+    raw, data = await together(h.box.read_file(h.paths.stamp), h.box.read_file(h.paths.config))
     stamp = None
     if raw is not None:
         try:
             stamp = parse_stamp(raw)
         except ContractError as exc:
             raise StampMoved(h.name, ApplyStep.STAMP_CHECK, f"{h.paths.stamp}: {exc}") from None
-    data = await h.box.read_file(h.paths.config)
     return BoxNow(stamp, sha256_hex(data) if data is not None else None, data)
 
 
@@ -400,10 +475,11 @@ async def keep_in_history(h: BoxHandle, data: bytes) -> None:
         await h.box.write_atomic(path, data, mode=0o644)
 
 
-async def link_into_history(h: BoxHandle, sha: str) -> None:
-    """Keep the config just written (`sha`) in history by a hard link: no second upload."""
+async def link_into_history(h: BoxHandle, sha: str, *, missing: bool = False) -> None:
+    """Keep the config just written (`sha`) in history by a hard link: no second upload.
+    `missing`: the caller saw (under the lease) that the history file is not there."""
     path = h.paths.history_file(sha)
-    if await h.box.stat(path) is not None:
+    if not missing and await h.box.stat(path) is not None:
         return
     try:
         await h.box.link(h.paths.config, path)
@@ -414,23 +490,39 @@ async def link_into_history(h: BoxHandle, sha: str) -> None:
         await h.box.link(h.paths.config, path)
 
 
-async def prune_history(h: BoxHandle, keep_shas: Sequence[str]) -> None:
-    """Remove history files whose sha is not among `keep_shas` (the stamp's last N)."""
+async def prune_history(
+    h: BoxHandle, keep_shas: Sequence[str], *, names: Sequence[str] | None = None
+) -> None:
+    """Remove history files whose sha is not among `keep_shas` (the stamp's last N), at once.
+    `names`: the history directory's listing, when the caller has it."""
     keep = set(keep_shas)
-    for name in await h.box.listdir(h.paths.history_dir):
-        if len(name) == 64 and name not in keep:
-            await h.box.remove(h.paths.history_dir / name)
+    if names is None:
+        names = await h.box.listdir(h.paths.history_dir)
+    gone = [n for n in names if len(n) == 64 and n not in keep]
+    await together(*(h.box.remove(h.paths.history_dir / n) for n in gone))
 
 
 async def write_config(h: BoxHandle, data: bytes, current: bytes | None) -> bool:
-    """Write the config atomically, keeping both old and new in history; False: already there."""
-    if current is not None:
-        await keep_in_history(h, current)
+    """Write the config atomically, keeping both old and new in history; False: already there.
+
+    The old file is in history before the config is replaced (a crash in between loses
+    nothing); both history files are looked for at once, first.
+    """
     if current == data:
         await keep_in_history(h, data)
         return False
+    new_sha = sha256_hex(data)
+    new_path = h.paths.history_file(new_sha)
+    if current is None:
+        new_there = await h.box.stat(new_path)
+    else:
+        old_path = h.paths.history_file(sha256_hex(current))
+        old_there, new_there = await together(h.box.stat(old_path), h.box.stat(new_path))
+        if old_there is None:
+            await h.box.write_atomic(old_path, current, mode=0o644)
     await h.box.write_atomic(h.paths.config, data, mode=0o644)
-    await link_into_history(h, sha256_hex(data))
+    if new_there is None:
+        await link_into_history(h, new_sha, missing=True)
     return True
 
 
@@ -572,13 +664,16 @@ async def verify_loaded(h: BoxHandle, sha: str, *, timeout_s: float, clock: Cloc
 # -- restore ----------------------------------------------------------------------------
 
 
-async def restore_file(h: BoxHandle, sha: str, *, current_sha: str | bool | None = True) -> bool:
+async def restore_file(
+    h: BoxHandle, sha: str, *, current_sha: str | bool | None = True, kept: bytes | None = None
+) -> bool:
     """Put the history file `sha` back as the config, on the box: no config byte is sent.
 
     The kept file is read back and hashed (it is restored only when its sha matches),
     hard-linked to a temp name beside the config and posix-renamed over it, so the
     swap is atomic and the box receives nothing but two SFTP requests. `current_sha`:
     the config's sha as the caller just read it (None: no file); True: read it here.
+    `kept`: the history file's bytes as the caller just read them (None: read them here).
     False when the box already has it.
 
     Raises:
@@ -590,7 +685,8 @@ async def restore_file(h: BoxHandle, sha: str, *, current_sha: str | bool | None
     if current_sha == sha:
         return False
     kept_path = h.paths.history_file(sha)
-    kept = await h.box.read_file(kept_path)
+    if kept is None:
+        kept = await h.box.read_file(kept_path)
     if kept is None:
         raise RestoreRefused(h.name, "restore", f"{kept_path} is missing; restore by hand")
     if sha256_hex(kept) != sha:

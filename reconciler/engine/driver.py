@@ -241,6 +241,7 @@ class Driver:
         # Renews the leases this run holds, from the take to the release (a box whose
         # apply failed after a write: until its restore), while `run` runs.
         self.keeper = LeaseKeeper(clock, every_s=options.lease_heartbeat_s)
+        self.realpaths = boxops.RealPaths()  # boxes sharing a login resolve a path once
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -508,7 +509,7 @@ class Driver:
             holder=o.holder, rollout_id=o.rollout_id, fleet_id=o.fleet_id, clock=self.clock,
             lease_ttl_s=o.lease_ttl_s, verify_timeout_s=o.verify_timeout_s,
             history_keep=o.history_keep, fence=o.fence, fleet_key=o.fleet_key,
-            keeper=self.keeper, heartbeat_s=o.lease_heartbeat_s,
+            keeper=self.keeper, heartbeat_s=o.lease_heartbeat_s, realpaths=self.realpaths,
         )  # fmt: skip
 
     def _steps(self, prefix: str, cmd: Command, agent: str) -> Boundary:

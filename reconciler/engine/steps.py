@@ -69,6 +69,9 @@ class Crew:
     # duration; the driver passes one that outlives a failed apply until its restore).
     keeper: LeaseKeeper | None = None
     heartbeat_s: float = HEARTBEAT_S  # how often a lease's heartbeat is renewed
+    # The run's realpaths of directories per login (boxes sharing a host ask once); None:
+    # each box operation asks for its own.
+    realpaths: boxops.RealPaths | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,11 @@ async def _apply_box(
     await step("lease", _take_lease(h, crew))
     if former is not None:
         await _take_lease(former, crew)
-    now = await step("stamp-check", boxops.read_now(h))
+    # The compare-and-swap's reads and where the writes would land: asked at once (both
+    # read-only; the check is judged before the first write, below).
+    now, inside = await step("stamp-check", boxops.together(
+        boxops.read_now(h), _where_writes_land(h, job, crew.realpaths or boxops.RealPaths()),
+    ))  # fmt: skip
     secrets = (job.secrets is not None, job.secrets_fingerprint)
     if already_there(now.stamp, now.file_sha, sha=job.target_sha, revision=job.revision,
                      secrets=secrets):  # fmt: skip
@@ -196,9 +203,12 @@ async def _apply_box(
     else:
         done, previous = await _check_move(h, former, now, job, crew)
     if not done:
-        await _check_inside(h, job)
+        if inside is not None:  # before the first write
+            raise inside
         await step("write", _deliver(h, job, now.file))
         if job.secrets is not None:
+            # read only now, once the box is known to need the write: `old_secrets` keeps
+            # what it reads as the box's secrets before this rollout (its rollback's)
             if old_secrets is not None:
                 old = await old_secrets()
             else:
@@ -221,11 +231,15 @@ async def _apply_box(
             blocked_revision=blocked_after(previous, outcome="applied", revision=job.revision),
             fence=crew.fence,
         )  # fmt: skip
-        await step("stamp", _stamp_unless_moved(h, now.stamp, stamp, ApplyStep.STAMP))
+        # the history listing for the prune comes with the stamp write; files go after it
+        _, names = await boxops.together(
+            step("stamp", _stamp_unless_moved(h, now.stamp, stamp, ApplyStep.STAMP)),
+            h.box.listdir(h.paths.history_dir),
+        )
         keep = [e.config_sha256 for e in stamp.history]
         if job.pre_sha:
             keep.append(job.pre_sha)
-        await boxops.prune_history(h, keep)
+        await boxops.prune_history(h, keep, names=names)
     await step("release", _release(h, former, crew))
 
 
@@ -279,26 +293,36 @@ def _secret_state(job: ApplyJob, before: Stamp | None) -> SecretState:
     return SecretState(job.secrets_fingerprint or was.fingerprint, {}, rotation)
 
 
-async def _check_inside(h: BoxHandle, job: ApplyJob) -> None:
-    """Before the first write: what a write to the config (and secrets) file would really
-    touch, symlinks followed on the box, lies under one of the allowed directories.
+async def _where_writes_land(
+    h: BoxHandle, job: ApplyJob, realpaths: boxops.RealPaths
+) -> BoxOpError | TransportError | None:
+    """Resolve, on the box, where a write to the config (and secrets) file would land and
+    the allowed directories (all at once; `realpaths` keeps them per login for the run).
 
-    Raises:
-        BoxOpError: it does not (a symlinked directory on the box leads elsewhere).
+    Returns the error to raise before the first write, or None: a BoxOpError when a
+    directory resolves under none of the allowed ones (a symlinked directory on the box
+    leads elsewhere), the TransportError the resolving met; None when all lie inside (or
+    `job.allowed_paths` is empty: unchecked). Nothing is raised here: a box with nothing
+    to write is not failed by a check it does not need.
     """
     if not job.allowed_paths:
-        return
-    allowed = [await h.box.realpath(PurePosixPath(a)) for a in job.allowed_paths]
+        return None
     parents = {h.paths.config.parent, h.paths.secrets.parent} if job.secrets is not None else {
         h.paths.config.parent}  # fmt: skip
-    for parent in sorted(parents):
-        real = await h.box.realpath(parent)
+    wanted = [*(PurePosixPath(a) for a in job.allowed_paths), *sorted(parents)]
+    try:
+        reals = await boxops.together(*(realpaths.of(h, p) for p in wanted))
+    except TransportError as exc:
+        return exc
+    allowed = reals[: len(job.allowed_paths)]
+    for parent, real in zip(wanted[len(allowed) :], reals[len(allowed) :], strict=True):
         if not any(real == a or a in real.parents for a in allowed):
-            raise BoxOpError(
+            return BoxOpError(
                 h.name, ApplyStep.STAMP_CHECK,
                 f"{parent} resolves to {real} on the box, under none of "
                 f"connection.allowed_paths ({', '.join(map(str, allowed))}); nothing written",
             )  # fmt: skip
+    return None
 
 
 async def _take_lease(h: BoxHandle, crew: Crew) -> None:
@@ -369,20 +393,27 @@ async def _restore_box(h: BoxHandle, job: RestoreJob, crew: Crew, *, boundary: B
             "nothing to restore: decide by hand whether to keep or remove the new one",
         )  # fmt: skip
     await boundary("lease", _take_lease(h, crew))
-    now = await boxops.read_now(h)
+    # Read at once, all read-only: the stamp and config (judged before any write), the
+    # history copy, the kept secrets (resume), and whether the agent runs `pre` already
+    # (only a reload changes that; asked early only when no secrets can be put back).
+    look = job.old_secrets is None and job.look_for_kept_secrets
+    ask_health = job.old_secrets is None and not look
+    now, history, kept_secrets, running = await boxops.together(
+        boxops.read_now(h), h.box.read_file(h.paths.history_file(pre)),
+        _read_kept_secrets(h, crew) if look else _nothing(),
+        _runs(h, pre) if ask_health else _nothing(),
+    )  # fmt: skip
     why = restore_refusal(now.stamp, rollout_id=crew.rollout_id, pre_sha=pre, fence=crew.fence)
     if why is not None:
         await _release_one(h, crew, taken=True)
         raise boxops.MovedOn(h.name, "restore", why)
-    await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha))
-    old_secrets = job.old_secrets
-    if old_secrets is None and job.look_for_kept_secrets:
-        kept = boxops.kept_secrets_path(h, crew.rollout_id, crew.fleet_key)
-        old_secrets = await h.box.read_file(kept)
+    await boundary("write", boxops.restore_file(h, pre, current_sha=now.file_sha, kept=history))
+    old_secrets = job.old_secrets if job.old_secrets is not None else kept_secrets
     put_back = False
     if old_secrets is not None:
         put_back = await boundary("secrets", boxops.write_secrets(h, old_secrets))
-    await boundary("activate", _reactivate(h, job, pre, secrets_put_back=put_back))
+    await boundary("activate", _reactivate(h, job, pre, secrets_put_back=put_back,
+                                           running=running))  # fmt: skip
     await boundary("verify", boxops.verify_loaded(
         h, pre, timeout_s=crew.verify_timeout_s, clock=crew.clock))  # fmt: skip
     blocked = blocked_after(now.stamp, outcome="rolled-back", revision=job.pre_revision,
@@ -481,16 +512,34 @@ async def restore_moved_box(
     await restore_box(former, job, crew, boundary=boundary)
 
 
-async def _reactivate(h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_back: bool) -> None:
+async def _nothing() -> None:
+    return None
+
+
+async def _read_kept_secrets(h: BoxHandle, crew: Crew) -> bytes | None:
+    return await h.box.read_file(boxops.kept_secrets_path(h, crew.rollout_id, crew.fleet_key))
+
+
+async def _runs(h: BoxHandle, sha: str) -> bool:
+    """The agent answers alive with `sha` loaded (False when it does not answer)."""
+    try:
+        health = await boxops.read_health(h)
+    except (TransportError, ContractError):
+        return False
+    return health.alive and health.loaded_sha256 == sha
+
+
+async def _reactivate(
+    h: BoxHandle, job: RestoreJob, pre: str, *, secrets_put_back: bool, running: bool | None
+) -> None:
     """Reload (or restart) unless the agent already runs `pre` (and no secrets were put
-    back); restart a crashed one."""
+    back); restart a crashed one. `running`: whether it did when asked just before (None:
+    ask now)."""
     if not secrets_put_back:
-        try:
-            health = await boxops.read_health(h)
-            if health.alive and health.loaded_sha256 == pre:
-                return
-        except (TransportError, ContractError):
-            pass
+        if running is None:
+            running = await _runs(h, pre)
+        if running:
+            return
     *first, last = restore_activations(
         job.activation, can_restart=h.agent.commands.restart is not None
     )

@@ -29,6 +29,12 @@ Every operation is one round trip: it is counted in `counts[op]` (also when a fa
 fails it), logged in `log` as `(op, target)`, and yields to the event loop once (or
 sleeps `latency` seconds), so concurrent box operations interleave as they would on
 a network. Counts are transport calls; over SSH one call may be a few SFTP requests.
+
+`rounds` counts latency rather than work: how many round trips long the longest chain
+of operations was, each begun after the one before it ended. An operation is placed
+one round after the latest round any finished operation ended in when it began;
+operations in flight together (asyncio.gather) share a round. Sequential operations
+count one round each, so `rounds == round_trips` for code that never overlaps.
 """
 
 from __future__ import annotations
@@ -177,6 +183,8 @@ class FakeBox:
         self.uptime_s = 3600.0
         self.counts: Counter[str] = Counter()
         self.log: list[tuple[str, OpTarget]] = []
+        self.rounds = 0  # the longest chain of operations one after another (docstring)
+        self._settled = 0  # the latest round a finished operation ended in
         self.cancelled: list[tuple[str, OpTarget]] = []  # hung operations, once cancelled
         self.closed = 0
 
@@ -194,9 +202,10 @@ class FakeBox:
         self.files[p] = FakeFile(data, mode, self.now())
 
     def reset_counts(self) -> None:
-        """Forget the round trips counted and logged so far."""
+        """Forget the round trips (and rounds) counted and logged so far."""
         self.counts.clear()
         self.log.clear()
+        self.rounds = self._settled = 0
 
     @property
     def round_trips(self) -> int:
@@ -309,16 +318,21 @@ class FakeBox:
         """One round trip: count, log, let others run, then the fault hook has its say."""
         self.counts[op] += 1
         self.log.append((op, target))
-        await asyncio.sleep(self.latency)
-        problem = self.fault(op, target) if self.fault is not None else None
-        if isinstance(problem, Hang):
-            try:
-                await asyncio.Event().wait()  # until cancelled
-            except asyncio.CancelledError:
-                self.cancelled.append((op, target))
-                raise
-        if problem is not None:
-            raise problem
+        ends = self._settled + 1  # the round this operation ends in
+        self.rounds = max(self.rounds, ends)
+        try:
+            await asyncio.sleep(self.latency)
+            problem = self.fault(op, target) if self.fault is not None else None
+            if isinstance(problem, Hang):
+                try:
+                    await asyncio.Event().wait()  # until cancelled
+                except asyncio.CancelledError:
+                    self.cancelled.append((op, target))
+                    raise
+            if problem is not None:
+                raise problem
+        finally:
+            self._settled = max(self._settled, ends)
 
     def _resolve(self, path: PurePosixPath) -> PurePosixPath:
         """`path` with `self.symlinks` followed and dots removed, as realpath(3) does."""
