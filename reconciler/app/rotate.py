@@ -169,6 +169,21 @@ class _Rotation:
         agents = [self.source.repo.agents[a].agent for a in self.users]
         return await self.link.read(agents, self.fleet.fleet_id, self.key)
 
+    async def slot_on(self, box: LiveBox) -> Slot | None:
+        """The secret's slot in the box's own secrets file (None: unreadable or absent);
+        its values are registered with the redactor."""
+        if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
+            return None
+        h = self.link.box(self.source.repo.agents[box.agent].agent)
+        try:
+            raw = await h.box.read_file(h.paths.secrets)
+            slot = parse_secrets_file(raw or b"{}").get(self.req.name)
+        except (TransportError, SecretsFileError):
+            return None
+        if slot is not None:
+            REDACTOR.add(slot.values())
+        return slot
+
     async def read_prints(self, live: Mapping[str, LiveBox]) -> dict[str, SecretPrint]:
         """Fingerprints of the secret on boxes whose stamp records none (stamps written
         before rotation existed): read from the box's own secrets file."""
@@ -176,16 +191,8 @@ class _Rotation:
         for box in live.values():
             if box.stamp is None or self.req.name in box.stamp.secrets:
                 continue
-            if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
-                continue
-            h = self.link.box(self.source.repo.agents[box.agent].agent)
-            try:
-                raw = await h.box.read_file(h.paths.secrets)
-                slot = parse_secrets_file(raw or b"{}").get(self.req.name)
-            except (TransportError, SecretsFileError):
-                continue
+            slot = await self.slot_on(box)
             if slot is not None:
-                REDACTOR.add(slot.values())
                 out[box.agent] = prints_of({self.req.name: slot}, self.key)[self.req.name]
         return out
 
@@ -204,14 +211,7 @@ class _Rotation:
         if backend is not None and value_fingerprint(backend, self.key) == old_fp:
             return backend
         for box in live.values():
-            if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
-                continue
-            h = self.link.box(self.source.repo.agents[box.agent].agent)
-            try:
-                raw = await h.box.read_file(h.paths.secrets)
-                slot = parse_secrets_file(raw or b"{}").get(self.req.name)
-            except (TransportError, SecretsFileError):
-                continue
+            slot = await self.slot_on(box)
             if slot is not None and value_fingerprint(slot.current, self.key) == old_fp:
                 REDACTOR.add([slot.current])
                 return slot.current

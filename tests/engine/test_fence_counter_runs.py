@@ -1,6 +1,10 @@
 """Fencing numbers come from the journal's counter too: two rollouts on a demo fleet get
 rising numbers even when the boxes' stamps were reset in between (a restored backup, a
-box rebuilt): the boxes alone would hand the second run the first one's number again."""
+box rebuilt): the boxes alone would hand the second run the first one's number again.
+
+Metric gates are off (gates=False) and the soak short: this tests the fencing numbers two
+runs take, not the gates; the racing-writer journeys (tests/journeys/test_races.py) run
+with the demo repo's gates on."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Health reads per box in a wave with no metric gates: verify, watch, the soak's passes —
 and no extra pass for the gates' watchdog check right after the soak's last one (issue 19:
-"after the wave, a second health pass runs even with no gates configured")."""
+"after the wave, a second health pass runs even with no gates configured").
+
+A unit test on the fake transport: no metric gates and soak 0 on purpose, so the count is
+the watchdog's reads alone."""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """A config_path move through the driver: written and stamped at the new path, the old
 path cleared only once the rollout is done; a rollback removes the new path's files (ours
-only) and leaves the old path as it was."""
+only) and leaves the old path as it was.
+
+Unit tests of the driver on the fake transport: soak 0 and the helpers' gates are enough,
+since what is judged here is where the files end up; the move journey
+(tests/journeys/test_config_path_move.py) runs with the demo repo's gates on."""
 
 from __future__ import annotations
 
