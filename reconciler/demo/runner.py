@@ -91,6 +91,24 @@ def _is_worker(pid: int, d: DemoDir) -> bool:
     return ours and state != "Z"
 
 
+def _start_time(pid: int) -> int | None:
+    """The start time of a live (not zombie) `pid` in clock ticks since boot; None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def _still_there(pid: int, started: int | None) -> bool:
+    """Whether the process that had start time `started` still runs as `pid`.
+
+    An exiting process reads an empty cmdline before it is gone, so a worker once
+    recognised is followed by its start time (which a reused pid would not share).
+    """
+    return started is not None and _start_time(pid) == started
+
+
 def running_pids(root: Path) -> list[int]:
     """The pids of DIR's demo workers that are alive."""
     info = read_info(root)
@@ -224,8 +242,11 @@ def _reap(pid: int) -> None:
 
 
 def _stop_pids(pids: list[int], d: DemoDir, timeout_s: float = 10.0) -> list[int]:
-    """SIGTERM the fleet's live workers, SIGKILL any left after `timeout_s`; the killed ones."""
-    mine = [pid for pid in pids if _is_worker(pid, d)]
+    """SIGTERM the fleet's live workers, SIGKILL any left after `timeout_s`; the killed ones.
+
+    Returns only once every one of them has exited (and, where it is our child, been reaped).
+    """
+    mine = {pid: _start_time(pid) for pid in pids if _is_worker(pid, d)}
     for pid in mine:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -234,16 +255,17 @@ def _stop_pids(pids: list[int], d: DemoDir, timeout_s: float = 10.0) -> list[int
     while left and time.monotonic() < deadline:
         for pid in left:
             _reap(pid)
-        left = [pid for pid in left if _is_worker(pid, d)]
+        left = [pid for pid in left if _still_there(pid, mine[pid])]
         if left:
             time.sleep(0.05)
     for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for pid in mine:
-        for _ in range(100):
+        if _still_there(pid, mine[pid]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid, started in mine.items():
+        for _ in range(250):
             _reap(pid)
-            if not _is_worker(pid, d):
+            if not _still_there(pid, started):
                 break
             time.sleep(0.02)
     return left
