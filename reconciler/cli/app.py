@@ -58,6 +58,14 @@ COMMANDS: tuple[LazyCommand, ...] = (
          "Show each agent green, yellow or red, with the reasons, grouped by shard and tier."),
     _cmd("rotate-secret", "rotate",
          "Rotate one secret with zero downtime: stage the new value, promote it, retire the old."),
+    _cmd("pr", "pr",
+         "Pull-request helpers for CI: post the fleet diff as one sticky comment, updated in "
+         "place (comment).", "pr_app"),
+    _cmd("review", "review",
+         "Check that a pull request has the approvals its cost-impacting or [access] changes "
+         "need."),
+    _cmd("drift-issue", "drift", "Open, update or close the drift issue from the drift check's "
+         "exit code."),
     _cmd("demo", "demo",
          "A local fleet of simulated agent boxes on loopback (real SSH, real HTTP) to try every "
          "command against.", "demo_app"),

@@ -30,7 +30,7 @@ END: Final = "<!-- END package-layers -->"
 LAYERS: Final[tuple[tuple[str, ...], ...]] = (
     ("errors", "model"),  # errors.py: the one error tree, a module that imports nothing of ours
     ("config", "plan", "render", "secrets", "status", "gates", "diff", "rollout", "report"),
-    ("transport", "metrics", "journal", "repo", "secretstore"),
+    ("transport", "metrics", "journal", "repo", "secretstore", "github"),
     ("engine",),
     ("app", "demo"),
     ("cli", "testing", "devtools"),

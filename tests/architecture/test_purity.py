@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 PURE = ("model", "config", "render", "diff", "plan", "report", "status", "rollout", "gates",
         "secrets")  # fmt: skip
 # Where I/O lives: these may read the clock, open sockets, touch files and databases.
-EDGE = ("transport", "metrics", "journal", "repo", "secretstore", "engine", "app", "cli",
+EDGE = ("transport", "metrics", "journal", "repo", "secretstore", "github", "engine", "app", "cli",
         "demo", "testing", "devtools")  # fmt: skip
 IO_LIBRARIES = ("asyncssh", "httpx", "sqlite3", "git", "psycopg", "asyncio", "subprocess")
 
