@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import httpx
 
 from reconciler.errors import Refused
-from reconciler.github import GitHub, env_from
+from reconciler.github import GitHub, GitHubError, env_from
 from reconciler.report.markers import FLEET_DIFF, find_marked, marker, with_marker
 from reconciler.secrets.redact import REDACTOR
 
@@ -64,6 +64,21 @@ def append_summary(environ: Mapping[str, str], body: str) -> Path | None:
     return path
 
 
+def _update(gh: GitHub, found: Mapping[str, Any], body: str) -> dict[str, Any] | None:
+    """PATCH the marked comment; None when it is a person's our token may not edit (403)."""
+    cid = found.get("id")
+    if not isinstance(cid, int):
+        return None
+    try:
+        return gh.update_comment(cid, body)
+    except GitHubError as exc:
+        user = found.get("user")
+        bot = isinstance(user, Mapping) and user.get("type") == "Bot"
+        if exc.status == 403 and not bot:  # someone copied the marker: post our own
+            return None
+        raise
+
+
 def post_comment(
     req: PrCommentRequest,
     environ: Mapping[str, str],
@@ -83,10 +98,9 @@ def post_comment(
     env = env_from(environ)
     with GitHub(env, transport=transport) as gh:
         found = find_marked(gh.comments(req.pr), req.marker)
-        if found is not None and isinstance(found.get("id"), int):
-            doc = gh.update_comment(int(found["id"]), body)
-            action: Literal["created", "updated"] = "updated"
-        else:
+        doc = _update(gh, found, body) if found is not None else None
+        action: Literal["created", "updated"] = "updated"
+        if doc is None:
             doc = gh.create_comment(req.pr, body)
             action = "created"
     summary = append_summary(environ, text) if req.summary else None

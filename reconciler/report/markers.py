@@ -44,9 +44,15 @@ def with_marker(body: str, name: str) -> str:
 
 
 def find_marked(items: Iterable[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
-    """The first (oldest) comment or issue, as GitHub returns it, whose body carries the marker."""
-    for item in items:
-        body = item.get("body")
-        if isinstance(body, str) and carries(body, name):
-            return item
-    return None
+    """The first (oldest) comment or issue, as GitHub returns it, whose body carries the
+    marker; one written by a bot account (the workflow's token) before one by a person who
+    copied the marker."""
+    marked = [i for i in items if isinstance(i.get("body"), str) and carries(i["body"], name)]
+    bots = [i for i in marked if _is_bot(i)]
+    found = bots or marked
+    return found[0] if found else None
+
+
+def _is_bot(item: Mapping[str, Any]) -> bool:
+    user = item.get("user")
+    return isinstance(user, Mapping) and user.get("type") == "Bot"

@@ -36,7 +36,8 @@ BOT: Final = "github-actions[bot]"
 
 
 def _user(login: str) -> dict[str, Any]:
-    return {"login": login, "id": abs(hash(login)) % 10_000_000, "type": "User"}
+    kind = "Bot" if login.endswith("[bot]") else "User"
+    return {"login": login, "id": abs(hash(login)) % 10_000_000, "type": kind}
 
 
 @dataclass

@@ -60,6 +60,20 @@ def test_comment_summary_and_own_marker(github: FakeGitHub, tmp_path: Path) -> N
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == "cost report\n"
 
 
+def test_a_copied_marker_in_a_persons_comment_is_not_taken(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    github.open_pull(4, "d" * 40)
+    github.add_comment(4, f"quoting the bot:\n{MARK}\nold", login="someone")
+    body = tmp_path / "b.md"
+    body.write_text("diff\n", encoding="utf-8")
+    for _ in range(2):
+        assert cli("pr", "comment", "--pr", "4", "--body-file", body).exit_code == 0
+    comments = github.comments(4)
+    assert [c["user"]["login"] for c in comments] == ["someone", "github-actions[bot]"]
+    assert comments[0]["body"].endswith("old") and comments[1]["body"] == f"{MARK}\ndiff\n"
+
+
 def test_comment_errors_are_clear(
     github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
