@@ -29,6 +29,7 @@ def drift_issue(
     by its hidden marker <!-- reconciler:drift -->. Reads GITHUB_REPOSITORY,
     GITHUB_API_URL and GITHUB_TOKEN (needs issues: write). Exit 0 done, 1 error.
 
+    \b
     Example:  reconcile diff --exit-code --format markdown > drift.md; rc=$?
               reconcile drift-issue --exit-code-from $rc --body-file drift.md
     """

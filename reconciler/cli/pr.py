@@ -45,6 +45,7 @@ def comment(
     GITHUB_REPOSITORY (OWNER/NAME), GITHUB_API_URL (default https://api.github.com)
     and GITHUB_TOKEN (needs pull-requests: write; never printed). Exit 0 done, 1 error.
 
+    \b
     Example:  reconcile diff --base "$BASE" --head "$HEAD" --format markdown > diff.md
               reconcile pr comment --pr 42 --body-file diff.md --summary
     """

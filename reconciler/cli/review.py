@@ -49,6 +49,7 @@ def review(
     `--codeowners` and branch protection's required code-owner review. Exit 0 when
     satisfied, 1 naming who must approve (or on an error).
 
+    \b
     Examples:  reconcile review --base origin/main --head "$HEAD_SHA" --pr 42
                reconcile review --codeowners --out .github/CODEOWNERS
     """

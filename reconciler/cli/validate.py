@@ -35,6 +35,7 @@ def validate(
     title=RULE::message` (PATH relative to the git repository's root, as the pull
     request names it), so it shows on the line of the pull request, then a summary line.
 
+    \b
     Examples:  reconcile validate --repo fleet-config-example
                reconcile validate --format github
     """
