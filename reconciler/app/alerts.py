@@ -139,9 +139,9 @@ def test_alerts(repo: Path, promtool: str | None = None, amtool: str | None = No
     Raises:
         Refused: the repo does not load, a tool is missing, a test file is not YAML.
     """
-    loaded = load_config(repo)
     prom = find_tool("promtool", promtool)
     am = find_tool("amtool", amtool)
+    loaded = load_config(repo)
     compiled = compile_alerts(loaded)
     tests = sorted((repo / TESTS_DIR).glob("*.yaml"))
     with tempfile.TemporaryDirectory(prefix="reconcile-alerts-") as tmp:
