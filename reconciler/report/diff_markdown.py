@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from reconciler.diff.group import Group, group_agents
-from reconciler.diff.model import PROBLEM_STATUSES, AlertChange, FieldChange, FleetDiff
+from reconciler.diff.model import PROBLEM_STATUSES, AlertChange, ChangeKind, FieldChange, FleetDiff
 from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
     cost_cell,
@@ -341,7 +341,7 @@ def _render(diff: FleetDiff, s: Summary, groups: list[Group], level: _Level) -> 
 def _alert_row(c: AlertChange) -> str:
     where = f" ({code(c.file)})" if c.file else ""
     also = f"; also {', '.join(c.fields)}" if c.fields else ""
-    if c.kind == "changed" and c.old_expr != c.new_expr:
+    if c.kind is ChangeKind.CHANGED and c.old_expr != c.new_expr:
         expr = f"{code(c.old_expr or '')} → {code(c.new_expr or '')}"
     else:
         expr = code(c.new_expr or c.old_expr or "")

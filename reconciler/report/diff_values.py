@@ -168,11 +168,11 @@ def cost_cell(g: Group) -> str:
 
 def alert_lines(c: AlertChange) -> list[str]:
     """An alert change as text: `+ Name (file)` and its PromQL, or old -> new."""
-    mark = {"added": "+", "removed": "-", "changed": "~"}[c.kind]
+    mark = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}[c.kind]
     where = f"  ({c.file})" if c.file else ""
     also = f"  [{', '.join(c.fields)}]" if c.fields else ""
     lines = [f"{mark} {c.name}{where}{also}"]
-    if c.kind == "changed" and c.old_expr != c.new_expr:
+    if c.kind is ChangeKind.CHANGED and c.old_expr != c.new_expr:
         lines += [f"    was: {c.old_expr}", f"    now: {c.new_expr}"]
     else:
         lines.append(f"    {c.new_expr if c.new_expr is not None else c.old_expr}")
