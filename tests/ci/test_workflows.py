@@ -231,7 +231,7 @@ def test_pull_requests_validate_diff_comment_and_review() -> None:
 
 def test_pull_request_checks_are_out_of_the_rollout_group() -> None:
     group = fleet("pr.yml")["concurrency"]["group"]
-    assert "github.event.pull_request.number" in group
+    assert "github.event.pull_request.number" in group and "github.event_name" in group
     assert group != fleet("rollout.yml")["concurrency"]["group"]
 
 
