@@ -9,8 +9,11 @@ under `umask 077`, each chmod 600; actions are pinned by tag.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +25,8 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from reconciler.cli.app import app
+from reconciler.cli.progress import JsonReporter
+from reconciler.rollout.phases import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET_WORKFLOWS = ROOT / "fleet-config-example" / ".github" / "workflows"
@@ -418,3 +423,77 @@ def test_actionlint_passes_the_workflows_and_catches_a_bad_one(tmp_path: Path) -
     for words in expected:
         assert any(words in line for line in problems), f"actionlint missed {words}"
     assert f"{len(files) + 1} file(s), {len(problems)} problem(s)" in done.stderr
+
+
+# -- the rollout summary step, run ------------------------------------------------------
+
+
+def step_named(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    [step] = [s for _, s in steps(doc) if s.get("name") == name]
+    return step
+
+
+def run_summary_step(home: Path, runner: Path, outcome: str) -> str:
+    """rollout.yml's "rollout summary" step, run by bash as GitHub runs it; its summary."""
+    if shutil.which("jq") is None:
+        pytest.fail("jq is not installed (GitHub's runners have it): apt-get install jq")
+    script = step_named(fleet("rollout.yml"), "rollout summary")["run"]
+    script = script.replace("${{ steps.apply.outcome }}", outcome)
+    assert "${{" not in script
+    summary = home / "summary.md"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "RUNNER_TEMP": str(runner),
+        "GITHUB_SHA": "0123456789abcdef0123",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return summary.read_text(encoding="utf-8")
+
+
+def test_rollout_summary_step_reports_the_outcome_and_collects_the_incident(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary step's shell and jq, run on what `apply --format json` prints: the plan
+    (a JSON document over several lines), then one event a line (the CLI's JsonReporter)."""
+    state = tmp_path / "state" / "incidents"
+    state.mkdir(parents=True)
+    (state / "r-1.md").write_text("# Incident r-1\n\ncanary gate failed\n", encoding="utf-8")
+    (state / "r-1.json").write_text('{"incident_version": 1}\n', encoding="utf-8")
+    print(json.dumps({"waves": [{"agents": ["a-1"]}], "revision": "abc"}, indent=2))
+    events = JsonReporter()
+    events.note("wave.started", {"wave": 1, "agents": ["a-1"]})
+    events.note("box.applied", {"agent": "a-1", "wave": 1})
+    events.note("rollback.started", {"trigger": "gate cost failed"})
+    events.note("box.restored", {"agent": "a-1"})
+    events.note("incident.written", {"markdown": str(state / "r-1.md"),
+                                     "json": str(state / "r-1.json")})  # fmt: skip
+    end = Outcome.ROLLED_BACK
+    events.note("rollout.finished", {"outcome": str(end), "exit_code": end.exit_code})
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    (runner / "apply.jsonl").write_text(capsys.readouterr().out, encoding="utf-8")
+
+    text = run_summary_step(tmp_path, runner, "failure")
+    assert "## Fleet rollout of 0123456789ab" in text
+    assert "Step outcome: failure" in text
+    assert "Outcome: **rolled-back** (exit 3)" in text
+    assert "| box.restored | 1 |" in text and "| rollout.finished | 1 |" in text
+    assert "# Incident r-1" in text and "canary gate failed" in text
+    kept = runner / "incident"
+    assert sorted(p.name for p in kept.iterdir()) == ["r-1.json", "r-1.md"]
+    upload = step_named(fleet("rollout.yml"), "incident report")
+    assert upload["with"]["path"] == "${{ runner.temp }}/incident/"
+
+
+def test_rollout_summary_step_with_no_output_at_all(tmp_path: Path) -> None:
+    """apply killed before it printed anything: the summary still says what it can."""
+    text = run_summary_step(tmp_path, tmp_path, "cancelled")
+    assert "Step outcome: cancelled" in text
+    assert "Outcome: **" not in text
+    assert list((tmp_path / "incident").iterdir()) == []
