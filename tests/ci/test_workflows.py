@@ -408,10 +408,12 @@ jobs:
 
 
 @pytest.mark.timeout(300)
-def test_actionlint_passes_the_workflows_and_catches_a_bad_one(tmp_path: Path) -> None:
+def test_actionlint_passes_the_rollout_and_catches_a_bad_workflow(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text(BAD_WORKFLOW, encoding="utf-8")
-    files = [str(p) for p in all_workflows()]
+    # .ci/run lints every workflow (scripts/lint-workflows, first); here one real file beside
+    # the bad one shows the linter runs, finds what it should, and nothing in a good file
+    files = [str(FLEET_WORKFLOWS / "rollout.yml")]
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "lint-workflows"), str(bad), *files],
         capture_output=True, text=True, timeout=280, check=False,
