@@ -44,7 +44,7 @@ from reconciler.testing.journeys import (
     run,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)  # ~3.5 min on a loaded 2-core runner; a safety net
 
 MARK = "<!-- reconciler:fleet-diff -->"
 PR = 12
