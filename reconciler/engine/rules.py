@@ -12,7 +12,9 @@ Verification waits until every group of ours is loaded with its new content hash
 (the `reconciler_group_hash` label) and none of our stale groups remains; groups
 that are not ours are left alone. A reload Prometheus refuses, or rules that do not
 show up, put the previous files back and reload again: the step is `refused`, with
-Prometheus's own error. Agents' waves are never undone for it.
+Prometheus's own error. With `check_command` (e.g. promtool check rules) the box checks
+the new files before the reload, and a refusal names the rule and the parse error.
+Agents' waves are never undone for it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from reconciler.transport.base import TransportError
 BOX_NAME: Final = "prometheus"
 HASH_LABEL: Final = "reconciler_group_hash"  # reconciler.alerts.GROUP_HASH_LABEL
 POLL_S: Final = 0.25
+MAX_SAID: Final = 2000  # characters of a command's output kept in a refusal
 Status = Literal["shipped", "refused", "failed", "skipped"]
 
 
@@ -248,6 +251,7 @@ async def _ship_leased(
         )  # fmt: skip
         manifest = target.manifest()
         await h.box.write_atomic(h.paths.config, manifest, mode=0o644)
+        await _check(h, box, [rules_dir / n for n in sorted(target.files)])
         await _reload(h, box, opts)
         await _verify(h, box, target, opts, clock)
     except _Refused as exc:
@@ -289,13 +293,25 @@ async def _check_allowed(h: BoxHandle, rules_dir: PurePosixPath, allowed: tuple[
         )  # fmt: skip
 
 
+async def _check(h: BoxHandle, box: PrometheusBox, files: list[PurePosixPath]) -> None:
+    """The box's own check of the new files (check_command), before Prometheus reads them."""
+    if box.check_command is None:
+        return
+    done = await h.box.run([*box.check_command, *map(str, files)], timeout=h.command_timeout)
+    if done.exit_status != 0:
+        said = "\n".join(x.strip() for x in (done.stdout, done.stderr) if x.strip())
+        raise _Refused(
+            f"{' '.join(box.check_command)} exited {done.exit_status}: {said[-MAX_SAID:]}"
+        )
+
+
 async def _reload(h: BoxHandle, box: PrometheusBox, opts: ShipOptions) -> None:
     if box.reload_command is not None:
         done = await h.box.run(box.reload_command, timeout=h.command_timeout)
         if done.exit_status != 0:
             raise _Refused(
                 f"reload command exited {done.exit_status}: "
-                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+                f"{(done.stderr or done.stdout).strip()[-MAX_SAID:]}"
             )
         return
     error = await promrules.reload(h.name, box.url, timeout=opts.http_timeout_s)

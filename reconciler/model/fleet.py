@@ -416,6 +416,12 @@ class PrometheusBox(Closed):
         default=None,
         description="argv run on the box to reload Prometheus; default: POST <url>/-/reload.",
     )
+    check_command: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        description="argv run on the box before the reload with the new rule files' paths "
+        "appended, e.g. [promtool, check, rules]: a refusal then names the rule and the "
+        "error (a refused reload only says that the configuration failed).",
+    )
     verify_timeout_s: Annotated[float, Field(gt=0)] = Field(
         default=30.0, description="How long the reloaded rules may take to show in /api/v1/rules."
     )
