@@ -2,8 +2,9 @@
 
 One group per alerts file (`reconciler/<fleet_id>/<file stem>`) and one group of
 recording rules for the derived metrics the alerts use (`reconciler/<fleet_id>/recording`),
-each in its own file. Every rule of a group carries the group's content hash as the label
-`reconciler_group_hash`, so a Prometheus's /api/v1/rules shows which content it loaded.
+each in its own file. Each group's first rule records `reconciler_group_info` with the
+group's content hash as the label `reconciler_group_hash`, so a Prometheus's
+/api/v1/rules (and the series itself) shows which content it loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from reconciler.model.fleet import AlertLevel, AlertRule, AlertsFile, AlertSelec
 
 GROUP_PREFIX: Final = "reconciler"
 GROUP_HASH_LABEL: Final = "reconciler_group_hash"
+GROUP_LABEL: Final = "reconciler_group"
+GROUP_INFO: Final = "reconciler_group_info"
 ROUTE_LABEL: Final = "route"
 RECORDING: Final = "recording"
 ALERTS_DIR: Final = "alerts/"
@@ -46,6 +49,7 @@ class CompiledAlerts:
     alertmanager: alertmanager.yml with `secret_placeholder(NAME)` for each secret URL.
     secrets: the secret names alertmanager.yml references (resolve_alertmanager fills them).
     expressions: alert name -> its compiled PromQL (for diffs and docs).
+    alert_groups: alert name -> the name of the group it is in.
     """
 
     rule_files: dict[str, bytes]
@@ -53,6 +57,7 @@ class CompiledAlerts:
     alertmanager: bytes
     secrets: frozenset[str]
     expressions: dict[str, str]
+    alert_groups: dict[str, str]
 
 
 def group_name(fleet_id: str, stem: str) -> str:
@@ -101,8 +106,9 @@ def alert_expr(rule: AlertRule, window: str) -> str:
     if rel == "tier":
         tier = record_name(rule.metric, "tier", window)
         return f"{current} {op} on (tier) group_left () ({number(value)} * {tier})"
-    base = expression(rule.metric, rule.by, matchers(rule.selector), rel.average_over)
-    return f"{current} {op} {number(value)} * ({base})"
+    # The average of the recorded series over the window: with less history than the
+    # window (a new fleet), the average of what there is, never a rate diluted by absence.
+    return f"{current} {op} {number(value)} * avg_over_time({current}[{rel.average_over}])"
 
 
 def _records(alerts: Mapping[str, AlertsFile]) -> list[tuple[str, AlertLevel]]:
@@ -142,13 +148,20 @@ def _who(level: AlertLevel) -> str:
 
 
 def _group(name: str, interval: str, rules: list[dict[str, object]]) -> tuple[bytes, str]:
-    """A rule file's bytes holding one group, and the group's content hash."""
+    """A rule file's bytes holding one group, and the group's content hash.
+
+    The hash is on the group's first rule, `reconciler_group_info` (always 1), as the label
+    reconciler_group_hash: Prometheus's /api/v1/rules shows which content it loaded, and
+    the alerts' and recorded series' own labels stay the same from one change to the next.
+    """
     body = {"groups": [{"name": name, "interval": interval, "rules": rules}]}
     digest = hashlib.sha256(dump(body)).hexdigest()[:16]
-    for rule in rules:
-        labels = rule.setdefault("labels", {})
-        assert isinstance(labels, dict)
-        labels[GROUP_HASH_LABEL] = digest
+    info: dict[str, object] = {
+        "record": GROUP_INFO,
+        "expr": "vector(1)",
+        "labels": {GROUP_LABEL: name, GROUP_HASH_LABEL: digest},
+    }
+    body = {"groups": [{"name": name, "interval": interval, "rules": [info, *rules]}]}
     return dump(body, _HEADER.format(src="the config repo")), digest
 
 
@@ -161,6 +174,7 @@ def compile_alerts(repo: AlertSource) -> CompiledAlerts:
     files: dict[str, bytes] = {}
     groups: dict[str, str] = {}
     expressions: dict[str, str] = {}
+    alert_groups: dict[str, str] = {}
 
     records: list[dict[str, object]] = []
     for metric, level in _records(repo.alerts):
@@ -195,9 +209,10 @@ def compile_alerts(repo: AlertSource) -> CompiledAlerts:
                 }
             )
         name = group_name(fleet.fleet_id, stem)
+        alert_groups.update((str(r["alert"]), name) for r in rules)
         files[f"{fleet.fleet_id}-{stem}.rules.yml"], groups[name] = _group(
             name, setting.evaluation_interval, rules
         )
 
     manager, secrets = build_alertmanager(setting, secret_placeholder)
-    return CompiledAlerts(files, groups, manager, secrets, expressions)
+    return CompiledAlerts(files, groups, manager, secrets, expressions, alert_groups)
