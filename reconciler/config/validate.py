@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.config.alerts import alert_errors
+from reconciler.config.promrules import prometheus_errors
 from reconciler.config.boundary import boundary_errors, normal
 from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
@@ -259,6 +260,7 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
         _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
     )
     errors.extend(alert_errors(parts, parts.alerts, dict(parts.docs)))
+    errors.extend(prometheus_errors(parts))
     return dedupe(errors)
 
 
