@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.config.alerts import alert_errors
-from reconciler.config.promrules import prometheus_errors
 from reconciler.config.boundary import boundary_errors, normal
 from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
 from reconciler.config.load import Doc
 from reconciler.config.payload import PayloadSchema
+from reconciler.config.promrules import prometheus_errors
 from reconciler.config.repo import EffectiveAgent, Parts, payload_json
 from reconciler.config.secretscan import clip, quoted, quoted_path, shown_key
 from reconciler.config.shape import describe
