@@ -279,7 +279,8 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
             raise ApplyRefused(
                 f"cannot read the plan file {req.plan_file}: {exc.strerror}"
             ) from None
-        rules = _rules_target(source)
+        # Alert rules ship with a plain apply (a rotation's phases carry secrets only).
+        rules = _rules_target(source) if req.secret_slots is None else None
         if rules is not None:
             plan = plan.model_copy(update={"rules": await _rules_step(link, source, rules)})
     except BaseException:
@@ -463,7 +464,7 @@ async def execute(
         verdict_blocks=p.request.secret_slots is None,
         fleet_key=fleet_key(fleet, p.request.repo, p.request.env),
     )
-    if not p.plan.boxes:  # an alert-only change: no agent is touched
+    if not p.plan.boxes and p.plan.rules is not None:  # alert-only: no agent is touched
         state = replace(Rollout.start(p.plan), phase=Phase.DONE)
         result = RunResult(Outcome.DONE, opts.rollout_id, state)
         return await _ship_last(p, result, opts, clock)
