@@ -45,7 +45,7 @@ def _sum(level: AlertLevel, extra: str = "") -> str:
 def _max(level: AlertLevel) -> str:
     if level == "agent":
         return f"max without ({_DROP})"
-    return f"max by ({ {'tier': 'tier', 'shard': 'shard', 'fleet': ''}[level]})"
+    return f"max by ({ {'tier': 'tier', 'shard': 'shard', 'fleet': ''}[level] })"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +135,7 @@ CATALOGUE: Final[dict[str, MetricDef]] = {
             True,
             _ratio(METRIC_TASK_ERRORS, METRIC_TASKS),
         ),
-        MetricDef(
-            "latency_p95", "s", "95th percentile task latency.", True, _p95(METRIC_LATENCY)
-        ),
+        MetricDef("latency_p95", "s", "95th percentile task latency.", True, _p95(METRIC_LATENCY)),
         MetricDef(
             "tokens_per_minute",
             "tokens/min",

@@ -17,7 +17,7 @@ from typing import Final, Protocol
 from reconciler.alerts.catalogue import CATALOGUE, expression, record_name
 from reconciler.alerts.route import build_alertmanager, default_route, secret_placeholder
 from reconciler.alerts.yamlout import dump
-from reconciler.model.fleet import AlertLevel, AlertRule, AlertsFile, AlertSelector, FleetFile
+from reconciler.model.fleet import AlertLevel, AlertRule, AlertSelector, AlertsFile, FleetFile
 
 GROUP_PREFIX: Final = "reconciler"
 GROUP_HASH_LABEL: Final = "reconciler_group_hash"

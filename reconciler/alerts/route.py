@@ -78,9 +78,7 @@ class MissingSecretError(KeyError):
     """A secret alertmanager.yml needs has no value."""
 
 
-def resolve_alertmanager(
-    text: bytes, secrets: frozenset[str], values: Mapping[str, str]
-) -> bytes:
+def resolve_alertmanager(text: bytes, secrets: frozenset[str], values: Mapping[str, str]) -> bytes:
     """alertmanager.yml with each secret placeholder replaced by its value (for shipping).
 
     Raises MissingSecretError naming (never showing) a secret without a value.

@@ -76,4 +76,6 @@ def test(
     if not done.ok:
         err.print("alert checks failed", markup=False)
         raise typer.Exit(Exit.ERROR)
-    err.print(f"ok: rules, {len(done.test_files)} test file(s) and alertmanager.yml pass", markup=False)
+    err.print(
+        f"ok: rules, {len(done.test_files)} test file(s) and alertmanager.yml pass", markup=False
+    )

@@ -56,9 +56,7 @@ def _rule_errors(
             )
     elif rule.metric is None:
         errors.append(
-            ConfigError(
-                at(), "alert.condition", f"alert {name!r} needs a metric (or raw promql)"
-            )
+            ConfigError(at(), "alert.condition", f"alert {name!r} needs a metric (or raw promql)")
         )
     elif rule.metric not in ALERT_METRICS:
         errors.append(
@@ -206,10 +204,7 @@ def alert_errors(
     """Every broken alerting rule across fleet.yaml and the alerts files that have the
     right shape (`docs`: each file's loaded YAML, for the spans)."""
     errors, routes = _route_errors(parts)
-    if not parts.fleet_valid:
-        routes_known = False  # a broken fleet.yaml is reported; its routes are not known
-    else:
-        routes_known = True
+    routes_known = parts.fleet_valid  # a broken fleet.yaml is reported; its routes unknown
     seen: dict[str, SourceSpan] = {}
     for rel in sorted(alerts):
         doc = docs[rel]

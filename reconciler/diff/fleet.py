@@ -28,6 +28,7 @@ from reconciler.config.load import load_yaml
 from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAgent, Repo
 from reconciler.diff.access import COST_MARKER, is_fleet_access
 from reconciler.diff.agent import payload_changes, settings_changes
+from reconciler.diff.alerts import diff_alerts, diff_alerts_live
 from reconciler.diff.cost import estimate
 from reconciler.diff.model import (
     AgentDiff,
@@ -184,6 +185,7 @@ def diff_repos(
         unchanged=unchanged,
         fleet_settings=tuple(c for c in fleet if not c.access),
         fleet_access=tuple(c for c in fleet if c.access),
+        alerts=diff_alerts(base, head),
     )
 
 
@@ -275,6 +277,7 @@ def diff_live(
     head_label: str = "work tree",
     cost_per_day: Mapping[str, float] | None = None,
     desired_secrets: Mapping[str, str] | None = None,
+    live_alerts: Mapping[str, str] | None = None,
 ) -> FleetDiff:
     """Live mode: what applying `repo` would change on the boxes as they run now.
 
@@ -282,6 +285,8 @@ def diff_live(
         boxes: one LiveBox per box read (agents of the repo without one are unknown).
         desired_secrets: each agent's wanted secrets-file fingerprint, when the fleet
             key and values are at hand; without them secrets are not compared.
+        live_alerts: the alert rules a Prometheus has loaded (name -> PromQL), when the
+            caller read them; without them alerts are not compared.
     """
     costs = cost_per_day or {}
     by_agent = {box.agent: box for box in boxes}
@@ -309,4 +314,5 @@ def diff_live(
         rules_from=head_label,
         agents=tuple(agents),
         unchanged=unchanged,
+        alerts=() if live_alerts is None else diff_alerts_live(repo, live_alerts),
     )

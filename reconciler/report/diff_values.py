@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pydantic import JsonValue
 
 from reconciler.diff.group import Group
-from reconciler.diff.model import AgentDiff, AgentStatus, ChangeKind, FieldChange, SecretsChange
+from reconciler.diff.model import (
+    AgentDiff,
+    AgentStatus,
+    AlertChange,
+    ChangeKind,
+    FieldChange,
+    SecretsChange,
+)
 
 ARROW = "→"
 
@@ -157,3 +164,16 @@ def cost_cell(g: Group) -> str:
         return money(total)
     ratio = costs[0].ratio
     return f"x{ratio:.2f} per token" if ratio is not None else "no estimate"
+
+
+def alert_lines(c: AlertChange) -> list[str]:
+    """An alert change as text: `+ Name (file)` and its PromQL, or old -> new."""
+    mark = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}[c.kind]
+    where = f"  ({c.file})" if c.file else ""
+    also = f"  [{', '.join(c.fields)}]" if c.fields else ""
+    lines = [f"{mark} {c.name}{where}{also}"]
+    if c.kind is ChangeKind.CHANGED and c.old_expr != c.new_expr:
+        lines += [f"    was: {c.old_expr}", f"    now: {c.new_expr}"]
+    else:
+        lines.append(f"    {c.new_expr if c.new_expr is not None else c.old_expr}")
+    return lines

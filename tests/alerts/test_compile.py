@@ -92,7 +92,10 @@ def test_alertmanager_has_placeholders_until_resolved(example_repo: Repo) -> Non
     assert compiled.secrets == {"oncall_slack_url", "cost_webhook_url"}
     assert secret_placeholder("cost_webhook_url") in text
     assert 'matchers:\n    - "route=\\"cost\\""' in text
-    values = {"oncall_slack_url": "https://hooks.slack.test/T1/B2/x", "cost_webhook_url": "http://127.0.0.1:1/c"}
+    values = {
+        "oncall_slack_url": "https://hooks.slack.test/T1/B2/x",
+        "cost_webhook_url": "http://127.0.0.1:1/c",
+    }
     resolved = resolve_alertmanager(compiled.alertmanager, compiled.secrets, values).decode()
     assert "reconciler-secret.invalid" not in resolved
     assert '"https://hooks.slack.test/T1/B2/x"' in resolved
@@ -103,7 +106,11 @@ def test_alertmanager_has_placeholders_until_resolved(example_repo: Repo) -> Non
 
 def test_without_routes_every_alert_goes_to_an_empty_receiver(example_repo: Repo) -> None:
     fleet = example_repo.fleet.model_copy(
-        update={"alerting": example_repo.fleet.alerting.model_copy(update={"routes": [], "default_route": None})}
+        update={
+            "alerting": example_repo.fleet.alerting.model_copy(
+                update={"routes": [], "default_route": None}
+            )
+        }
     )
     compiled = compile_alerts(dataclasses.replace(example_repo, fleet=fleet))
     assert compiled.secrets == frozenset()
