@@ -9,7 +9,7 @@ history, allowed paths), with the fleet's *manifest* in place of a config file:
 `<rules_dir>/.reconciler-<fleet_id>.rules.json` lists the rule files this fleet
 wrote and the groups they hold, so only our files are ever replaced or removed.
 Verification waits until every group of ours is loaded with its new content hash
-(the `reconciler_group_hash` label) and none of our stale groups remains; groups
+(the `reconciler_group_hash` label its rules carry, alerts/compile.py) and none of our stale groups remains; groups
 that are not ours are left alone. A reload Prometheus refuses, or rules that do not
 show up, put the previous files back and reload again: the step is `refused`, with
 Prometheus's own error. With `check_command` (e.g. promtool check rules) the box checks
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Final, Literal
 
+from reconciler.alerts import GROUP_HASH_LABEL
 from reconciler.config.boundary import normal, under
 from reconciler.engine.boxops import (
     BoxHandle,
@@ -51,7 +52,7 @@ from reconciler.transport import promrules
 from reconciler.transport.base import TransportError
 
 BOX_NAME: Final = "prometheus"
-HASH_LABEL: Final = "reconciler_group_hash"  # reconciler.alerts.GROUP_HASH_LABEL
+HASH_LABEL: Final = GROUP_HASH_LABEL  # on a rule of each group (alerts/compile.py)
 POLL_S: Final = 0.25
 MAX_SAID: Final = 2000  # characters of a command's output kept in a refusal
 Status = Literal["shipped", "refused", "failed", "skipped"]

@@ -46,10 +46,11 @@ class Prom:
         return r.json()["data"]
 
     def groups(self) -> dict[str, set[str]]:
-        """Loaded rule groups: name -> the reconciler_group_hash labels of its rules."""
+        """Loaded rule groups: name -> the reconciler_group_hash labels its rules carry."""
         out: dict[str, set[str]] = {}
         for g in self.get("/api/v1/rules")["groups"]:
-            out[g["name"]] = {r.get("labels", {}).get("reconciler_group_hash") for r in g["rules"]}
+            hashes = {r.get("labels", {}).get("reconciler_group_hash") for r in g["rules"]}
+            out[g["name"]] = hashes - {None}
         return out
 
     def firing(self, alert: str) -> list[dict[str, Any]]:
