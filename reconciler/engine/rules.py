@@ -9,12 +9,13 @@ history, allowed paths), with the fleet's *manifest* in place of a config file:
 `<rules_dir>/.reconciler-<fleet_id>.rules.json` lists the rule files this fleet
 wrote and the groups they hold, so only our files are ever replaced or removed.
 Verification waits until every group of ours is loaded with its new content hash
-(the `reconciler_group_hash` label its rules carry, alerts/compile.py) and none of our stale groups remains; groups
-that are not ours are left alone. A reload Prometheus refuses, or rules that do not
-show up, put the previous files back and reload again: the step is `refused`, with
-Prometheus's own error. With `check_command` (e.g. promtool check rules) the box checks
-the new files before the reload, and a refusal names the rule and the parse error.
-Agents' waves are never undone for it.
+(the `reconciler_group_hash` label its rules carry, alerts/compile.py) and none of
+our stale groups remains; groups that are not ours are left alone. A reload
+Prometheus refuses, or rules that do not show up, put the previous files back and
+reload again: the step is `refused`, with Prometheus's own error. With
+`check_command` (e.g. promtool check rules) the box checks the new files before the
+reload, and a refusal names the rule and the parse error. Agents' waves are never
+undone for it.
 """
 
 from __future__ import annotations
