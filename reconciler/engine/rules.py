@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Final, Literal
@@ -175,6 +175,12 @@ class ShipOptions:
     lease_ttl_s: float
     allowed_paths: tuple[str, ...]
     http_timeout_s: float = 10.0
+    # Prometheus's HTTP API (transport/promrules.py); unit tests of the step's edge cases
+    # on a FakeBox pass stand-ins (the journey tests/alerts_ship/ uses a real Prometheus).
+    post_reload: Callable[..., Awaitable[str | None]] = promrules.reload
+    read_loaded: Callable[..., Awaitable[dict[str, promrules.LoadedGroup]]] = (
+        promrules.loaded_groups
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +322,7 @@ async def _reload(h: BoxHandle, box: PrometheusBox, opts: ShipOptions) -> None:
                 f"{(done.stderr or done.stdout).strip()[-MAX_SAID:]}"
             )
         return
-    error = await promrules.reload(h.name, box.url, timeout=opts.http_timeout_s)
+    error = await opts.post_reload(h.name, box.url, timeout=opts.http_timeout_s)
     if error is not None:
         raise _Refused(error)
 
@@ -341,7 +347,7 @@ async def _verify(
 ) -> None:
     deadline = clock.monotonic() + box.verify_timeout_s
     while True:
-        loaded = await promrules.loaded_groups(
+        loaded = await opts.read_loaded(
             h.name, box.url, hash_label=HASH_LABEL, timeout=opts.http_timeout_s
         )
         why = _mismatch(target, loaded)
