@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
+from reconciler.diff import diff_repos
 from reconciler.engine.rules import (
     Manifest,
     RulesLive,
@@ -48,6 +49,18 @@ def _errors(
 
 def test_a_prometheus_box_under_the_allowed_paths_is_valid(files: dict[str, bytes]) -> None:
     assert _errors(files) == []
+
+
+def test_naming_or_changing_the_prometheus_box_is_an_access_change(
+    files: dict[str, bytes],
+) -> None:
+    """It says where reconciler connects and writes: reviewed as [access]."""
+    block = GOOD.format(dir="/etc/agent/p", url="http://prom.internal:9", known="/k").encode()
+    before = load_repo(files)
+    after = load_repo({**files, "fleet.yaml": files["fleet.yaml"] + b"\n" + block})
+    d = diff_repos(before, after)
+    assert d.fleet_access and d.fleet_settings == ()
+    assert all(c.dotted.startswith("prometheus") and c.access for c in d.fleet_access)
 
 
 @pytest.mark.parametrize(
