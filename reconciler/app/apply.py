@@ -135,13 +135,35 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
             trace.state_dir = state.path
             lines = await preview(req.repo, req.state_dir, p.link, p.source) if req.dry_run else []
             view.show(p, lines, state.path)
-            if req.dry_run or p.plan.empty:
+            if p.plan.rules is not None:
+                view.tell(_rules_line(p))
+            if req.dry_run or not p.has_work:
                 return ApplyResult(0, settled)
             view.confirm(p)
             run = await run_locked(p, req, state, view, trace)
+            if run.rules is not None:
+                _tell_rules(view, run)
             return ApplyResult(run.exit_code, settled, run)
     finally:
         await p.link.close()
+
+
+def _rules_line(p: Prepared) -> str:
+    step = p.plan.rules
+    if step is None:
+        return "alert rules: unchanged"
+    when = "after the last wave" if p.plan.boxes else "alone (no agent changes)"
+    gone = f", removing {', '.join(step.removed)}" if step.removed else ""
+    return f"alert rules: ship {len(step.files)} rule file(s) to {step.box} {when}{gone}"
+
+
+def _tell_rules(view: ApplyView, run: RunResult) -> None:
+    rules = run.rules
+    if rules is None:
+        return
+    view.tell(rules.message)
+    if rules.error is not None:
+        view.tell(f"prometheus said: {scrub(rules.error)}")
 
 
 def _request(req: ApplyRequest) -> Request:

@@ -106,6 +106,14 @@ RULES: Final[dict[str, str]] = {
     "alert.duplicate-name": "two alerts have the same name",
     "route.receiver": "an alerting route has not exactly one of webhook or slack",
     "route.duplicate": "two alerting routes have the same name",
+    "prometheus.path": "fleet.yaml prometheus.rules_dir is not a normalised absolute path",
+    "prometheus.path-not-allowed": (
+        "fleet.yaml prometheus.rules_dir is under none of connection.allowed_paths"
+    ),
+    "prometheus.url": (
+        "fleet.yaml prometheus.url is not an http(s) URL, or names a host that may not be"
+        " probed (not the box's own, nor one of connection.allowed_probe_hosts)"
+    ),
     "secret.duplicate": "the secrets index declares a name twice",
     "secret.plaintext": (
         "a config value looks like a credential (sk-ant-, sk-, ghp_, xox?-, AKIA..., a PEM"

@@ -20,6 +20,7 @@ from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
 from reconciler.config.load import Doc
 from reconciler.config.payload import PayloadSchema
+from reconciler.config.promrules import prometheus_errors
 from reconciler.config.repo import EffectiveAgent, Parts, payload_json
 from reconciler.config.secretscan import clip, quoted, quoted_path, shown_key
 from reconciler.config.shape import describe
@@ -259,6 +260,7 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
         _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
     )
     errors.extend(alert_errors(parts, parts.alerts, dict(parts.docs)))
+    errors.extend(prometheus_errors(parts))
     return dedupe(errors)
 
 

@@ -39,6 +39,7 @@ FLEET_ACCESS: Final[tuple[FieldPath, ...]] = (
     ("review",),
     ("metrics", "source"),
     ("metrics", "prometheus_url"),
+    ("prometheus",),  # the box the alert rules are shipped to (its login, dir, commands)
 )
 # The review rule kept in the repo's payload schema, shown as a fleet-wide access change.
 COST_MARKER: Final = "x-cost-impacting"

@@ -28,6 +28,7 @@ from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
 from reconciler.engine.keeper import LeaseKeeper
+from reconciler.engine.rules import RulesOutcome
 from reconciler.engine.steps import (
     ApplyJob,
     Boundary,
@@ -170,9 +171,14 @@ class RunResult:
     incident: dict[str, str] = field(default_factory=dict)  # format -> path
     left_behind: tuple[str, ...] = ()
     internal_errors: tuple[str, ...] = ()  # unexpected errors met (each names its traceback)
+    rules: RulesOutcome | None = None  # the alert rules' last step (None: nothing to ship)
 
     @property
     def exit_code(self) -> int:
+        """The outcome's code; 3 when the agents are done but the alert rules were not
+        shipped (refused by Prometheus and restored, or the box failed)."""
+        if self.outcome is Outcome.DONE and self.rules is not None and not self.rules.ok:
+            return 3
         return self.outcome.exit_code
 
 

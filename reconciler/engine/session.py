@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reconciler.alerts import compile_alerts
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.engine.boxops import BoxHandle
@@ -28,7 +29,17 @@ from reconciler.engine.driver import (
     Target,
 )
 from reconciler.engine.gatesetup import gate_runner
-from reconciler.errors import InputError
+from reconciler.engine.rules import (
+    RulesOutcome,
+    RulesTarget,
+    ShipOptions,
+    box_label,
+    read_rules_box,
+    rules_agent,
+    rules_step,
+    ship_rules,
+)
+from reconciler.errors import BoxError, InputError
 from reconciler.journal.base import Holder, Journal
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health, RotationMark, Stamp
@@ -36,18 +47,21 @@ from reconciler.model.fleet import Gate, WaveEntry
 from reconciler.model.fleet import Rollout as RolloutPolicy
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
-from reconciler.plan.model import Delivery
+from reconciler.plan.model import Delivery, RulesStep
 from reconciler.render.stamp import SecretState, next_fence
 from reconciler.repo import GitError, commit_time, work_tree
 from reconciler.rollout.clock import Clock
+from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
 from reconciler.rollout.reporter import Reporter
+from reconciler.rollout.state import Rollout
 from reconciler.rollout.watchdog import Limits
 from reconciler.secrets.desired import prints_of, slots_for
 from reconciler.secrets.names import MissingSecretError
 from reconciler.secrets.secretsfile import Slot, render_secrets_file
 from reconciler.secrets.values import fingerprint
 from reconciler.secretstore import desired_fingerprints, fleet_key, resolve_values
+from reconciler.transport.base import TransportError
 from reconciler.transport.link import FleetLink, former_agents, former_paths
 from reconciler.transport.live import Orphan
 
@@ -147,6 +161,12 @@ class Prepared:
     live: dict[str, LiveBox] = field(default_factory=dict)  # as prepare read the boxes
     read_at: float = 0.0  # time.monotonic() of that read
     moved: dict[str, Agent] = field(default_factory=dict)  # agent at its old config path
+    rules: RulesTarget | None = None  # the compiled alert rules (fleet.yaml names a Prometheus)
+
+    @property
+    def has_work(self) -> bool:
+        """Some agent changes, or the alert rules do."""
+        return not self.plan.empty or self.plan.rules is not None
 
 
 async def find_moves(
@@ -259,13 +279,42 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
             raise ApplyRefused(
                 f"cannot read the plan file {req.plan_file}: {exc.strerror}"
             ) from None
+        # Alert rules ship with a plain apply (a rotation's phases carry secrets only).
+        rules = _rules_target(source) if req.secret_slots is None else None
+        if rules is not None:
+            plan = plan.model_copy(update={"rules": await _rules_step(link, source, rules)})
     except BaseException:
         await link.close()
         raise
     return Prepared(
         source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at,
-        moved,
+        moved, rules,
     )  # fmt: skip
+
+
+def _rules_target(source: Source) -> RulesTarget | None:
+    """The compiled alert rules, when fleet.yaml names a Prometheus box to ship them to."""
+    fleet = source.repo.fleet
+    if fleet.prometheus is None:
+        return None
+    compiled = compile_alerts(source.repo)
+    return RulesTarget(fleet.fleet_id, compiled.rule_files, compiled.groups)
+
+
+async def _rules_step(link: Link, source: Source, target: RulesTarget) -> RulesStep | None:
+    """The plan's rules step: the Prometheus box read (unreachable: refused, nothing written)."""
+    fleet = source.repo.fleet
+    if fleet.prometheus is None:
+        return None
+    label = box_label(fleet.prometheus, fleet.connection)
+    h = link.box(rules_agent(fleet.prometheus, fleet.connection, fleet.fleet_id))
+    try:
+        live = await read_rules_box(h)
+    except (BoxError, TransportError) as exc:
+        raise ApplyRefused(
+            f"the Prometheus box {label} cannot be read: {exc}; nothing was touched"
+        ) from None
+    return rules_step(label, target, live)
 
 
 def targets_of(p: Prepared) -> dict[str, Target]:
@@ -394,7 +443,8 @@ async def execute(
     holder: str | None = None,
     on_boundary: Callable[[str, str | None], None] | None = None,
 ) -> RunResult:
-    """Carry the plan out (secrets resolved first: a missing one stops before any write)."""
+    """Carry the plan out (secrets resolved first: a missing one stops before any write),
+    then ship the alert rules when they changed and the agents' rollout finished."""
     targets = targets_of(p)
     fleet = p.source.repo.fleet
     opts = Options(
@@ -414,6 +464,10 @@ async def execute(
         verdict_blocks=p.request.secret_slots is None,
         fleet_key=fleet_key(fleet, p.request.repo, p.request.env),
     )
+    if not p.plan.boxes and p.plan.rules is not None:  # alert-only: no agent is touched
+        state = replace(Rollout.start(p.plan), phase=Phase.DONE)
+        result = RunResult(Outcome.DONE, opts.rollout_id, state)
+        return await _ship_last(p, result, opts, clock)
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
         # A revert: every box gets back a config it ran. Time from its commit counts.
@@ -431,7 +485,28 @@ async def execute(
     if on_driver is not None:
         on_driver(driver)
     try:
-        return await driver.run()
+        result = await driver.run()
     finally:
         if driver.gate_runner is not None:
             await driver.gate_runner.source.close()
+    return await _ship_last(p, result, driver.opts, clock)
+
+
+async def _ship_last(p: Prepared, result: RunResult, opts: Options, clock: Clock) -> RunResult:
+    """The rollout's last step: the alert rules, only after every agent wave passed."""
+    step, target, fleet = p.plan.rules, p.rules, p.source.repo.fleet
+    if step is None or target is None or fleet.prometheus is None:
+        return result
+    if result.outcome is not Outcome.DONE:
+        result.rules = RulesOutcome(
+            "skipped", f"alert rules not shipped: the agents' rollout ended {result.outcome}"
+        )
+        return result
+    h = p.link.box(rules_agent(fleet.prometheus, fleet.connection, fleet.fleet_id))
+    ship = ShipOptions(
+        box=fleet.prometheus, rollout_id=result.rollout_id, holder=opts.holder,
+        revision=opts.revision, fence=opts.fence, lease_ttl_s=opts.lease_ttl_s,
+        allowed_paths=opts.allowed_paths,
+    )  # fmt: skip
+    result.rules = await ship_rules(h, target, step, ship, clock)
+    return result

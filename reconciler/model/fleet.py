@@ -389,6 +389,44 @@ class AlertsFile(Closed):
     rules: list[AlertRule] = Field(default_factory=list)
 
 
+class PrometheusBox(Closed):
+    """The Prometheus box the compiled alert rules are shipped to (alerts: `reconcile apply`).
+
+    Reached like an agent's box (SSH with the fleet's connection defaults, host key
+    checked, a lease, a stamp, a history), but it holds a rules directory instead of a
+    config file. Prometheus must read `<rules_dir>/*.rules.yml` (rule_files). Its reload
+    is `POST <url>/-/reload` (needs --web.enable-lifecycle) unless `reload_command` is set.
+    """
+
+    host: str = Field(description="SSH host name or address of the Prometheus box.")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="SSH port; default: connection.port."
+    )
+    user: str | None = Field(default=None, description="SSH user; default: connection.user.")
+    key: str | None = Field(default=None, description="Private key; default: connection.key.")
+    known_hosts: str | None = Field(
+        default=None, description="known_hosts file; default: connection.known_hosts."
+    )
+    rules_dir: str = Field(
+        description="Absolute directory Prometheus reads rule files from; under "
+        "connection.allowed_paths. Only this fleet's files in it are ever written or removed."
+    )
+    url: str = Field(description="Base URL of its HTTP API: /api/v1/rules verifies what it loaded.")
+    reload_command: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        description="argv run on the box to reload Prometheus; default: POST <url>/-/reload.",
+    )
+    check_command: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        description="argv run on the box before the reload with the new rule files' paths "
+        "appended, e.g. [promtool, check, rules]: a refusal then names the rule and the "
+        "error (a refused reload only says that the configuration failed).",
+    )
+    verify_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="How long the reloaded rules may take to show in /api/v1/rules."
+    )
+
+
 class FleetFile(Closed):
     """The whole of fleet.yaml."""
 
@@ -401,6 +439,9 @@ class FleetFile(Closed):
     review: Review = Review()
     secrets: Secrets = Secrets()
     alerting: Alerting = Alerting()
+    prometheus: PrometheusBox | None = Field(
+        default=None, description="Where `reconcile apply` ships the compiled alert rules."
+    )
     state_dir: str | None = Field(
         default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
     )

@@ -11,6 +11,7 @@ from reconciler.plan.model import (
     PathChange,
     Plan,
     Policy,
+    RulesStep,
     Wave,
 )
 from reconciler.plan.order import rollout_order, spread_groups
@@ -25,6 +26,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "Policy",
+    "RulesStep",
     "Wave",
     "box_step",
     "budget_count",

@@ -166,6 +166,21 @@ class Policy(_Value):
     failure_budget: int | str
 
 
+class RulesStep(_Value):
+    """The last step of a rollout: the compiled alert rules shipped to the Prometheus box.
+
+    It runs after the last agent wave passed (or alone, for an alert-only change); a
+    refusal by Prometheus restores the rules it had and undoes no agent wave.
+    """
+
+    box: str = Field(description="the Prometheus box, as user@host:port:rules_dir")
+    target_sha: Sha256 = Field(description="sha256 of the rules manifest to ship")
+    pre_sha: Sha256 | None = Field(description="sha256 of the manifest on the box; None: none")
+    files: tuple[str, ...] = Field(description="the rule files shipped, by name")
+    removed: tuple[str, ...] = Field(default=(), description="our rule files no longer wanted")
+    groups: tuple[str, ...] = Field(description="the rule groups Prometheus must load")
+
+
 class Plan(_Value):
     """The exact plan of a rollout: waves, each box's action, the budget; JSON round-trips."""
 
@@ -179,6 +194,9 @@ class Plan(_Value):
     failure_budget: Annotated[int, Field(ge=0)] = Field(description="boxes that may fail")
     orphans: tuple[str, ...] = Field(
         default=(), description="boxes stamped by this fleet with no agent in the repo: left alone"
+    )
+    rules: RulesStep | None = Field(
+        default=None, description="the alert rules shipped after the last wave; None: unchanged"
     )
 
     @cached_property

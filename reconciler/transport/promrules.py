@@ -1,0 +1,95 @@
+"""A Prometheus server's rule API, for shipping alert rules: reload it, read what it loaded.
+
+`reload` posts to `/-/reload` (Prometheus needs --web.enable-lifecycle) and returns
+Prometheus's own error text when it refuses the new rule files. `loaded_groups` reads
+`/api/v1/rules`: each group's name, its file and the content-hash labels its rules carry.
+Errors are `TransportError`s naming the box and the operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from reconciler.model.fleet import probe_host_forbidden
+from reconciler.transport.base import TransportError
+
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedGroup:
+    """One rule group as Prometheus reports it."""
+
+    name: str
+    file: str
+    hashes: frozenset[str]  # the values of the hash label on its rules
+
+
+def _check(box: str, operation: str, url: str) -> None:
+    host = httpx.URL(url).host
+    why = probe_host_forbidden(host) if host else f"{url} names no host"
+    if why is not None:
+        raise TransportError(box, operation, f"{url}: {why}; never contacted")
+
+
+async def reload(box: str, base_url: str, *, timeout: float) -> str | None:
+    """POST <base_url>/-/reload: None when Prometheus took the rules, else its error text."""
+    url = base_url.rstrip("/") + "/-/reload"
+    _check(box, "prometheus reload", url)
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
+            answer = await client.post(url)
+    except httpx.HTTPError as exc:
+        raise TransportError(box, "prometheus reload", f"POST {url}: {exc}") from None
+    if answer.status_code in {403, 405}:
+        raise TransportError(
+            box, "prometheus reload",
+            f"POST {url} answered {answer.status_code}: start Prometheus with "
+            "--web.enable-lifecycle, or set prometheus.reload_command in fleet.yaml",
+        )  # fmt: skip
+    if answer.is_success:
+        return None
+    text = answer.text.strip() or f"HTTP {answer.status_code}"
+    return text[:MAX_ERROR_CHARS]
+
+
+async def loaded_groups(
+    box: str, base_url: str, *, hash_label: str, timeout: float
+) -> dict[str, LoadedGroup]:
+    """Every rule group Prometheus has loaded, by name (GET <base_url>/api/v1/rules)."""
+    url = base_url.rstrip("/") + "/api/v1/rules"
+    _check(box, "prometheus rules", url)
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
+            answer = await client.get(url)
+        answer.raise_for_status()
+        doc = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise TransportError(box, "prometheus rules", f"GET {url}: {exc}") from None
+    return parse_groups(doc, hash_label)
+
+
+def parse_groups(doc: Any, hash_label: str) -> dict[str, LoadedGroup]:
+    """The groups of an /api/v1/rules answer (an unexpected shape reads as no groups)."""
+    data = doc.get("data") if isinstance(doc, Mapping) else None
+    groups = data.get("groups") if isinstance(data, Mapping) else None
+    out: dict[str, LoadedGroup] = {}
+    for group in groups if isinstance(groups, list) else []:
+        if not isinstance(group, Mapping) or not isinstance(group.get("name"), str):
+            continue
+        hashes: set[str] = set()
+        rules = group.get("rules")
+        for rule in rules if isinstance(rules, list) else []:
+            labels = rule.get("labels") if isinstance(rule, Mapping) else None
+            value = labels.get(hash_label) if isinstance(labels, Mapping) else None
+            if isinstance(value, str):
+                hashes.add(value)
+        file = group.get("file")
+        out[group["name"]] = LoadedGroup(
+            group["name"], file if isinstance(file, str) else "", frozenset(hashes)
+        )
+    return out
