@@ -28,7 +28,7 @@ from reconciler.config.load import load_yaml
 from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAgent, Repo
 from reconciler.diff.access import COST_MARKER, is_fleet_access
 from reconciler.diff.agent import payload_changes, settings_changes
-from reconciler.diff.cost import estimate
+from reconciler.diff.cost import Traffic, estimate, fleet_total
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
@@ -123,15 +123,19 @@ def diff_repos(
     cost_per_day: Mapping[str, float] | None = None,
     base_secrets: Mapping[str, str] | None = None,
     head_secrets: Mapping[str, str] | None = None,
+    traffic: Mapping[str, Traffic] | None = None,
 ) -> FleetDiff:
     """Pull-request mode: what merging `head` over `base` changes, agent by agent.
 
     Args:
-        cost_per_day: today's USD/day per agent, when metrics have it (for cost deltas).
+        cost_per_day: today's USD/day per agent (`--costs`), when nothing better is known.
+        traffic: each agent's traffic (Prometheus or usage.yaml), priced by the head's
+            price table (a change adding a model adds its price in the same change).
         base_secrets, head_secrets: each agent's secrets-file fingerprint on each side
             (from the fleet key and values), when the caller has them; never values.
     """
-    costs = cost_per_day or {}
+    flows = _traffic(cost_per_day, traffic)
+    prices = head.fleet.prices
     cache: _Cache = {}
     agents: list[AgentDiff] = []
     unchanged = 0
@@ -162,7 +166,14 @@ def diff_repos(
             settings=tuple(c for c in settings if not c.access),
             access=tuple(c for c in settings if c.access),
             secrets=_secrets(name, base_secrets, head_secrets),
-            cost=estimate(status, changes, costs.get(name)),
+            cost=estimate(
+                status,
+                changes,
+                flows.get(name),
+                prices,
+                old_model=was.agent.config.get("model") if was is not None else None,
+                new_model=now.agent.config.get("model") if now is not None else None,
+            ),
         )
         if diff.changed:
             agents.append(diff)
@@ -184,7 +195,19 @@ def diff_repos(
         unchanged=unchanged,
         fleet_settings=tuple(c for c in fleet if not c.access),
         fleet_access=tuple(c for c in fleet if c.access),
+        cost=fleet_total([a.cost for a in agents]),
     )
+
+
+def _traffic(
+    cost_per_day: Mapping[str, float] | None, traffic: Mapping[str, Traffic] | None
+) -> dict[str, Traffic]:
+    """Each agent's traffic; a bare USD/day (`--costs`) where no traffic figure is given."""
+    out = {
+        a: Traffic(source="--costs file", usd_per_day=v) for a, v in (cost_per_day or {}).items()
+    }
+    out.update(traffic or {})
+    return out
 
 
 def parse_config(agent: str, data: bytes) -> dict[str, Any] | str:
@@ -205,7 +228,7 @@ def _live_one(
     box: LiveBox | None,
     repo: Repo,
     cache: _Cache,
-    cost: float | None,
+    cost: Traffic | None,
     secrets: Mapping[str, str] | None,
 ) -> AgentDiff:
     """One agent of the repo against its box."""
@@ -241,12 +264,19 @@ def _live_one(
         changes=changes,
         secrets=_secrets(ea.name, on_box, secrets),
         # Adopting a box changes its cost only by the fields that change.
-        cost=estimate(AgentStatus.CHANGED, changes, cost),
+        cost=estimate(
+            AgentStatus.CHANGED,
+            changes,
+            cost,
+            repo.fleet.prices,
+            old_model=current.get("model"),
+            new_model=desired.get("model"),
+        ),
         **common,
     )
 
 
-def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: float | None) -> AgentDiff:
+def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: Traffic | None) -> AgentDiff:
     """A box whose agent is not in the repo."""
     if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
         status = AgentStatus.UNKNOWN if box.state is BoxState.UNKNOWN else AgentStatus.FOREIGN
@@ -264,7 +294,9 @@ def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: float | None) -> Agen
         status=AgentStatus.REMOVED,
         reason="stamped for this fleet, but the agent is no longer in the repo (orphan)",
         changes=changes,
-        cost=estimate(AgentStatus.REMOVED, changes, cost),
+        cost=estimate(
+            AgentStatus.REMOVED, changes, cost, repo.fleet.prices, old_model=current.get("model")
+        ),
     )
 
 
@@ -275,6 +307,7 @@ def diff_live(
     head_label: str = "work tree",
     cost_per_day: Mapping[str, float] | None = None,
     desired_secrets: Mapping[str, str] | None = None,
+    traffic: Mapping[str, Traffic] | None = None,
 ) -> FleetDiff:
     """Live mode: what applying `repo` would change on the boxes as they run now.
 
@@ -282,8 +315,9 @@ def diff_live(
         boxes: one LiveBox per box read (agents of the repo without one are unknown).
         desired_secrets: each agent's wanted secrets-file fingerprint, when the fleet
             key and values are at hand; without them secrets are not compared.
+        traffic: each box's measured traffic (its metrics over a window), for cost figures.
     """
-    costs = cost_per_day or {}
+    costs = _traffic(cost_per_day, traffic)
     by_agent = {box.agent: box for box in boxes}
     cache: _Cache = {}
     agents: list[AgentDiff] = []
@@ -309,4 +343,5 @@ def diff_live(
         rules_from=head_label,
         agents=tuple(agents),
         unchanged=unchanged,
+        cost=fleet_total([a.cost for a in agents]),
     )

@@ -16,6 +16,7 @@ from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
     change_text,
     flags,
+    fleet_cost_lines,
     group_cost,
     money,
     plural,
@@ -54,6 +55,7 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
             f"Cost-impacting: {plural(s.cost_impacting, 'agent')} (estimated cost change:"
             f" {money(s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
         )
+    lines += fleet_cost_lines(diff)
     if s.restart_required:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
     if s.unknown or s.foreign:
