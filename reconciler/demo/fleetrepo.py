@@ -247,11 +247,10 @@ USAGE_HEADER: Final = (
 def usage_text(repo: Path, rate: float) -> str:
     """usage.yaml for the demo repo as it stands: `rate` tasks/s per agent, and each tier's
     mean tokens per task as the demo agents draw them (demo/workload.py) from its config."""
+    from reconciler.config.errors import ConfigErrors  # noqa: PLC0415
     from reconciler.config.repo import load_repo  # noqa: PLC0415 (the demo's own repo)
     from reconciler.demo.workload import behaviour  # noqa: PLC0415
     from reconciler.repo import read_work_tree  # noqa: PLC0415
-
-    from reconciler.config.errors import ConfigErrors  # noqa: PLC0415
 
     lines = [USAGE_HEADER]
     try:

@@ -167,8 +167,8 @@ def estimate(
     model_change = next((c for c in costly if c.path == MODEL_FIELD and c.kind == "changed"), None)
     others = [c.dotted for c in costly if c is not model_change]
     not_estimated = (
-        f"{', '.join(others)} not estimated: it changes the traffic (tokens per task), "
-        "which only measuring after the change shows"
+        f"{', '.join(others)} not estimated: it changes tokens per task, which only a "
+        "measurement after the change shows"
         if others
         else ""
     )

@@ -202,11 +202,10 @@ def diff_repos(
 def _traffic(
     cost_per_day: Mapping[str, float] | None, traffic: Mapping[str, Traffic] | None
 ) -> dict[str, Traffic]:
-    """Each agent's traffic; a bare USD/day (`--costs`) where no traffic figure is given."""
-    out = {
-        a: Traffic(source="--costs file", usd_per_day=v) for a, v in (cost_per_day or {}).items()
-    }
-    out.update(traffic or {})
+    """Each agent's traffic; a USD/day the caller gave (`--costs`) wins, being explicit."""
+    out = dict(traffic or {})
+    for agent, usd in (cost_per_day or {}).items():
+        out[agent] = Traffic(source="--costs file", usd_per_day=usd)
     return out
 
 

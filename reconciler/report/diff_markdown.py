@@ -258,11 +258,11 @@ def _cost_lines(diff: FleetDiff) -> list[str]:
             f"| per month (730 h) | {usd(t.now_per_month)} | {usd(t.new_per_month)} | "
             f"**{signed(t.delta_per_month)}** |",
             "",
-            f"<sub>{html.escape(basis_text(t))}.</sub>",
+            f"<sub>{html.escape(basis_text(t), quote=False)}.</sub>",
         ]
     missing = sorted({m for a in diff.agents if a.cost for m in a.cost.missing_models})
     if missing:
-        out += ["", f"Not priced: {html.escape(missing_text(missing))}."]
+        out += ["", f"Not priced: {html.escape(missing_text(missing), quote=False)}."]
     return out
 
 
