@@ -6,10 +6,15 @@ tokens x output price) / 1e6, a month of 730 hours.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from reconciler.app.diff import DiffRequest, diff
 from reconciler.config.repo import Repo, load_repo
 from reconciler.diff import diff_repos
 from reconciler.diff.cost import (
@@ -26,7 +31,7 @@ from reconciler.metrics.usage import window_traffic
 from reconciler.model.fleet import ModelPrice, Prices
 from reconciler.report import render_json, render_markdown, render_text
 
-from .conftest import Edit
+from .conftest import EXAMPLE, Edit
 
 PRICES = Prices(
     dated="2026-11-01",
@@ -182,3 +187,30 @@ def test_pr_mode_prices_the_example_model_upgrade_from_usage_yaml(
         assert "example prices dated 2026-11-01" in out
     assert "+$11,232.00" in markdown and "+$341,640.00" in markdown
     assert json.loads(doc)["diff"]["cost"]["delta_per_day"] == pytest.approx(11_232.0)
+
+
+def test_pr_mode_never_asks_the_heads_prometheus(tmp_path: Path) -> None:
+    """A head that names a Prometheus (a pull request could point it anywhere) is not asked:
+    the base names none, so the figure comes from usage.yaml, and nothing is contacted."""
+    repo = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True)
+    for rel, old, new in (
+        ("agents/tier-fast.yaml", "claude-haiku-4-5", "claude-sonnet-4-5"),
+        (
+            "fleet.yaml",
+            "  source: scrape",
+            "  prometheus_url: http://127.0.0.1:9\n  source: scrape",
+        ),
+    ):
+        path = repo / rel
+        path.write_text(path.read_text().replace(old, new, 1))
+    subprocess.run([*git, "commit", "-qam", "head"], cwd=repo, check=True)
+    said: list[str] = []
+    got = asyncio.run(diff(DiffRequest(repo, base="HEAD~1"), said.append))
+    assert got.diff.cost is not None
+    assert got.diff.cost.sources == ("usage.yaml tier fast, 30-day mean per agent, 2026-10",)
+    assert not any("Prometheus" in line for line in said), said
