@@ -203,7 +203,12 @@ def estimate(
         how += f" (price per token x{ratio:.2f})"
     if not_estimated:
         how += f"; {not_estimated}"
-    return CostEstimate(ratio=ratio, **_figures(spend_now, new, **common), note=how)
+    return CostEstimate(
+        ratio=ratio,
+        **_figures(spend_now, new, **common),
+        caveat=not_estimated or None,
+        note=how,
+    )
 
 
 def total(costs: Iterable[CostEstimate | None], *, cost_impacting: int = 0) -> CostTotal | None:

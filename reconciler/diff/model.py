@@ -122,6 +122,9 @@ class CostEstimate(_Frozen):
     missing_models: tuple[str, ...] = Field(
         default=(), description="Models the price table lacks (add them to fleet.yaml prices)."
     )
+    caveat: str | None = Field(
+        default=None, description="What the figure leaves out (fields that change traffic)."
+    )
     note: str = Field(description="How the figure was made, or why there is none.")
 
 

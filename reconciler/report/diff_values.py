@@ -179,6 +179,9 @@ def group_cost(g: Group) -> str:
     if t is None:
         return f"no estimate ({'; '.join(notes)})"
     how = costs[0].note if g.size == 1 else f"summed over {plural(t.estimated, 'agent')}"
+    caveats = sorted({c.caveat for c in costs if c.caveat and c.delta_per_day is not None})
+    if caveats and g.size > 1:
+        how += f"; {'; '.join(caveats)}"
     text = f"{total_text(t)} ({how}; {basis_text(t)})"
     if notes:
         text += f"; no figure for the rest ({'; '.join(notes)})"
