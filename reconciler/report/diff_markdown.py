@@ -30,10 +30,10 @@ from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
     basis_text,
     cost_cell,
+    delta_words,
     flags,
     group_cost,
     missing_text,
-    money,
     plural,
     secrets_text,
     show,
@@ -238,7 +238,7 @@ def _review_notes(diff: FleetDiff, s: Summary) -> list[str]:
             f"> **Cost-impacting changes on {plural(s.cost_impacting, 'agent')}** need review"
             f" by {who}"
             f" (`fleet.review.cost_impacting_approvers`{rules})."
-            f" Estimated cost change: {money(s.cost_delta_per_day)}.",
+            f" Estimated cost change: {delta_words(diff, s.cost_delta_per_day)}.",
         ]
     lines += _cost_lines(diff)
     return lines

@@ -15,10 +15,10 @@ from reconciler.diff.model import PROBLEM_STATUSES, AgentStatus, FieldChange, Fl
 from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
     change_text,
+    delta_words,
     flags,
     fleet_cost_lines,
     group_cost,
-    money,
     plural,
     secrets_text,
     status_word,
@@ -53,7 +53,7 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
         who = ", ".join(diff.approvers) or "nobody configured (fleet.review)"
         lines.append(
             f"Cost-impacting: {plural(s.cost_impacting, 'agent')} (estimated cost change:"
-            f" {money(s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
+            f" {delta_words(diff, s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
         )
     lines += fleet_cost_lines(diff)
     if s.restart_required:

@@ -219,6 +219,17 @@ def cost_cell(g: Group) -> str:
     return f"x{ratio:.2f} per token" if ratio is not None else "no estimate"
 
 
+def delta_words(diff: FleetDiff, delta: float | None) -> str:
+    """The headline's cost change: '+$3.00/day', or the part with figures, or 'no estimate'."""
+    t = diff.cost
+    if delta is not None or t is None:
+        return money(delta)
+    return (
+        f"{money(t.delta_per_day)} for the {plural(t.estimated, 'agent')} with a figure,"
+        f" {t.without} without"
+    )
+
+
 def fleet_cost_lines(diff: FleetDiff) -> list[str]:
     """The whole diff's estimate: old → new and delta per day and month, and its basis."""
     lines = []
