@@ -17,6 +17,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.diff.cost import Traffic
 from reconciler.gates import AgentWindow
@@ -36,6 +37,14 @@ RATES: Final = {
 
 def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.0f} h"
+
+
+def shown_url(url: str) -> str:
+    """A URL as reports may show it: any user:password@ dropped."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def per_day(
@@ -108,7 +117,7 @@ async def prometheus_traffic(
             if who is None or not math.isfinite(value):
                 continue
             rates.setdefault(who, {})[key] = value
-    label = f"Prometheus {client.base_url}, {_seconds(window_s)} window"
+    label = f"Prometheus {shown_url(client.base_url)}, {_seconds(window_s)} window"
     out: dict[str, Traffic] = {}
     for agent in agents:
         r: Mapping[str, float] = rates.get(agent, {})

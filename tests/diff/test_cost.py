@@ -27,7 +27,7 @@ from reconciler.diff.cost import (
 )
 from reconciler.diff.model import AgentStatus, ChangeKind, FieldChange
 from reconciler.gates import AgentWindow
-from reconciler.metrics.usage import window_traffic
+from reconciler.metrics.usage import shown_url, window_traffic
 from reconciler.model.fleet import ModelPrice, Prices
 from reconciler.report import render_json, render_markdown, render_text
 
@@ -214,3 +214,9 @@ def test_pr_mode_never_asks_the_heads_prometheus(tmp_path: Path) -> None:
     assert got.diff.cost is not None
     assert got.diff.cost.sources == ("usage.yaml tier fast, 30-day mean per agent, 2026-10",)
     assert not any("Prometheus" in line for line in said), said
+
+
+def test_a_prometheus_url_is_shown_without_credentials() -> None:
+    """A figure's source names its Prometheus, never a user:password in its URL."""
+    assert shown_url("http://u:s3cret@127.0.0.1:9090/prom") == "http://127.0.0.1:9090/prom"
+    assert shown_url("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
