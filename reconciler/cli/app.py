@@ -64,6 +64,10 @@ COMMANDS: tuple[LazyCommand, ...] = (
     _cmd("secrets", "secrets",
          "Secret values: write one into the repo age-encrypted (set), list names, backends and "
          "keyed fingerprints (list). Values are never printed.", "secrets_app"),
+    _cmd("alerts", "alerts",
+         "Alert rules as code: compile alerts/*.yaml to Prometheus rule files and "
+         "alertmanager.yml (render), check them and run their promtool unit tests (test).",
+         "alerts_app"),
 )  # fmt: skip
 
 

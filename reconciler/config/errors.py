@@ -92,6 +92,20 @@ RULES: Final[dict[str, str]] = {
     "wave.order": "wave entries do not increase",
     "wave.last": "the last wave does not reach 100%",
     "secret.undeclared": "a {secret: NAME} reference names no entry of secrets/",
+    "alert.unknown-metric": "an alert's metric is not in the catalogue (docs/alerts.md)",
+    "alert.condition": (
+        "an alert has not exactly one of above/below with its metric, or mixes promql with"
+        " metric, above, below, relative_to or by"
+    ),
+    "alert.selector": (
+        "an alert's selector names no agent (tier, shard and labels together), or a label"
+        " the alert's level (`by`) does not keep"
+    ),
+    "alert.relative-to": "relative_to: tier on an alert not judged per agent (by: agent)",
+    "alert.unknown-route": "an alert or alerting.default_route names no alerting route",
+    "alert.duplicate-name": "two alerts have the same name",
+    "route.receiver": "an alerting route has not exactly one of webhook or slack",
+    "route.duplicate": "two alerting routes have the same name",
     "secret.duplicate": "the secrets index declares a name twice",
     "secret.plaintext": (
         "a config value looks like a credential (sk-ant-, sk-, ghp_, xox?-, AKIA..., a PEM"

@@ -241,6 +241,7 @@ class Parts:
     fleet_valid: bool = True  # fleet.yaml loaded and passed its shape check
     docs: tuple[tuple[str, Doc], ...] = ()  # every YAML file that loaded, by repo path
     root: str | None = None  # the repo's directory, when the snapshot knows it
+    alerts: Mapping[str, AlertsFile] = field(default_factory=dict)  # alerts files of right shape
 
 
 # fleet_id's stand-in while fleet.yaml's own is missing or invalid (that error is reported).
@@ -419,7 +420,9 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
             shards[part.name] = shard
 
     alerts: dict[str, AlertsFile] = {}
-    for rel in sorted(f for f in files if f.startswith("alerts/") and f.endswith(".yaml")):
+    for rel in sorted(
+        f for f in files if f.startswith("alerts/") and f.endswith(".yaml") and f.count("/") == 1
+    ):
         doc = c.doc(rel)
         if doc is not None:
             rules, errs = check_shape(AlertsFile, doc)
@@ -458,6 +461,7 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
         fleet_valid=fleet_valid,
         docs=tuple(c.docs),
         root=getattr(files, "root", None),
+        alerts=alerts,
     )
     errors = dedupe([*c.errors, *validate_repo(found, c.label)])
     if errors or payload_schema is None or secrets is None:

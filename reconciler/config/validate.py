@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.config.alerts import alert_errors
 from reconciler.config.boundary import boundary_errors, normal
 from reconciler.config.errors import ConfigError, SourceSpan
 from reconciler.config.layer import winner
@@ -257,6 +258,7 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
     errors.extend(
         _payload_errors(parts.agents, parts.payload_schema, parts.secrets, parts.salvaged)
     )
+    errors.extend(alert_errors(parts, parts.alerts, dict(parts.docs)))
     return dedupe(errors)
 
 

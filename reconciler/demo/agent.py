@@ -40,12 +40,17 @@ from reconciler.demo.workload import (
     behaviour,
 )
 from reconciler.model.box import (
+    COST_BUCKETS,
     LABEL_ERROR_REASON,
     LATENCY_BUCKETS,
+    METRIC_ARRIVALS,
     METRIC_COST,
+    METRIC_HEARTBEAT,
     METRIC_LATENCY,
     METRIC_MEMORY,
+    METRIC_MEMORY_LIMIT,
     METRIC_QUEUE,
+    METRIC_TASK_COST,
     METRIC_TASK_ERRORS,
     METRIC_TASKS,
     METRIC_TOKENS_IN,
@@ -58,6 +63,7 @@ from reconciler.secrets.secretsfile import SecretsFileError, Slot, parse_secrets
 
 AGENT_VERSION: Final = "demo-agent/1.0.0"
 MAX_BACKLOG: Final = 100_000
+DEMO_MEMORY_LIMIT: Final = 1 << 30  # every demo agent's memory limit (memory_limit_bytes)
 _yaml = YAML(typ="safe")
 
 
@@ -95,7 +101,18 @@ class AgentMetrics:
             METRIC_LATENCY, "Task latency.", lbl, registry=r, buckets=LATENCY_BUCKETS
         ).labels(agent)
         self.memory = Gauge(METRIC_MEMORY, "Resident memory.", lbl, registry=r).labels(agent)
+        self.memory_limit = Gauge(
+            METRIC_MEMORY_LIMIT, "The agent's memory limit.", lbl, registry=r
+        ).labels(agent)
+        self.memory_limit.set(DEMO_MEMORY_LIMIT)
         self.queue = Gauge(METRIC_QUEUE, "Tasks waiting.", lbl, registry=r).labels(agent)
+        self.heartbeat = Gauge(
+            METRIC_HEARTBEAT, "Unix time of the last heartbeat.", lbl, registry=r
+        ).labels(agent)
+        self.task_cost = Histogram(
+            METRIC_TASK_COST, "Model cost of each task.", lbl, registry=r, buckets=COST_BUCKETS
+        ).labels(agent)
+        self.arrivals = counter(METRIC_ARRIVALS, "Tasks that arrived.")
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -134,8 +151,10 @@ class SimAgent:
         base_error_rate: float = 0.01,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.name, self.root, self.paths, self.faults = name, root, paths, faults
+        self.wall = wall  # Unix time, for the heartbeat_timestamp_seconds gauge
         self.provider, self.count_auth = provider, count_auth
         self.slots: dict[str, Slot] = {}  # the secrets file loaded at the last (re)load
         self.rate, self.base_error_rate, self.clock = rate, base_error_rate, clock
@@ -202,6 +221,7 @@ class SimAgent:
         self.metrics = AgentMetrics(self.name)
         self.crashed = None
         self.started_at = self.last_heartbeat = self.last_tick = now
+        self.metrics.heartbeat.set(self.wall())
         self.tasks_processed = 0
         self._load(sha, config, how, slots)
         self.metrics.queue.set(self.backlog)
@@ -231,6 +251,7 @@ class SimAgent:
         self.last_tick = now
         arrivals = _poisson(self.rng, self.rate * dt)
         self.backlog = min(MAX_BACKLOG, self.backlog + arrivals)
+        self.metrics.arrivals.inc(arrivals)
         flap = self.faults.active.get(FaultKind.FLAP)
         if (
             self.crashed is None
@@ -242,6 +263,7 @@ class SimAgent:
         if self.crashed is not None or self.behaviour is None:
             return
         self.last_heartbeat = now
+        self.metrics.heartbeat.set(self.wall())
         if not self.faults.has(FaultKind.STALL) and self.backlog:
             capacity = int(self.rate * dt * 3) + 1
             n = min(self.backlog, capacity)
@@ -282,8 +304,11 @@ class SimAgent:
                 m.latency.observe(how.failed_latency_s + added)
                 continue
             out = max(1.0, min(how.max_tokens, rng.gauss(how.tokens_out, how.tokens_out * 0.2)))
-            tokens_out += round(out * k_tokens)
-            tokens_in += round(max(1.0, rng.gauss(how.tokens_in, how.tokens_in * 0.1)))
+            t_out = round(out * k_tokens)
+            t_in = round(max(1.0, rng.gauss(how.tokens_in, how.tokens_in * 0.1)))
+            tokens_out += t_out
+            tokens_in += t_in
+            m.task_cost.observe(t_in * how.usd_per_token_in + t_out * how.usd_per_token_out)
             m.latency.observe(rng.lognormvariate(mu, sigma) + added)
         m.tasks.inc(n)
         if errors:

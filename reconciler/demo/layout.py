@@ -36,7 +36,13 @@ from reconciler.secretstore.age import (
 from reconciler.secretstore.repofile import write_secrets_file
 
 # Each demo secret and how its value starts (the demo provider accepts the issued API key).
-SECRET_PREFIXES = {"anthropic_api_key": "sk-demo-", "kb_token": "kb-demo-"}
+SECRET_PREFIXES = {
+    "anthropic_api_key": "sk-demo-",
+    "kb_token": "kb-demo-",
+    # The example's alerting routes (fleet.yaml alerting.routes): webhook URLs on loopback.
+    "oncall_slack_url": "http://127.0.0.1:9/demo-oncall/",
+    "cost_webhook_url": "http://127.0.0.1:9/demo-cost/",
+}
 SECRET_NAMES = tuple(SECRET_PREFIXES)
 STATE_FILE = "demo.json"
 

@@ -29,7 +29,18 @@ END: Final = "<!-- END package-layers -->"
 # either way as long as the packages form no circle.
 LAYERS: Final[tuple[tuple[str, ...], ...]] = (
     ("errors", "model"),  # errors.py: the one error tree, a module that imports nothing of ours
-    ("config", "plan", "render", "secrets", "status", "gates", "diff", "rollout", "report"),
+    (
+        "config",
+        "plan",
+        "render",
+        "secrets",
+        "status",
+        "gates",
+        "diff",
+        "rollout",
+        "report",
+        "alerts",
+    ),
     ("transport", "metrics", "journal", "repo", "secretstore"),
     ("engine",),
     ("app", "demo"),

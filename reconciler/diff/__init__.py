@@ -5,11 +5,13 @@ Pure core: `diff_repos` (pull-request mode) and `diff_live` (live mode) build a
 in reconciler/report/ render it.
 """
 
+from reconciler.diff.alerts import diff_alerts, diff_alerts_live
 from reconciler.diff.fleet import diff_live, diff_repos, parse_config
 from reconciler.diff.group import Group, group_agents
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
+    AlertChange,
     ChangeKind,
     CostEstimate,
     FieldChange,
@@ -22,6 +24,7 @@ from reconciler.diff.values import ValueChange, diff_values, patch
 __all__ = [
     "AgentDiff",
     "AgentStatus",
+    "AlertChange",
     "ChangeKind",
     "CostEstimate",
     "FieldChange",
@@ -30,6 +33,8 @@ __all__ = [
     "SecretsChange",
     "Summary",
     "ValueChange",
+    "diff_alerts",
+    "diff_alerts_live",
     "diff_live",
     "diff_repos",
     "diff_values",

@@ -28,6 +28,7 @@ from reconciler.config.load import load_yaml
 from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAgent, Repo
 from reconciler.diff.access import COST_MARKER, is_fleet_access
 from reconciler.diff.agent import payload_changes, settings_changes
+from reconciler.diff.alerts import diff_alerts, diff_alerts_live
 from reconciler.diff.cost import Traffic, estimate, fleet_total
 from reconciler.diff.model import (
     AgentDiff,
@@ -196,6 +197,7 @@ def diff_repos(
         fleet_settings=tuple(c for c in fleet if not c.access),
         fleet_access=tuple(c for c in fleet if c.access),
         cost=fleet_total([a.cost for a in agents]),
+        alerts=diff_alerts(base, head),
     )
 
 
@@ -307,6 +309,7 @@ def diff_live(
     cost_per_day: Mapping[str, float] | None = None,
     desired_secrets: Mapping[str, str] | None = None,
     traffic: Mapping[str, Traffic] | None = None,
+    live_alerts: Mapping[str, str] | None = None,
 ) -> FleetDiff:
     """Live mode: what applying `repo` would change on the boxes as they run now.
 
@@ -315,6 +318,8 @@ def diff_live(
         desired_secrets: each agent's wanted secrets-file fingerprint, when the fleet
             key and values are at hand; without them secrets are not compared.
         traffic: each box's measured traffic (its metrics over a window), for cost figures.
+        live_alerts: the alert rules a Prometheus has loaded (name -> PromQL), when the
+            caller read them; without them alerts are not compared.
     """
     costs = _traffic(cost_per_day, traffic)
     by_agent = {box.agent: box for box in boxes}
@@ -343,4 +348,5 @@ def diff_live(
         agents=tuple(agents),
         unchanged=unchanged,
         cost=fleet_total([a.cost for a in agents]),
+        alerts=() if live_alerts is None else diff_alerts_live(repo, live_alerts),
     )

@@ -204,6 +204,19 @@ class AgentDiff(_Frozen):
         return self.rollout or bool(self.access) or bool(self.settings)
 
 
+class AlertChange(_Frozen):
+    """One alert rule that differs (alerts/*.yaml compiled; docs/alerts.md)."""
+
+    name: str
+    kind: Literal[ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED]
+    file: str | None = Field(default=None, description="The alerts file (head's, else base's).")
+    old_expr: str | None = Field(default=None, description="The compiled PromQL now.")
+    new_expr: str | None = Field(default=None, description="The compiled PromQL wanted.")
+    fields: tuple[str, ...] = Field(
+        default=(), description="What else changes: for, severity, route, summary, runbook..."
+    )
+
+
 class FleetDiff(_Frozen):
     """The whole diff: every agent that differs (sorted by name), plus fleet-wide changes."""
 
@@ -238,12 +251,19 @@ class FleetDiff(_Frozen):
         default=None, description="The whole diff's cost estimate, when any agent has a figure."
     )
 
+    alerts: tuple[AlertChange, ...] = Field(
+        default=(),
+        description="Alert rules added, removed or changed (pull-request mode; live mode when "
+        "the loaded rules are known), by name.",
+    )
+
     @property
     def has_changes(self) -> bool:
         """Whether anything differs (what `--exit-code` reports as 2)."""
         return (
             bool(self.fleet_settings)
             or bool(self.fleet_access)
+            or bool(self.alerts)
             or any(a.changed for a in self.agents)
         )
 

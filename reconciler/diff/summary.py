@@ -35,6 +35,7 @@ class Summary(BaseModel):
     )
     fleet_settings: int = Field(description="fleet.yaml fields that change (not [access]).")
     fleet_access: int = Field(description="Fleet-wide [access] changes (fleet.yaml, schema).")
+    alerts: int = Field(default=0, description="Alert rules added, removed or changed.")
     has_changes: bool
 
 
@@ -67,5 +68,6 @@ def summarise(diff: FleetDiff) -> Summary:
         ),
         fleet_settings=len(diff.fleet_settings),
         fleet_access=len(diff.fleet_access),
+        alerts=len(diff.alerts),
         has_changes=diff.has_changes,
     )

@@ -677,6 +677,10 @@ class Driver:
         window = self.opts.watchdog.stall_window_s
         start = self.clock.now()
         self._flowing.clear()
+        # With no soak to wait out, the wave may end at its first pass that sees every box
+        # working: look soon, then back off to the usual interval.
+        interval = self.opts.soak_interval_s
+        pause = interval if cmd.seconds > 0 else interval / 4
         while True:
             elapsed = (self.clock.now() - start).total_seconds()
             agents = self._watched()
@@ -686,7 +690,8 @@ class Driver:
             left = max(cmd.seconds, window) - elapsed
             if cmd.seconds > elapsed:
                 self.note("soak.tick", wave=cmd.wave + 1, remaining_s=round(left, 1))
-            await self.clock.sleep(min(self.opts.soak_interval_s, left))
+            await self.clock.sleep(min(pause, left))
+            pause = min(pause * 2, interval)
             agents = self._watched()
             verdicts = await asyncio.gather(*(self._judge(a) for a in agents))
             self._last_soak_pass = (self.clock.now(), dict(zip(agents, verdicts, strict=True)))

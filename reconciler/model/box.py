@@ -184,4 +184,13 @@ METRIC_COST = "cost_usd_total"
 METRIC_LATENCY = "task_latency_seconds"
 METRIC_MEMORY = "memory_bytes"
 METRIC_QUEUE = "queue_depth"
+# The agent's memory limit (a gauge, bytes): memory_bytes / memory_limit_bytes is its use ratio.
+METRIC_MEMORY_LIMIT = "memory_limit_bytes"
+# Unix time (seconds) of the agent's last heartbeat (a gauge); its age is time() minus it.
+METRIC_HEARTBEAT = "heartbeat_timestamp_seconds"
+# The model cost of each task (a histogram in USD: `_bucket{le=...}`, `_sum`, `_count`).
+METRIC_TASK_COST = "task_cost_usd"
+# Tasks that arrived (queued) for the agent, whether processed yet or not (a counter).
+METRIC_ARRIVALS = "task_arrivals_total"
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+COST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

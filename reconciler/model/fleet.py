@@ -309,25 +309,6 @@ class UsageFile(Closed):
     tiers: dict[TierName, TierUsage] = Field(default_factory=dict)
 
 
-class FleetFile(Closed):
-    """The whole of fleet.yaml."""
-
-    fleet_id: FleetId
-    description: str | None = None
-    connection: Connection = Connection()
-    rollout: Rollout = Rollout()
-    gates: list[Gate] = Field(default_factory=list)
-    metrics: Metrics = Metrics()
-    review: Review = Review()
-    secrets: Secrets = Secrets()
-    state_dir: str | None = Field(
-        default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
-    )
-    prices: Prices | None = Field(
-        default=None, description="Price per model for cost estimates (docs/cost.md)."
-    )
-
-
 class SecretDecl(Closed):
     """One declared secret name; values never live in the repo."""
 
@@ -347,16 +328,131 @@ class SecretsIndex(Closed):
     secrets: list[SecretDecl] = Field(default_factory=list)
 
 
-class AlertRule(Closed):
-    """One alert rule, as data; compiled to Prometheus rules later."""
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+[smhdw]$")]
+AlertName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+RouteName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    expr_template: str
-    for_: str = Field(default="5m", alias="for", pattern=r"^[0-9]+[smh]$")
+# The alert metric catalogue (docs/alerts.md): base metrics of the box contract and the
+# derived ones. reconciler/alerts/catalogue.py holds each one's PromQL; a test keeps both equal.
+ALERT_METRICS: Final[tuple[str, ...]] = (
+    "throughput",
+    "arrivals_per_minute",
+    "error_rate",
+    "latency_p95",
+    "tokens_per_minute",
+    "cost_per_task",
+    "cost_per_task_p95",
+    "output_tokens_per_task",
+    "memory_use_ratio",
+    "heartbeat_age_seconds",
+    "queue_depth",
+    "memory_bytes",
+)
+AlertLevel = Literal["agent", "tier", "shard", "fleet"]
+
+
+class SecretRef(Closed):
+    """`{secret: NAME}`: a value resolved from the secret store only when shipping."""
+
+    secret: SecretName
+
+
+class WebhookReceiver(Closed):
+    url: SecretRef = Field(description="The webhook URL, as a secret reference.")
+
+
+class SlackReceiver(Closed):
+    url: SecretRef = Field(description="The Slack incoming-webhook URL, as a secret reference.")
+    channel: str | None = None
+
+
+class AlertRoute(Closed):
+    """A named destination for alerts: exactly one of webhook or slack."""
+
+    name: RouteName
+    webhook: WebhookReceiver | None = None
+    slack: SlackReceiver | None = None
+    group_by: list[str] = Field(
+        default_factory=lambda: ["alertname", "tier"], description="Alertmanager group_by."
+    )
+    repeat_interval: Duration = "4h"
+
+
+class Alerting(Closed):
+    """How alerts/*.yaml compile: evaluation, the derived metrics' window, and the routes."""
+
+    evaluation_interval: Duration = "1m"
+    rate_window: Duration = Field(
+        default="5m", description="The window of the derived metrics' rates (recording rules)."
+    )
+    routes: list[AlertRoute] = Field(default_factory=list)
+    default_route: RouteName | None = Field(
+        default=None, description="Route of alerts that name none; default: the first route."
+    )
+
+
+class AlertSelector(Closed):
+    """Which series an alert watches; each part must name at least one agent."""
+
+    tier: str | None = None
+    shard: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RollingWindow(Closed):
+    """Compare with the same metric's average over a rolling window (e.g. 7d)."""
+
+    average_over: Duration
+
+
+class AlertRule(Closed):
+    """One alert rule: a catalogue metric and a condition, or raw PromQL (`promql:`)."""
+
+    name: AlertName
+    metric: str | None = Field(default=None, description="A metric of the catalogue.")
+    promql: str | None = Field(
+        default=None, description="Raw PromQL escape hatch instead of metric and condition."
+    )
+    above: float | None = None
+    below: float | None = None
+    relative_to: Literal["tier"] | RollingWindow | None = Field(
+        default=None,
+        description="Absent: above/below is a value. `tier`: a ratio to the same metric over "
+        "the agent's tier. {average_over: 7d}: a ratio to its rolling-window average.",
+    )
+    by: AlertLevel = Field(
+        default="agent", description="The level the metric is judged at (aggregated by)."
+    )
+    for_: Duration = Field(default="5m", alias="for")
     severity: Literal["info", "warning", "critical"] = "warning"
+    selector: AlertSelector = AlertSelector()
+    route: RouteName | None = None
+    summary: str | None = None
+    runbook: str | None = None
 
 
 class AlertsFile(Closed):
     """alerts/*.yaml."""
 
     rules: list[AlertRule] = Field(default_factory=list)
+
+
+class FleetFile(Closed):
+    """The whole of fleet.yaml."""
+
+    fleet_id: FleetId
+    description: str | None = None
+    connection: Connection = Connection()
+    rollout: Rollout = Rollout()
+    gates: list[Gate] = Field(default_factory=list)
+    metrics: Metrics = Metrics()
+    review: Review = Review()
+    secrets: Secrets = Secrets()
+    alerting: Alerting = Alerting()
+    state_dir: str | None = Field(
+        default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
+    )
+    prices: Prices | None = Field(
+        default=None, description="Price per model for cost estimates (docs/cost.md)."
+    )

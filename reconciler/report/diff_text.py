@@ -14,6 +14,7 @@ from reconciler.diff.group import Group, group_agents
 from reconciler.diff.model import PROBLEM_STATUSES, AgentStatus, FieldChange, FleetDiff
 from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
+    alert_lines,
     change_text,
     delta_words,
     flags,
@@ -58,6 +59,8 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
     lines += fleet_cost_lines(diff)
     if s.restart_required:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
+    if s.alerts:
+        lines.append(f"Alerts: {plural(s.alerts, 'alert rule')} added, removed or changed.")
     if s.unknown or s.foreign:
         lines.append(
             f"Not compared: {s.unknown} unknown (unreachable or unreadable stamp),"
@@ -175,4 +178,7 @@ def render_text(diff: FleetDiff, *, names_limit: int = 12) -> str:
     if diff.fleet_settings:
         lines += ["", "Fleet settings (fleet.yaml, no rollout):"]
         lines += [_change_line(c, None) for c in diff.fleet_settings]
+    if diff.alerts:
+        lines += ["", "Alerts (Prometheus rules, no agent rollout):"]
+        lines += [f"  {line}" for c in diff.alerts for line in alert_lines(c)]
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from reconciler.diff.group import Group
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
+    AlertChange,
     ChangeKind,
     CostTotal,
     FieldChange,
@@ -240,4 +241,17 @@ def fleet_cost_lines(diff: FleetDiff) -> list[str]:
     missing = sorted({m for a in diff.agents if a.cost for m in a.cost.missing_models})
     if missing:
         lines.append(f"Not priced: {missing_text(missing)}.")
+    return lines
+
+
+def alert_lines(c: AlertChange) -> list[str]:
+    """An alert change as text: `+ Name (file)` and its PromQL, or old -> new."""
+    mark = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}[c.kind]
+    where = f"  ({c.file})" if c.file else ""
+    also = f"  [{', '.join(c.fields)}]" if c.fields else ""
+    lines = [f"{mark} {c.name}{where}{also}"]
+    if c.kind is ChangeKind.CHANGED and c.old_expr != c.new_expr:
+        lines += [f"    was: {c.old_expr}", f"    now: {c.new_expr}"]
+    else:
+        lines.append(f"    {c.new_expr if c.new_expr is not None else c.old_expr}")
     return lines

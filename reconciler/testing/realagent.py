@@ -10,7 +10,8 @@ tasks fail), and serves on 127.0.0.1:N the health contract as JSON
 (`/healthz`: `alive`, `heartbeat_age_s`, `loaded_sha256`, ..., plus `reloads`
 and `pid`) and the Prometheus exposition of model/box.py's METRIC_* series
 (`/metrics`: tasks_total, task_errors_total{reason=...} from 0, the latency
-histogram, tokens, cost, memory, queue). With `--provider-dir D` the key it
+histogram, tokens, cost, the per-task cost histogram, memory and its limit, queue,
+arrivals, the heartbeat's Unix time). With `--provider-dir D` the key it
 sends must be valid in D/provider/valid_keys.json (demo/provider.py: issue and
 revoke keys there) or every task fails with reason="auth"; without it any key is
 accepted.

@@ -137,14 +137,36 @@ class TestSoak:
 
     async def test_working_boxes_end_a_zero_soak_after_one_sample(self) -> None:
         """Soak 0 (a revert's waves): once every box was seen processing since its watch
-        sample, the wave goes on: one 1 s interval per wave instead of the 60 s window."""
+        sample, the wave goes on: one quarter of the 1 s interval per wave instead of the
+        60 s window."""
         fleet = make_fleet(3, waves=(1, "100%"), soak_s=0)
         for box in fleet.boxes.values():
             box.health = working
         result = await fleet.run()
         assert result.outcome is Outcome.DONE
-        assert fleet.clock.elapsed == 2
-        assert fleet.clock.sleeps == [1.0, 1.0]
+        assert fleet.clock.elapsed == 0.5
+        assert fleet.clock.sleeps == [0.25, 0.25]
+
+    async def test_a_zero_soak_backs_off_to_the_interval_while_a_box_is_not_yet_seen_working(
+        self,
+    ) -> None:
+        """Soak 0 with a box that has not processed a task since its watch sample: the
+        passes come at 0.25, 0.5, then every 1 s, until the box works."""
+        fleet = make_fleet(1, waves=("100%",), soak_s=0)
+        reads = 0
+
+        def slow_starter(box: FakeBox) -> Health:
+            """Stuck at 7 tasks for the verify and watch reads and two soak passes, then busy."""
+            nonlocal reads
+            reads += 1
+            box.tasks_processed = max(box.tasks_processed, 7)
+            return stalled(box) if reads <= 4 else working(box)
+
+        for box in fleet.boxes.values():
+            box.health = slow_starter
+        result = await fleet.run()
+        assert result.outcome is Outcome.DONE
+        assert fleet.clock.sleeps == [0.25, 0.5, 1.0]
 
     async def test_a_stalled_box_holds_the_soak_to_the_window_then_fails_the_watchdog(
         self,
