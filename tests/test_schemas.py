@@ -32,6 +32,7 @@ SCHEMA_OF = {  # the schema an editor uses for each kind of config file
     "shards/": "shard.schema.json",
     "secrets/": "secrets.schema.json",
     "alerts/": "alerts.schema.json",
+    "usage.yaml": "usage.schema.json",
 }
 
 

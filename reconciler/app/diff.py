@@ -4,10 +4,16 @@ Pull-request mode (`base` given) reads both revisions from git objects (the work
 tree is never touched) and needs no access to the fleet. It serves CI on a pull
 request, so every trust and review setting comes from the base revision, never the
 head: the review rules and cost markers judging the diff are the base's
-(`diff_repos`), and nothing is contacted, so the head's connection settings,
-known_hosts and Prometheus URL are never used (their changes are listed as [access]).
+(`diff_repos`), and the fleet is not contacted, so the head's connection settings,
+known_hosts and Prometheus URL are never used (their changes are listed as [access]);
+only the base's Prometheus, for the traffic of a cost estimate (read-only queries).
 Live mode (no revisions: the work tree against the running boxes) is built on the
 same core.
+
+Cost estimates (docs/cost.md) need traffic: live mode measures it from the boxes'
+metrics over `cost_window_s` (only when a cost-impacting change or a removal is
+there to price); pull-request mode asks the Prometheus server the BASE revision's
+fleet.yaml names (read-only instant queries), else reads usage.yaml.
 """
 
 from __future__ import annotations
@@ -15,17 +21,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from reconciler.app.config import load_config
 from reconciler.app.state import Tell
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
-from reconciler.diff import FleetDiff, diff_live, diff_repos
+from reconciler.diff import AgentStatus, FleetDiff, diff_live, diff_repos
+from reconciler.diff.cost import Traffic, usage_traffic
+from reconciler.engine.gatesetup import metric_source
 from reconciler.errors import Refused
+from reconciler.metrics.source import SourceError
+from reconciler.metrics.usage import live_traffic, prometheus_traffic
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.repo import GitError, read_revision
 from reconciler.secretstore import desired_fingerprints, fleet_key
+from reconciler.transport.http import HttpProbe
 from reconciler.transport.link import FleetLink, former_agents
+from reconciler.transport.prometheus import PrometheusClient
+
+# How long live mode watches the boxes' own /metrics for traffic: the demo's agents finish
+# tens of tasks in it; a real fleet wants longer (--cost-window), or Prometheus.
+LIVE_WINDOW_S: Final = 5.0
+# The range Prometheus averages traffic over (a day of the daily cycle).
+PROMETHEUS_WINDOW_S: Final = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,7 @@ class DiffRequest:
     base: str | None = None
     head: str | None = None
     costs: Path | None = None  # JSON {agent: USD per day now}, for cost estimates
+    cost_window_s: float | None = None  # traffic window; None: the source's default, 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +102,12 @@ def _costs(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in doc.items()}
 
 
-async def _read_live(loaded: Repo, root: Path) -> list[LiveBox]:
+async def _read_live(loaded: Repo, root: Path, link: FleetLink) -> list[LiveBox]:
     agents = [ea.agent for ea in loaded.agents.values()]
     key = fleet_key(loaded.fleet, root)
-    async with FleetLink(loaded.fleet.connection, root) as link:
-        live = await link.read(agents, loaded.fleet.fleet_id, key)
-        former = former_agents(root, live.values(), loaded.agents.keys())
-        orphans = await link.orphans(agents, loaded.fleet.fleet_id, former)
+    live = await link.read(agents, loaded.fleet.fleet_id, key)
+    former = former_agents(root, live.values(), loaded.agents.keys())
+    orphans = await link.orphans(agents, loaded.fleet.fleet_id, former)
     boxes = list(live.values())
     for o in orphans:
         boxes.append(
@@ -97,29 +116,115 @@ async def _read_live(loaded: Repo, root: Path) -> list[LiveBox]:
     return boxes
 
 
+def _to_price(d: FleetDiff) -> list[str]:
+    """Agents whose cost estimate needs traffic: cost-impacting changes and removals."""
+    return [
+        a.agent
+        for a in d.agents
+        if a.cost is not None and (a.cost_impacting or a.status is AgentStatus.REMOVED)
+    ]
+
+
+async def _prometheus(
+    url: str, agents: list[str], window_s: float, label: str, tell: Tell
+) -> dict[str, Traffic]:
+    client = PrometheusClient(url)
+    try:
+        return await prometheus_traffic(client, agents, window_s, agent_label=label)
+    except SourceError as exc:
+        tell(f"cost estimate: no traffic from Prometheus ({exc})")
+        return {}
+    finally:
+        await client.close()
+
+
+async def _live_traffic(
+    loaded: Repo, agents: list[str], probe: HttpProbe, window: float | None, tell: Tell
+) -> dict[str, Traffic]:
+    """The boxes' traffic for the cost estimate (their metrics, or Prometheus)."""
+    m = loaded.fleet.metrics
+    if m.source == "prometheus" and m.prometheus_url:
+        return await _prometheus(
+            m.prometheus_url, agents, window or PROMETHEUS_WINDOW_S, m.agent_label, tell
+        )
+    seconds = LIVE_WINDOW_S if window is None else window
+    tell(f"measuring {len(agents)} agent(s)' traffic for the cost estimate ({seconds:g} s) ...")
+    source = metric_source(loaded, probe, loaded.fleet.connection.command_timeout_s)
+    try:
+        got, why = await live_traffic(
+            source, agents, seconds, label="live metrics of each box (scrape)"
+        )
+    except SourceError as exc:
+        tell(f"cost estimate: no traffic measured ({exc})")
+        return {}
+    finally:
+        await source.close()
+    for agent, reason in sorted(why.items())[:5]:
+        tell(f"cost estimate: no traffic for {agent}: {reason}")
+    return got
+
+
+async def _pr_traffic(
+    base: Repo, head: Repo, window: float | None, tell: Tell
+) -> dict[str, Traffic]:
+    """Pull-request traffic: the base's Prometheus (never the head's), else usage.yaml."""
+    tiers = {n: ea.agent.tier for n, ea in (*base.agents.items(), *head.agents.items())}
+    m = base.fleet.metrics
+    if m.prometheus_url and window != 0:
+        got = await _prometheus(
+            m.prometheus_url,
+            sorted(base.agents),
+            window or PROMETHEUS_WINDOW_S,
+            m.agent_label,
+            tell,
+        )
+        if got:
+            return got
+    usage = base.usage or head.usage
+    return usage_traffic(usage, tiers) if usage is not None else {}
+
+
 async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
     """The fleet diff of the request's mode (see the module docstring)."""
+    cost_now = _costs(req.costs) if req.costs is not None else None
     if req.base is None:
         if req.head is not None:
             raise Refused("--head needs --base: pass both revisions to compare, e.g. --base main")
         loaded = load_config(req.repo)
         root = req.repo.resolve()
         tell(f"reading {len(loaded.agents)} boxes ...")
-        boxes = await _read_live(loaded, root)
-        fleet_diff = diff_live(
-            loaded, boxes, head_label="work tree",
-            desired_secrets=desired_fingerprints(loaded, root),
-        )  # fmt: skip
+        desired = desired_fingerprints(loaded, root)
+        async with FleetLink(loaded.fleet.connection, root) as link:
+            boxes = await _read_live(loaded, root, link)
+            fleet_diff = diff_live(
+                loaded, boxes, head_label="work tree", desired_secrets=desired,
+                cost_per_day=cost_now,
+            )  # fmt: skip
+            to_price = _to_price(fleet_diff)
+            if to_price and req.cost_window_s != 0 and loaded.fleet.prices is not None:
+                traffic = await _live_traffic(loaded, to_price, link.probe, req.cost_window_s, tell)
+                if traffic:
+                    fleet_diff = diff_live(
+                        loaded, boxes, head_label="work tree", desired_secrets=desired,
+                        cost_per_day=cost_now, traffic=traffic,
+                    )  # fmt: skip
         return DiffResult(fleet_diff, tuple(b for b in boxes if b.state is BoxState.UNKNOWN))
-    cost_now = _costs(req.costs) if req.costs is not None else None
     base_repo, base_label = load_revision(req.repo, req.base, "base")
     head_repo, head_label = load_revision(req.repo, req.head or "HEAD", "head")
-    return DiffResult(
-        diff_repos(
+
+    def run(traffic: dict[str, Traffic] | None = None) -> FleetDiff:
+        return diff_repos(
             base_repo,
             head_repo,
             base_label=base_label,
             head_label=head_label,
             cost_per_day=cost_now,
+            traffic=traffic,
         )
-    )
+
+    fleet_diff = run()
+    if _to_price(fleet_diff) and head_repo.fleet.prices is not None:
+        traffic = await _pr_traffic(base_repo, head_repo, req.cost_window_s, tell)
+        if traffic:
+            fleet_diff = run(traffic)
+    return DiffResult(fleet_diff)

@@ -74,6 +74,15 @@ def diff(
             dir_okay=False,
         ),
     ] = None,
+    cost_window: Annotated[
+        float | None,
+        typer.Option(
+            "--cost-window",
+            help="Seconds of traffic a cost estimate is measured over (live: the boxes' "
+            "metrics, default 5; Prometheus: default 86400); 0: no measuring.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Show what a change does to the fleet: agents, fields, cost flags; secrets never shown.
 
@@ -83,17 +92,19 @@ def diff(
     --allow-unreachable. With --base and --head
     (pull-request mode) both revisions are read from git objects: the work tree is
     untouched and the fleet is not contacted. Exit codes: 0 success (with
-    --exit-code: no changes), 2 changes (--exit-code), 1 error.
+    --exit-code: no changes), 2 changes (--exit-code), 1 error. Cost-impacting changes
+    carry a dollar estimate: fleet.yaml `prices` times traffic (docs/cost.md).
 
     Examples:  reconcile diff --repo demo-fleet/fleet
                reconcile diff --base origin/main --head HEAD --format markdown
+               reconcile diff --repo demo-fleet/fleet --cost-window 30
     """
     import asyncio
 
     from reconciler.app.diff import DiffRequest
     from reconciler.app.diff import diff as run_diff
 
-    done = asyncio.run(run_diff(DiffRequest(repo, base, head, costs), tell))
+    done = asyncio.run(run_diff(DiffRequest(repo, base, head, costs, cost_window), tell))
     typer.echo(report(done.diff, format), nl=False)
     if done.unknown and not allow_unreachable:
         raise _unknown(done.unknown)

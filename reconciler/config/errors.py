@@ -123,6 +123,7 @@ RULES: Final[dict[str, str]] = {
         "a payload string of 24+ characters at 4.0+ bits/char (Shannon) in a field not"
         " annotated x-not-secret; use a {secret: NAME} reference or annotate the field"
     ),
+    "usage.unknown-tier": "usage.yaml gives traffic for a tier that has no agents/tier-*.yaml",
 }
 
 

@@ -31,6 +31,7 @@ from reconciler.config.layer import Layer, Provenance, fold
 from reconciler.config.load import Doc, load_yaml
 from reconciler.config.payload import PayloadSchema, load_payload_schema
 from reconciler.config.shape import FieldPath, check_shape, salvage
+from reconciler.config.usage import usage_tier_errors
 from reconciler.model.agent import (
     Agent,
     AgentEntry,
@@ -40,12 +41,13 @@ from reconciler.model.agent import (
     ShardFile,
     TierFile,
 )
-from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex
+from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex, UsageFile
 
 FLEET_FILE = "fleet.yaml"
 BASE_FILE = "agents/_base.yaml"
 PAYLOAD_SCHEMA_FILE = "schemas/agent.schema.json"
 SECRETS_FILE = "secrets/index.yaml"
+USAGE_FILE = "usage.yaml"  # expected traffic per tier, for cost estimates (docs/cost.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class Repo:
     payload_schema: PayloadSchema
     secrets: frozenset[str]
     alerts: dict[str, AlertsFile] = field(default_factory=dict)
+    usage: UsageFile | None = None
 
     def agent(self, name: str) -> EffectiveAgent:
         return self.agents[name]
@@ -427,6 +430,15 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
             if rules is not None:
                 alerts[rel] = rules
 
+    usage: UsageFile | None = None
+    if USAGE_FILE in files:
+        usage_doc = c.doc(USAGE_FILE)
+        if usage_doc is not None:
+            usage, errs = check_shape(UsageFile, usage_doc)
+            c.errors.extend(errs)
+            if usage is not None:
+                c.errors.extend(usage_tier_errors(usage, usage_doc, tier_files, c.label))
+
     agents: dict[str, EffectiveAgent] = {}
     agent_losses: dict[str, Loss] = {}
     if BASE_FILE not in broken:
@@ -454,7 +466,7 @@ def _load_repo(files: Mapping[str, bytes], prefix: str) -> Repo:  # noqa: PLR091
     errors = dedupe([*c.errors, *validate_repo(found, c.label)])
     if errors or payload_schema is None or secrets is None:
         raise ConfigErrors(errors)
-    return Repo(fleet, tiers, shards, agents, payload_schema, secrets, alerts)
+    return Repo(fleet, tiers, shards, agents, payload_schema, secrets, alerts, usage)
 
 
 def _layer_agents(

@@ -18,6 +18,7 @@ PATTERNS: Final = (
     "agents/*.yaml",
     "shards/*.yaml",
     "alerts/*.yaml",
+    "usage.yaml",
     "secrets/*.yaml",
     "schemas/agent.schema.json",
 )

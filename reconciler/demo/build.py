@@ -102,7 +102,7 @@ def prepare(
         lines = [known_hosts_line(a.ssh_port, write_host_key(d, a.name)) for a in demo_agents]
         d.known_hosts.write_text("".join(lines), encoding="utf-8")
         secrets = write_secrets(d)
-        first, head = write_repo(d, demo_agents, secrets, user=user)
+        first, head = write_repo(d, demo_agents, secrets, user=user, rate=rate)
         seeded = seed_boxes(d, first)
     except BaseException:
         for ssh, http in sockets.values():

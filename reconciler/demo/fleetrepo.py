@@ -8,7 +8,10 @@ repo age-encrypted (the age backend: secrets/NAME.age, to the one recipient in
 secrets/recipients.txt, the demo's identity kept in DIR, outside the repo). Two
 commits: the first is what the boxes run (tier fast on claude-haiku-4); the head
 carries one realistic change (tier fast upgraded to claude-haiku-4-5), so the first
-diff shows exactly that.
+diff shows exactly that, with its cost in dollars: the example's price table (the
+demo agents charge the same prices, demo/workload.py) times the demo's traffic, and
+usage.yaml written from the demo's configured task rate and each tier's tokens per
+task, so that a pull-request diff's estimate agrees with the live one.
 """
 
 from __future__ import annotations
@@ -234,6 +237,41 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+USAGE_HEADER: Final = (
+    "# yaml-language-server: $schema=schemas/usage.schema.json\n"
+    "# Expected traffic per agent of each tier, for pull-request cost estimates (docs/cost.md).\n"
+    "# Written by the demo from its configured task rate and each tier's tokens per task.\n"
+)
+
+
+def usage_text(repo: Path, rate: float) -> str:
+    """usage.yaml for the demo repo as it stands: `rate` tasks/s per agent, and each tier's
+    mean tokens per task as the demo agents draw them (demo/workload.py) from its config."""
+    from reconciler.config.errors import ConfigErrors  # noqa: PLC0415
+    from reconciler.config.repo import load_repo  # noqa: PLC0415 (the demo's own repo)
+    from reconciler.demo.workload import behaviour  # noqa: PLC0415
+    from reconciler.repo import read_work_tree  # noqa: PLC0415
+
+    lines = [USAGE_HEADER]
+    try:
+        loaded = load_repo(read_work_tree(repo))
+    except ConfigErrors:  # e.g. no agents at all: nothing to give traffic for
+        return "".join([*lines, "tiers: {}\n"])
+    lines = [USAGE_HEADER, f'window: "the demo\'s configured rate, {rate:g} tasks/s per agent"\n']
+    lines.append("tiers:\n")
+    for tier in TIERS:
+        ea = next((ea for ea in loaded.agents.values() if ea.agent.tier == tier), None)
+        if ea is None:
+            continue
+        how = behaviour(ea.agent.config, {}, base_error_rate=0.0)
+        lines.append(
+            f"  {tier}: {{tasks_per_day: {rate * 86_400:.0f}, "
+            f"input_tokens_per_task: {how.tokens_in:.1f}, "
+            f"output_tokens_per_task: {how.tokens_out:.1f}}}\n"
+        )
+    return "".join(lines)
+
+
 def write_repo(
     d: DemoDir,
     agents: list[DemoAgent],
@@ -241,6 +279,7 @@ def write_repo(
     *,
     user: str,
     allowed_paths: Sequence[str] = DEMO_ALLOWED_PATHS,
+    rate: float = 2.0,
 ) -> tuple[str, str]:
     """Write and commit DIR/fleet (the secrets encrypted in its first commit); returns
     (first commit, head commit). The real-OpenSSH fleet (testing/realfleet.py) writes its
@@ -255,6 +294,7 @@ def write_repo(
         path = d.repo / "shards" / f"{shard}.yaml"
         mine = [a for a in agents if a.shard == shard]
         path.write_text(_shard_text(path.read_text(encoding="utf-8"), mine), encoding="utf-8")
+    (d.repo / "usage.yaml").write_text(usage_text(d.repo, rate), encoding="utf-8")
     git(d.repo, "init", "-q")
     git(d.repo, "add", "-A")
     git(d.repo, "commit", "-q", "-m", f"demo fleet: {len(agents)} agent(s) on loopback")

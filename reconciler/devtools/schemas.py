@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from reconciler.model.agent import ShardFile, TierFile
 from reconciler.model.box import Health, Stamp
-from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex
+from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex, UsageFile
 from reconciler.report.schemas import OUTPUT_SCHEMAS
 
 CONFIG_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
@@ -26,6 +26,7 @@ CONFIG_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "shard.schema.json": ShardFile,
     "secrets.schema.json": SecretsIndex,
     "alerts.schema.json": AlertsFile,
+    "usage.schema.json": UsageFile,
 }
 BOX_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "stamp.schema.json": Stamp,

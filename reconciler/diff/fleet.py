@@ -29,7 +29,7 @@ from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAge
 from reconciler.diff.access import COST_MARKER, is_fleet_access
 from reconciler.diff.agent import payload_changes, settings_changes
 from reconciler.diff.alerts import diff_alerts, diff_alerts_live
-from reconciler.diff.cost import estimate
+from reconciler.diff.cost import Traffic, estimate, fleet_total
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
@@ -124,15 +124,19 @@ def diff_repos(
     cost_per_day: Mapping[str, float] | None = None,
     base_secrets: Mapping[str, str] | None = None,
     head_secrets: Mapping[str, str] | None = None,
+    traffic: Mapping[str, Traffic] | None = None,
 ) -> FleetDiff:
     """Pull-request mode: what merging `head` over `base` changes, agent by agent.
 
     Args:
-        cost_per_day: today's USD/day per agent, when metrics have it (for cost deltas).
+        cost_per_day: today's USD/day per agent (`--costs`), when nothing better is known.
+        traffic: each agent's traffic (Prometheus or usage.yaml), priced by the head's
+            price table (a change adding a model adds its price in the same change).
         base_secrets, head_secrets: each agent's secrets-file fingerprint on each side
             (from the fleet key and values), when the caller has them; never values.
     """
-    costs = cost_per_day or {}
+    flows = _traffic(cost_per_day, traffic)
+    prices = head.fleet.prices
     cache: _Cache = {}
     agents: list[AgentDiff] = []
     unchanged = 0
@@ -163,7 +167,14 @@ def diff_repos(
             settings=tuple(c for c in settings if not c.access),
             access=tuple(c for c in settings if c.access),
             secrets=_secrets(name, base_secrets, head_secrets),
-            cost=estimate(status, changes, costs.get(name)),
+            cost=estimate(
+                status,
+                changes,
+                flows.get(name),
+                prices,
+                old_model=was.agent.config.get("model") if was is not None else None,
+                new_model=now.agent.config.get("model") if now is not None else None,
+            ),
         )
         if diff.changed:
             agents.append(diff)
@@ -185,8 +196,19 @@ def diff_repos(
         unchanged=unchanged,
         fleet_settings=tuple(c for c in fleet if not c.access),
         fleet_access=tuple(c for c in fleet if c.access),
+        cost=fleet_total([a.cost for a in agents]),
         alerts=diff_alerts(base, head),
     )
+
+
+def _traffic(
+    cost_per_day: Mapping[str, float] | None, traffic: Mapping[str, Traffic] | None
+) -> dict[str, Traffic]:
+    """Each agent's traffic; a USD/day the caller gave (`--costs`) wins, being explicit."""
+    out = dict(traffic or {})
+    for agent, usd in (cost_per_day or {}).items():
+        out[agent] = Traffic(source="--costs file", usd_per_day=usd)
+    return out
 
 
 def parse_config(agent: str, data: bytes) -> dict[str, Any] | str:
@@ -207,7 +229,7 @@ def _live_one(
     box: LiveBox | None,
     repo: Repo,
     cache: _Cache,
-    cost: float | None,
+    cost: Traffic | None,
     secrets: Mapping[str, str] | None,
 ) -> AgentDiff:
     """One agent of the repo against its box."""
@@ -243,12 +265,19 @@ def _live_one(
         changes=changes,
         secrets=_secrets(ea.name, on_box, secrets),
         # Adopting a box changes its cost only by the fields that change.
-        cost=estimate(AgentStatus.CHANGED, changes, cost),
+        cost=estimate(
+            AgentStatus.CHANGED,
+            changes,
+            cost,
+            repo.fleet.prices,
+            old_model=current.get("model"),
+            new_model=desired.get("model"),
+        ),
         **common,
     )
 
 
-def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: float | None) -> AgentDiff:
+def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: Traffic | None) -> AgentDiff:
     """A box whose agent is not in the repo."""
     if box.state in (BoxState.UNKNOWN, BoxState.FOREIGN):
         status = AgentStatus.UNKNOWN if box.state is BoxState.UNKNOWN else AgentStatus.FOREIGN
@@ -266,7 +295,9 @@ def _orphan(box: LiveBox, repo: Repo, cache: _Cache, cost: float | None) -> Agen
         status=AgentStatus.REMOVED,
         reason="stamped for this fleet, but the agent is no longer in the repo (orphan)",
         changes=changes,
-        cost=estimate(AgentStatus.REMOVED, changes, cost),
+        cost=estimate(
+            AgentStatus.REMOVED, changes, cost, repo.fleet.prices, old_model=current.get("model")
+        ),
     )
 
 
@@ -277,6 +308,7 @@ def diff_live(
     head_label: str = "work tree",
     cost_per_day: Mapping[str, float] | None = None,
     desired_secrets: Mapping[str, str] | None = None,
+    traffic: Mapping[str, Traffic] | None = None,
     live_alerts: Mapping[str, str] | None = None,
 ) -> FleetDiff:
     """Live mode: what applying `repo` would change on the boxes as they run now.
@@ -285,10 +317,11 @@ def diff_live(
         boxes: one LiveBox per box read (agents of the repo without one are unknown).
         desired_secrets: each agent's wanted secrets-file fingerprint, when the fleet
             key and values are at hand; without them secrets are not compared.
+        traffic: each box's measured traffic (its metrics over a window), for cost figures.
         live_alerts: the alert rules a Prometheus has loaded (name -> PromQL), when the
             caller read them; without them alerts are not compared.
     """
-    costs = cost_per_day or {}
+    costs = _traffic(cost_per_day, traffic)
     by_agent = {box.agent: box for box in boxes}
     cache: _Cache = {}
     agents: list[AgentDiff] = []
@@ -314,5 +347,6 @@ def diff_live(
         rules_from=head_label,
         agents=tuple(agents),
         unchanged=unchanged,
+        cost=fleet_total([a.cost for a in agents]),
         alerts=() if live_alerts is None else diff_alerts_live(repo, live_alerts),
     )

@@ -101,12 +101,49 @@ class SecretsChange(_Frozen):
 
 
 class CostEstimate(_Frozen):
-    """What a change set may do to cost; None figures mean no honest estimate is possible."""
+    """What a change set does to one agent's cost, in US dollars; None figures mean no honest
+    estimate is possible (`note` says why). A month is 730 hours (as cloud bills count)."""
 
     ratio: float | None = Field(default=None, description="New/old price per token, if known.")
-    now_per_day: float | None = Field(default=None, description="USD per day now, if measured.")
+    now_per_day: float | None = Field(default=None, description="USD per day now.")
+    new_per_day: float | None = Field(default=None, description="USD per day after the change.")
     delta_per_day: float | None = Field(default=None, description="Estimated USD/day change.")
+    now_per_month: float | None = Field(default=None, description="now_per_day x 730 h / 24.")
+    new_per_month: float | None = Field(default=None, description="new_per_day x 730 h / 24.")
+    delta_per_month: float | None = Field(default=None, description="delta_per_day x 730 h / 24.")
+    source: str | None = Field(
+        default=None,
+        description="Where the traffic figure comes from and over what window (live metrics, "
+        "Prometheus, usage.yaml, --costs).",
+    )
+    prices: str | None = Field(
+        default=None, description="Which price table priced it ('example prices dated ...')."
+    )
+    missing_models: tuple[str, ...] = Field(
+        default=(), description="Models the price table lacks (add them to fleet.yaml prices)."
+    )
+    caveat: str | None = Field(
+        default=None, description="What the figure leaves out (fields that change traffic)."
+    )
     note: str = Field(description="How the figure was made, or why there is none.")
+
+
+class CostTotal(_Frozen):
+    """Summed estimates of a group of agents or of the whole diff (USD; month = 730 h)."""
+
+    now_per_day: float
+    new_per_day: float
+    delta_per_day: float
+    now_per_month: float
+    new_per_month: float
+    delta_per_month: float
+    estimated: int = Field(description="Agents with a figure, summed here.")
+    without: int = Field(description="Cost-impacting agents with no figure (not in the sums).")
+    sources: tuple[str, ...] = Field(default=(), description="Traffic sources and windows used.")
+    prices: str | None = Field(default=None, description="The price table used.")
+    missing_models: tuple[str, ...] = Field(
+        default=(), description="Models to add to fleet.yaml `prices.models`."
+    )
 
 
 class AgentDiff(_Frozen):
@@ -209,6 +246,9 @@ class FleetDiff(_Frozen):
         default=(),
         description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, metrics "
         "source, review rules; and the payload schema's x-cost-impacting markers.",
+    )
+    cost: CostTotal | None = Field(
+        default=None, description="The whole diff's cost estimate, when any agent has a figure."
     )
 
     alerts: tuple[AlertChange, ...] = Field(

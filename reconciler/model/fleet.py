@@ -260,6 +260,55 @@ class Secrets(Closed):
     age: AgeIdentity = AgeIdentity()
 
 
+# -- cost: the price table (fleet.yaml `prices`) and the usage file (usage.yaml) -------------
+# Kept in one block: docs/cost.md. Prices are US dollars per million tokens.
+
+NonNegative = Annotated[float, Field(ge=0)]
+ModelName = Annotated[str, StringConstraints(min_length=1)]
+TierName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+
+
+class ModelPrice(Closed):
+    """One model's list price: US dollars per million input and output tokens."""
+
+    usd_per_mtok_in: NonNegative = Field(description="USD per million input tokens.")
+    usd_per_mtok_out: NonNegative = Field(description="USD per million output tokens.")
+
+
+class Prices(Closed):
+    """fleet.yaml `prices`: what each model costs, for the diff's cost estimates."""
+
+    dated: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = (
+        Field(default=None, description="When these prices were copied from the vendor (Y-M-D).")
+    )
+    example: bool = Field(
+        default=False,
+        description="Example prices (not your contract's): estimates say 'example prices'.",
+    )
+    models: dict[ModelName, ModelPrice] = Field(
+        default_factory=dict, description="Model name (the payload's `model`) -> its price."
+    )
+
+
+class TierUsage(Closed):
+    """One tier's traffic per agent, for pull-request estimates without Prometheus."""
+
+    tasks_per_day: NonNegative = Field(description="Tasks per day, per agent of the tier.")
+    input_tokens_per_task: NonNegative = Field(description="Mean input tokens per task.")
+    output_tokens_per_task: NonNegative = Field(description="Mean output tokens per task.")
+
+
+class UsageFile(Closed):
+    """usage.yaml (Infracost-style): expected traffic per tier, when no Prometheus is named."""
+
+    window: str | None = Field(
+        default=None,
+        description="Where the figures come from and over what window (e.g. '30-day mean, "
+        "2026-11'); shown beside every estimate made from them.",
+    )
+    tiers: dict[TierName, TierUsage] = Field(default_factory=dict)
+
+
 class SecretDecl(Closed):
     """One declared secret name; values never live in the repo."""
 
@@ -444,4 +493,7 @@ class FleetFile(Closed):
     )
     state_dir: str | None = Field(
         default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
+    )
+    prices: Prices | None = Field(
+        default=None, description="Price per model for cost estimates (docs/cost.md)."
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.diff.group import Group, group_agents
-from reconciler.diff.model import AgentStatus, FieldChange, FleetDiff, SecretsChange
+from reconciler.diff.model import AgentStatus, CostTotal, FieldChange, FleetDiff, SecretsChange
 from reconciler.diff.summary import Summary, summarise
+from reconciler.report.diff_values import group_total
 
 DIFF_REPORT_VERSION = 1
 
@@ -33,6 +34,9 @@ class GroupOut(BaseModel):
     restart_required: bool
     moved: bool = Field(description="The config or secrets file moves: written to the new path.")
     cost_delta_per_day: float | None
+    cost: CostTotal | None = Field(
+        default=None, description="The group's summed estimate: old, new, change per day and month."
+    )
 
 
 class DiffReport(BaseModel):
@@ -60,6 +64,7 @@ def _group(g: Group) -> GroupOut:
         restart_required=g.restart_required,
         moved=a.moved,
         cost_delta_per_day=g.cost_delta_per_day,
+        cost=group_total(g),
     )
 
 

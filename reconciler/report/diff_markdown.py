@@ -28,14 +28,18 @@ from reconciler.diff.group import Group, group_agents
 from reconciler.diff.model import PROBLEM_STATUSES, AlertChange, ChangeKind, FieldChange, FleetDiff
 from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
+    basis_text,
     cost_cell,
+    delta_words,
     flags,
     group_cost,
-    money,
+    missing_text,
     plural,
     secrets_text,
     show,
+    signed,
     status_word,
+    usd,
     what_line,
     where_text,
 )
@@ -234,9 +238,32 @@ def _review_notes(diff: FleetDiff, s: Summary) -> list[str]:
             f"> **Cost-impacting changes on {plural(s.cost_impacting, 'agent')}** need review"
             f" by {who}"
             f" (`fleet.review.cost_impacting_approvers`{rules})."
-            f" Estimated cost change: {money(s.cost_delta_per_day)}.",
+            f" Estimated cost change: {delta_words(diff, s.cost_delta_per_day)}.",
         ]
+    lines += _cost_lines(diff)
     return lines
+
+
+def _cost_lines(diff: FleetDiff) -> list[str]:
+    """The whole diff's estimate as a small table: old → new per day and month, and its basis."""
+    t = diff.cost
+    out: list[str] = []
+    if t is not None:
+        out += [
+            "",
+            "| cost estimate | now | after | change |",
+            "|---|---|---|---|",
+            f"| per day | {usd(t.now_per_day)} | {usd(t.new_per_day)} | "
+            f"**{signed(t.delta_per_day)}** |",
+            f"| per month (730 h) | {usd(t.now_per_month)} | {usd(t.new_per_month)} | "
+            f"**{signed(t.delta_per_month)}** |",
+            "",
+            f"<sub>{html.escape(basis_text(t), quote=False)}.</sub>",
+        ]
+    missing = sorted({m for a in diff.agents if a.cost for m in a.cost.missing_models})
+    if missing:
+        out += ["", f"Not priced: {html.escape(missing_text(missing), quote=False)}."]
+    return out
 
 
 def _headline(diff: FleetDiff, s: Summary) -> list[str]:

@@ -16,9 +16,10 @@ from reconciler.diff.summary import Summary, summarise
 from reconciler.report.diff_values import (
     alert_lines,
     change_text,
+    delta_words,
     flags,
+    fleet_cost_lines,
     group_cost,
-    money,
     plural,
     secrets_text,
     status_word,
@@ -53,8 +54,9 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
         who = ", ".join(diff.approvers) or "nobody configured (fleet.review)"
         lines.append(
             f"Cost-impacting: {plural(s.cost_impacting, 'agent')} (estimated cost change:"
-            f" {money(s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
+            f" {delta_words(diff, s.cost_delta_per_day)}); review by {who}{rules_note(diff)}."
         )
+    lines += fleet_cost_lines(diff)
     if s.restart_required:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
     if s.alerts:

@@ -13,13 +13,16 @@ from collections.abc import Sequence
 
 from pydantic import JsonValue
 
+from reconciler.diff.cost import PRICES_HOME, total
 from reconciler.diff.group import Group
 from reconciler.diff.model import (
     AgentDiff,
     AgentStatus,
     AlertChange,
     ChangeKind,
+    CostTotal,
     FieldChange,
+    FleetDiff,
     SecretsChange,
 )
 
@@ -118,22 +121,72 @@ def status_word(g: Group) -> str:
     return "secrets" if a.secrets is not None and a.secrets.changed else "rewrite"
 
 
+def group_total(g: Group) -> CostTotal | None:
+    """The summed dollar figures of a group's agents (None when none has one)."""
+    return total(
+        (a.cost for a in g.agents), cost_impacting=sum(a.cost is not None for a in g.agents)
+    )
+
+
+def usd(x: float) -> str:
+    """'$1,234.50'."""
+    return f"{'-' if x < 0 else ''}${abs(x):,.2f}"
+
+
+def signed(x: float) -> str:
+    """'+$12.30', '-$4.00'."""
+    return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}"
+
+
+def total_text(t: CostTotal) -> str:
+    """'$725.76/day → $907.20/day (+$181.44/day); $22,075.20/month → $27,594.00/month
+    (+$5,518.80/month)'."""
+    return (
+        f"{usd(t.now_per_day)}/day {ARROW} {usd(t.new_per_day)}/day"
+        f" ({signed(t.delta_per_day)}/day); {usd(t.now_per_month)}/month {ARROW}"
+        f" {usd(t.new_per_month)}/month ({signed(t.delta_per_month)}/month)"
+    )
+
+
+def basis_text(t: CostTotal) -> str:
+    """'traffic: live metrics of each box (scrape), 5 s window; example prices dated ...'."""
+    parts = []
+    if t.sources:
+        parts.append(f"traffic: {'; '.join(t.sources)}")
+    if t.prices:
+        parts.append(t.prices)
+    if t.without:
+        parts.append(f"{plural(t.without, 'agent')} without a figure not included")
+    return "; ".join(parts)
+
+
+def missing_text(models: Sequence[str]) -> str:
+    """'model claude-x is not in the price table: add it to fleet.yaml `prices.models`'."""
+    names = ", ".join(models)
+    verb = "is" if len(models) == 1 else "are"
+    return (
+        f"{plural(len(models), 'model')} {names} {verb} not in the price table:"
+        f" add to {PRICES_HOME}"
+    )
+
+
 def group_cost(g: Group) -> str:
-    """A group's cost estimate in words: the figure, and how it was made or why there is none."""
+    """A group's cost estimate in words: the figures, and how they were made or why none."""
     costs = [a.cost for a in g.agents if a.cost is not None]
     if not costs:
         return ""
-    known = [c.delta_per_day for c in costs if c.delta_per_day is not None]
-    if len(known) == len(g.agents):
-        how = costs[0].note if g.size == 1 else f"summed over {g.size} agents"
-        return f"{money(sum(known))} ({how})"
-    if known:
-        return (
-            f"{money(sum(known))} for the {len(known)} agents with a cost figure; "
-            f"{g.size - len(known)} have none ({costs[0].note if g.size == 1 else 'not measured'})"
-        )
+    t = group_total(g)
     notes = sorted({c.note for c in costs if c.delta_per_day is None})
-    return f"no estimate ({'; '.join(notes)})"
+    if t is None:
+        return f"no estimate ({'; '.join(notes)})"
+    how = costs[0].note if g.size == 1 else f"summed over {plural(t.estimated, 'agent')}"
+    caveats = sorted({c.caveat for c in costs if c.caveat and c.delta_per_day is not None})
+    if caveats and g.size > 1:
+        how += f"; {'; '.join(caveats)}"
+    text = f"{total_text(t)} ({how}; {basis_text(t)})"
+    if notes:
+        text += f"; no figure for the rest ({'; '.join(notes)})"
+    return text
 
 
 def plural(n: int, word: str) -> str:
@@ -155,15 +208,40 @@ def what_line(a: AgentDiff) -> str:
 
 
 def cost_cell(g: Group) -> str:
-    """A group's cost in a few words: '+$12.00/day', 'x3.00 per token', 'no estimate'."""
+    """A group's cost in a few words: '+$12.00/day (+$365.00/month)', 'x3.00 per token'."""
     costs = [a.cost for a in g.agents if a.cost is not None]
     if not costs:
         return ""
-    total = g.cost_delta_per_day
-    if total is not None:
-        return money(total)
+    t = group_total(g)
+    if t is not None:
+        more = f", {t.without} without" if t.without else ""
+        return f"{signed(t.delta_per_day)}/day ({signed(t.delta_per_month)}/month{more})"
     ratio = costs[0].ratio
     return f"x{ratio:.2f} per token" if ratio is not None else "no estimate"
+
+
+def delta_words(diff: FleetDiff, delta: float | None) -> str:
+    """The headline's cost change: '+$3.00/day', or the part with figures, or 'no estimate'."""
+    t = diff.cost
+    if delta is not None or t is None:
+        return money(delta)
+    return (
+        f"{money(t.delta_per_day)} for the {plural(t.estimated, 'agent')} with a figure,"
+        f" {t.without} without"
+    )
+
+
+def fleet_cost_lines(diff: FleetDiff) -> list[str]:
+    """The whole diff's estimate: old → new and delta per day and month, and its basis."""
+    lines = []
+    t = diff.cost
+    if t is not None:
+        lines.append(f"Estimated cost: {total_text(t)}.")
+        lines.append(f"Basis: {basis_text(t)}.")
+    missing = sorted({m for a in diff.agents if a.cost for m in a.cost.missing_models})
+    if missing:
+        lines.append(f"Not priced: {missing_text(missing)}.")
+    return lines
 
 
 def alert_lines(c: AlertChange) -> list[str]:

@@ -166,14 +166,20 @@ def test_model_price_ratio_gives_a_cost_delta(
 def test_unpriced_model_says_no_estimate(
     example_files: dict[str, bytes], example_repo: Repo, edit: Edit
 ) -> None:
-    """A model missing from the price table gives no figure, and says why."""
-    head = _load(edit(example_files, "agents/tier-fast.yaml", "claude-haiku-4-5", "claude-haiku-4"))
+    """A model missing from fleet.yaml's price table gives no figure, and names the model
+    and the file to add it to."""
+    files = edit(example_files, "agents/tier-fast.yaml", "claude-haiku-4-5", "claude-haiku-9")
+    schema = "schemas/agent.schema.json"
+    head = _load(edit(files, schema, '"claude-opus-4-1"]', '"claude-opus-4-1", "claude-haiku-9"]'))
     d = diff_repos(example_repo, head, cost_per_day={"us-east-fast-001": 1.0})
     cost = next(a.cost for a in d.agents if a.agent == "us-east-fast-001")
     assert cost is not None
     assert cost.delta_per_day is None
     assert cost.ratio is None
-    assert cost.note.startswith("no estimate for model")
+    assert cost.missing_models == ("claude-haiku-9",)
+    assert "claude-haiku-9 not in the price table: add it to fleet.yaml `prices.models`" in (
+        cost.note
+    )
 
 
 def test_fleet_settings_are_listed(
