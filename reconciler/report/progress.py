@@ -293,10 +293,12 @@ class Progress:
             return
         w.phase, w.soak_left = ("passed" if passed else "failed"), None
         figures = f.get("figures")
+        gates = {}  # in the verdict's order
         for p in figures if isinstance(figures, list) else []:
             if isinstance(p, dict):
                 line = gate_line(p)
-                w.gates[line.gate] = line
+                gates[line.gate] = line
+        w.gates = {**gates, **{k: v for k, v in w.gates.items() if k not in gates}}
 
     def _rollback(self, f: Mapping[str, object]) -> None:
         self.phase = "rolling back"
