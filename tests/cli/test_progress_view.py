@@ -1,0 +1,66 @@
+"""The progress model's words, the live picture, and the formats the rollout commands take."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from reconciler.cli.app import app
+from reconciler.cli.live import LiveReporter
+from reconciler.report.progress import gate_why
+
+FIG = {"gate": "cost", "outcome": "pass", "ok": True, "reason": "no significant harm",
+       "canary": 0.00118, "baseline": 0.00083, "threshold": 0.00117, "canary_samples": 259,
+       "baseline_samples": 206, "z": 1.2, "critical": 1.6449}  # fmt: skip
+
+
+def test_a_pass_above_the_threshold_says_it_was_not_significant() -> None:
+    assert gate_why(FIG) == "above the threshold but not significant: z 1.20 < 1.64 at 95%"
+    assert gate_why({**FIG, "canary": 0.001}) == "within the threshold"
+
+
+def test_a_fail_says_the_test_and_an_undecided_gate_what_it_waits_for() -> None:
+    fail = {**FIG, "outcome": "fail", "ok": False, "z": 3.1,
+            "reason": "cost_per_task significantly above 1.4 x baseline"}  # fmt: skip
+    assert gate_why(fail) == (
+        "cost_per_task significantly above 1.4 x baseline: z 3.10 >= 1.64 at 95%"
+    )
+    wait = {**FIG, "outcome": "inconclusive", "ok": False,
+            "reason": "too few samples: 41 of the 200 needed"}  # fmt: skip
+    assert gate_why(wait) == "waiting: 41 of 200 samples"
+
+
+def test_the_live_picture_prints_error_text_verbatim_and_keeps_failures_on_screen() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, color_system=None)
+    live = LiveReporter(console)
+    reason = "rejected: ^[a-z0-9]{0,62}$ [bold]not bold[/]"
+    live.note("rollout.started", {"rollout_id": "r-1", "plan_id": "p", "revision": "a" * 40,
+                                  "waves": [["box-a"], ["box-b", "box-c"]], "boxes": 3})  # fmt: skip
+    live.note("wave.started", {"wave": 1, "agents": ["box-a"]})
+    live.note("box.failed", {"agent": "box-a", "wave": 1, "step": "reload", "reason": reason})
+    live.note("rollback.started", {"trigger": "1 box failed"})
+    live.note("box.restored", {"agent": "box-a"})
+    live.note("rollout.finished", {"outcome": "rolled-back", "exit_code": 3, "left_behind": []})
+    text = screen.getvalue()
+    assert reason in text
+    assert "box-a: runs its old config again" in text
+    assert "0/1 applied, 1 failed, 1 restored" in text  # the last picture stays
+    assert "a" * 40 in text  # the revision whole
+
+
+@pytest.mark.parametrize("command", ["apply", "resume", "status", "history"])
+def test_a_format_the_command_does_not_print_is_refused_with_exit_1(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--format", "markdown"])
+    assert result.exit_code == 1, result.output
+    assert f"{command} prints text or json only" in result.output
+
+
+def test_rotate_secret_refuses_markdown_and_lists_its_formats() -> None:
+    result = CliRunner().invoke(app, ["rotate-secret", "k", "--format", "markdown"])
+    assert result.exit_code == 1, result.output
+    help_text = CliRunner().invoke(app, ["apply", "--help"]).output
+    assert "One of: text, json" in help_text
