@@ -12,6 +12,8 @@ import io
 import re
 from collections.abc import Collection, Mapping, Sequence
 
+from engine.helpers import Fleet, make_fleet, new_bytes
+
 from reconciler.cli.progress import LineReporter
 from reconciler.engine.gaterun import GatePolicy, GateRunner
 from reconciler.gates import AgentInfo, AgentWindow
@@ -22,8 +24,6 @@ from reconciler.rollout.reporter import JsonValue, Recorder
 from reconciler.testing.clock import FakeClock
 from reconciler.transport.base import CommandResult
 from reconciler.transport.fake import FakeBox, agent_commands
-
-from engine.helpers import Fleet, make_fleet, new_bytes
 
 PEERS = tuple(f"peer-{i}" for i in range(6))
 GATES = (Gate(name="task-errors", metric="error_rate", max_ratio=1.5, min_samples=200),)
@@ -51,8 +51,16 @@ class SlowSamples:
         slow = n == 2 and now - start < WAIT_S
         tasks = 5.0 if slow else 1000.0
         windows: dict[str, AgentWindow | str] = {
-            a: AgentWindow(agent=a, start=start, end=now, tasks=tasks, errors=tasks / 100,
-                           tokens_in=0.0, tokens_out=0.0, cost=0.0)  # fmt: skip
+            a: AgentWindow(
+                agent=a,
+                start=start,
+                end=now,
+                tasks=tasks,
+                errors=tasks / 100,
+                tokens_in=0.0,
+                tokens_out=0.0,
+                cost=0.0,
+            )
             for a in agents
         }
         return Measurement(now, windows)
@@ -127,9 +135,7 @@ def _reload_fails_with(reason: str):  # type: ignore[no-untyped-def]
     return handler
 
 
-async def test_a_failed_box_and_each_restored_box_get_one_line_with_the_reason_verbatim() -> (
-    None
-):
+async def test_a_failed_box_and_each_restored_box_get_one_line_with_the_reason_verbatim() -> None:
     reason = "config rejected: name must match ^[a-z0-9]{0,62}$ [strict]"
     fleet = make_fleet(12, waves=(1, 3, "50%", "100%"), soak_s=10.0, gates=GATES)
     victim = fleet.wave(2)[0]

@@ -38,8 +38,9 @@ def test_the_live_picture_prints_error_text_verbatim_and_keeps_failures_on_scree
     console = Console(file=screen, force_terminal=True, width=200, color_system=None)
     live = LiveReporter(console)
     reason = "rejected: ^[a-z0-9]{0,62}$ [bold]not bold[/]"
-    live.note("rollout.started", {"rollout_id": "r-1", "plan_id": "p", "revision": "a" * 40,
-                                  "waves": [["box-a"], ["box-b", "box-c"]], "boxes": 3})  # fmt: skip
+    waves = [["box-a"], ["box-b", "box-c"]]
+    started = {"rollout_id": "r-1", "plan_id": "p", "revision": "a" * 40, "waves": waves}
+    live.note("rollout.started", {**started, "boxes": 3})
     live.note("wave.started", {"wave": 1, "agents": ["box-a"]})
     live.note("box.failed", {"agent": "box-a", "wave": 1, "step": "reload", "reason": reason})
     live.note("rollback.started", {"trigger": "1 box failed"})

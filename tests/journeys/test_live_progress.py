@@ -53,8 +53,8 @@ def in_tmux(tmp: Path, argv: list[str], timeout: float = 300.0) -> tuple[int, st
         while not done.exists() or not done.read_text().strip():
             assert time.monotonic() < deadline, "the command did not end in time"
             time.sleep(0.5)
-        pane = subprocess.run([*tmux, "capture-pane", "-p", "-t", "t", "-S", "-300"],
-                              check=True, capture_output=True, text=True, env=env).stdout  # fmt: skip
+        capture = [*tmux, "capture-pane", "-p", "-t", "t", "-S", "-300"]
+        pane = subprocess.run(capture, check=True, capture_output=True, text=True, env=env).stdout
         return int(done.read_text()), pane
     finally:
         subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
