@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from reconciler.cli.app import app
 from reconciler.cli.live import LiveReporter
 from reconciler.report.progress import gate_why
+from reconciler.report.refusals import group_refusals
 
 FIG = {"gate": "cost", "outcome": "pass", "ok": True, "reason": "no significant harm",
        "canary": 0.00118, "baseline": 0.00083, "threshold": 0.00117, "canary_samples": 259,
@@ -65,3 +66,22 @@ def test_rotate_secret_refuses_markdown_and_lists_its_formats() -> None:
     assert result.exit_code == 1, result.output
     help_text = CliRunner().invoke(app, ["apply", "--help"]).output
     assert "One of: text, json" in help_text
+
+
+def test_repeated_refusals_are_grouped_with_the_fix_for_their_cause() -> None:
+    unknown = "connect: host key unknown: [127.0.0.1]:{p} presented ssh-ed25519 SHA256:x"
+    refused = {f"box-{i:02d}": unknown.format(p=2200 + i) for i in range(12)}
+    refused["box-down"] = "box-down: connect: cannot reach 127.0.0.1:2299: Connection refused"
+    lines = group_refusals(refused)
+    assert lines[0] == (
+        "12 boxes: host key unknown: "
+        + ", ".join(f"box-{i:02d}" for i in range(10))
+        + " and 2 more"
+    )
+    assert lines[1] == f"  e.g. box-00: {unknown.format(p=2200)}"
+    assert "--allow-unreachable" not in lines[2] and "known_hosts" in lines[2]
+    assert lines[3] == "1 box: unreachable: box-down"
+    assert lines[4] == "  box-down: connect: cannot reach 127.0.0.1:2299: Connection refused"
+    assert "--allow-unreachable" in lines[5]
+    missing = {"a": "connect: cannot load private key /k: [Errno 2] No such file"}
+    assert "--allow-unreachable" not in "\n".join(group_refusals(missing))
