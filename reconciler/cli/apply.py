@@ -61,9 +61,11 @@ def apply(
     Progress: a live display on a terminal; one line per phase change and per gate
     verdict when piped; --format json: the plan, then one event a line, on stdout.
 
-    Examples:  reconcile apply --repo demo-fleet/fleet --dry-run
-               reconcile apply --repo demo-fleet/fleet --yes
-               reconcile apply --repo demo-fleet/fleet --yes --format json | jq .event
+    \b
+    Examples:
+      reconcile apply --repo demo-fleet/fleet --dry-run
+      reconcile apply --repo demo-fleet/fleet --yes
+      reconcile apply --repo demo-fleet/fleet --yes --format json | jq -c .event
     """
     import asyncio
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from reconciler.cli.app import app
 from reconciler.cli.live import LiveReporter
+from reconciler.cli.progress import LineReporter
 from reconciler.report.progress import gate_why
 from reconciler.report.refusals import group_refusals
 
@@ -85,3 +86,22 @@ def test_repeated_refusals_are_grouped_with_the_fix_for_their_cause() -> None:
     assert "--allow-unreachable" in lines[5]
     missing = {"a": "connect: cannot load private key /k: [Errno 2] No such file"}
     assert "--allow-unreachable" not in "\n".join(group_refusals(missing))
+
+
+def test_a_resume_prints_plain_lines_without_reprs() -> None:
+    buffer = io.StringIO()
+    lines = LineReporter(buffer)
+    actions = {f"box-{i}": "restore" for i in range(150)} | {"box-x": "keep-new"}
+    started = {"rollout_id": "r-9", "source": "stamps", "mode": "settle", "verdict": None}
+    lines.note("resume.started", {**started, "evidence": ["a lease"], "boxes": actions})
+    lines.note("box.restored", {"agent": "box-1"})
+    lines.note("box.restore_failed", {"agent": "box-2", "reason": "write: [Errno 28] full"})
+    lines.note("resume.finished", {"rollout_id": "r-9", "outcome": "rolled-back",
+                                   "restored": 149, "failed": ["box-2"]})  # fmt: skip
+    out = buffer.getvalue().splitlines()
+    assert out == [
+        "resume.started     rollout r-9 (found from the stamps): settle; 1 keep-new, 150 restore",
+        "box.restored       box-1: runs its old config again",
+        "box.restore_failed box-2: NOT restored: write: [Errno 28] full",
+        "resume.finished    rolled-back: 149 box(es) restored; NOT put back: box-2",
+    ]
