@@ -72,7 +72,7 @@ class GateLine:
     """One gate's latest figure for a wave."""
 
     gate: str
-    verdict: str  # pass | fail | waiting | ok | FAIL (watchdog: ok / FAIL)
+    verdict: str  # pass | fail | waiting | undecided; the watchdog's: ok | FAIL
     why: str
     canary: float | None = None
     baseline: float | None = None
@@ -101,13 +101,14 @@ def gate_line(f: Mapping[str, object], *, waiting: bool = False) -> GateLine:
     if "outcome" not in f:  # the watchdog's figure: ok and a detail
         return GateLine(name, "ok" if f.get("ok") else "FAIL", str(f.get("detail", "")))
     verdict = "waiting" if waiting else str(f.get("outcome"))
-    if verdict == "inconclusive":
-        verdict = "fail" if f.get("ok") is False else "waiting"
+    why = gate_why({**f, "outcome": "inconclusive"} if waiting else f)
+    if verdict == "inconclusive":  # a verdict came (another gate failed) before this one's
+        verdict, why = "undecided", why.replace("waiting", "undecided", 1)
     cs, bs = f.get("canary_samples"), f.get("baseline_samples")
     return GateLine(
         gate=name,
         verdict=verdict,
-        why=gate_why({**f, "outcome": "inconclusive"} if waiting else f),
+        why=why,
         canary=_float(f.get("canary")),
         baseline=_float(f.get("baseline")),
         threshold=_float(f.get("threshold")),

@@ -75,6 +75,9 @@ class ProgressLines:
     """Notes in, log lines out (see the module docstring)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.progress = Progress()
         self._told: set[str] = set()  # lines (and one-off keys) already printed
         self._waiting: dict[int, tuple[tuple[tuple[str, str], ...], float]] = {}
@@ -93,6 +96,8 @@ class ProgressLines:
 
     def lines(self, kind: str, fields: Mapping[str, object]) -> list[str]:
         """Fold the note in; the lines it adds (maybe none)."""
+        if kind in ("rollout.started", "resume.started"):  # one command may run several
+            self._reset()
         p = self.progress
         before = p.wave(fields.get("wave")) or p.wave_of(str(fields.get("agent", "")))
         phase_before = before.phase if before else None

@@ -105,3 +105,23 @@ def test_a_resume_prints_plain_lines_without_reprs() -> None:
         "box.restore_failed box-2: NOT restored: write: [Errno 28] full",
         "resume.finished    rolled-back: 149 box(es) restored; NOT put back: box-2",
     ]
+
+
+def test_each_rollout_of_one_command_gets_its_own_lines() -> None:
+    """rotate-secret runs stage then promote through one reporter: both show their waves."""
+    buffer = io.StringIO()
+    lines = LineReporter(buffer)
+    for rid in ("r-stage", "r-promote"):
+        lines.note("rollout.started", {"rollout_id": rid, "plan_id": "p", "revision": "v",
+                                       "waves": [["a"]], "boxes": 1})  # fmt: skip
+        lines.note("wave.started", {"wave": 1, "agents": ["a"]})
+        lines.note("box.applied", {"agent": "a", "wave": 1})
+        undecided = {**FIG, "outcome": "inconclusive", "ok": False,
+                     "reason": "too few samples: 3 of the 30 needed"}  # fmt: skip
+        failed = {**FIG, "gate": "errors", "outcome": "fail", "ok": False, "z": 4.0}
+        lines.note("gates.failed", {"wave": 1, "figures": [failed, undecided]})
+    out = buffer.getvalue()
+    assert out.count("wave.started       wave 1/1: applying 1 box") == 2
+    assert out.count("wave.applied       wave 1/1: 1/1 applied") == 2
+    assert out.count("cost undecided canary") == 2
+    assert "undecided: 3 of 30 samples" in out
