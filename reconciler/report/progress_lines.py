@@ -192,7 +192,10 @@ class ProgressLines:
             return []
         self._waiting[w.number] = (key, waited)
         pending = [g for g in w.gates.values() if g.verdict == "waiting"]
-        whys = "; ".join(f"{g.gate} {g.why}" for g in pending)
+        same: dict[str, list[str]] = {}  # gates waiting for the same thing, told once
+        for g in pending:
+            same.setdefault(g.why, []).append(g.gate)
+        whys = "; ".join(f"{', '.join(names)} {why}" for why, names in same.items())
         text = (
             f"{self._wave(w)}: {_plural(len(pending), 'gate')} undecided after {waited:g}s of "
             f"{num(w.limit_s)}s: {whys}"

@@ -125,3 +125,20 @@ def test_each_rollout_of_one_command_gets_its_own_lines() -> None:
     assert out.count("wave.applied       wave 1/1: 1/1 applied") == 2
     assert out.count("cost undecided canary") == 2
     assert "undecided: 3 of 30 samples" in out
+
+
+def test_gates_waiting_for_the_same_thing_share_one_line() -> None:
+    buffer = io.StringIO()
+    lines = LineReporter(buffer)
+    lines.note("rollout.started", {"rollout_id": "r", "plan_id": "p", "revision": "v",
+                                   "waves": [["a"]], "boxes": 1})  # fmt: skip
+    few = {**FIG, "outcome": "inconclusive", "ok": False,
+           "reason": "too few samples: 12 of the 30 needed"}  # fmt: skip
+    pending = [{**few, "gate": g} for g in ("task-errors", "latency", "cost", "output-tokens")]
+    for waited in (0.0, 2.0, 4.0):
+        lines.note("gates.waiting", {"wave": 1, "waited_s": waited, "limit_s": 15,
+                                     "pending": pending})  # fmt: skip
+    assert buffer.getvalue().splitlines()[-1] == (
+        "gates.waiting      wave 1/1: 4 gates undecided after 0s of 15s: task-errors, latency, "
+        "cost, output-tokens waiting: 12 of 30 samples"
+    )
