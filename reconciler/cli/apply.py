@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
+from reconciler.cli.common import (
+    Format,
+    RepoOpt,
+    StateDirOpt,
+    cli_state,
+    format_option,
+    pick_format,
+)
 from reconciler.cli.progress import ApplyScreen, summary
 from reconciler.errors import Interrupted
 
@@ -38,9 +45,7 @@ def apply(
         float | None, typer.Option("--soak", help="Override the policy's soak seconds.")
     ] = None,
     state_dir: StateDirOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
-        Format.text
-    ),
+    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
     debug: Annotated[
         bool, typer.Option("--debug", help="Print the traceback of an internal error.")
     ] = False,
@@ -53,15 +58,21 @@ def apply(
     on to the head. SIGTERM/SIGINT put back what the rollout changed, then exit 3.
     Exit codes: 0 done, 1 error before anything changed, 3 rolled back cleanly,
     4 a rollback failed on some box (named loudly).
+    Progress: a live display on a terminal; one line per phase change and per gate
+    verdict when piped; --format json: the plan, then one event a line, on stdout.
 
-    Examples:  reconcile apply --repo demo-fleet/fleet --dry-run
-               reconcile apply --repo demo-fleet/fleet --yes
+    \b
+    Examples:
+      reconcile apply --repo demo-fleet/fleet --dry-run
+      reconcile apply --repo demo-fleet/fleet --yes
+      reconcile apply --repo demo-fleet/fleet --yes --format json | jq -c .event
     """
     import asyncio
 
     from reconciler.app.apply import ApplyRequest
     from reconciler.app.apply import apply as run_apply
 
+    form = pick_format(fmt, "apply", Format.text, Format.json)
     state = cli_state(ctx)
     state.debug = debug
     req = ApplyRequest(
@@ -69,13 +80,15 @@ def apply(
         allow_unreachable=allow_unreachable, force=force, plan_file=plan_file, soak_s=soak,
         wait_lock_s=wait_lock, boundary_hook=state.boundary_hook,
     )  # fmt: skip
-    screen = ApplyScreen(fmt, dry_run=dry_run, yes=yes)
+    screen = ApplyScreen(form, dry_run=dry_run, yes=yes)
     try:
         result = asyncio.run(run_apply(req, screen, state.trace))
     except KeyboardInterrupt:
         raise Interrupted(
             "interrupted before the rollout began; nothing of it was written"
         ) from None
+    finally:
+        screen.close()
     if result.run is not None:
         summary(result.run)
     raise typer.Exit(result.exit_code)

@@ -74,6 +74,26 @@ class Format(enum.StrEnum):
     json = "json"
 
 
+def format_option(*accepted: Format) -> Any:
+    """The --format option of a command that prints `accepted` formats (the first is the
+    default); any other value is refused by `pick_format` with exit 1."""
+    names = ", ".join(f.value for f in accepted)
+    return typer.Option(
+        "--format",
+        metavar="[" + "|".join(f.value for f in accepted) + "]",
+        help=f"One of: {names} (anything else is refused, exit 1).",
+    )
+
+
+def pick_format(value: str, command: str, *accepted: Format) -> Format:
+    """The Format `value` names, if `command` prints it; else Refused (exit 1)."""
+    for f in accepted:
+        if value == f.value:
+            return f
+    names = " or ".join(f.value for f in accepted)
+    raise Refused(f"{command} --format {value}: {command} prints {names} only")
+
+
 @dataclass
 class CliState:
     """The typer context object: what main() injects, and what an internal error needs."""
@@ -113,6 +133,8 @@ __all__ = [
     "err",
     "err_console",
     "fail",
+    "format_option",
     "load_or_exit",
     "out",
+    "pick_format",
 ]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, out
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, format_option, out, pick_format
 from reconciler.cli.progress import tell
 
 
@@ -18,7 +18,7 @@ def history(
         bool, typer.Option("--from-boxes", help="Read the boxes' stamps, not the journal.")
     ] = False,
     state_dir: StateDirOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.
 
@@ -32,10 +32,11 @@ def history(
     from reconciler.app.history import history as run_history
     from reconciler.report.history import to_json, to_text
 
+    form = pick_format(fmt, "history", Format.text, Format.json)
     done = asyncio.run(run_history(HistoryRequest(repo, state_dir, limit, from_boxes)))
     if done.fell_back:
         tell("the journal has no rollouts of this fleet: reading the boxes' stamps")
     for agent, why in done.unread.items():
         tell(f"{agent}: not read: {why}")
-    text = to_json(done.rows) + "\n" if fmt is Format.json else to_text(done.rows)
+    text = to_json(done.rows) + "\n" if form is Format.json else to_text(done.rows)
     out.print(text, end="", markup=False, highlight=False)

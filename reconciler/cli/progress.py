@@ -10,76 +10,38 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 import typer
 
-from reconciler.cli.common import Format, err, out
+from reconciler.cli.common import Format, err, err_console, out
 from reconciler.errors import Refused
 
 if TYPE_CHECKING:  # the engine is loaded by the command that runs, not by every command
     from reconciler.engine.driver import RunResult
     from reconciler.engine.resume import ResumeResult
     from reconciler.engine.session import Prepared
-    from reconciler.rollout.reporter import JsonValue, Reporter
+    from reconciler.rollout.reporter import JsonValue
 
 
-class TextReporter:
-    """Progress on stderr, one line per step, coloured."""
+class LineReporter:
+    """No terminal (CI, a pipe): one compact line per phase change on stderr
+    (reconciler/report/progress_lines.py); `stream` for tests (default: sys.stderr)."""
 
-    _STYLE: Mapping[str, str] = {
-        "box.failed": "bold red",
-        "watchdog.failed": "bold red",
-        "soak.problem": "bold red",
-        "gates.failed": "bold red",
-        "box.restore_failed": "bold red reverse",
-        "rollback.started": "bold yellow",
-        "box.applied": "green",
-        "box.restored": "yellow",
-        "warning": "yellow",
-    }
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from reconciler.report.progress_lines import ProgressLines
+
+        self.lines = ProgressLines()
+        self._stream = stream
 
     def note(self, kind: str, fields: Mapping[str, JsonValue]) -> None:
-        if kind == "soak.tick":
-            err.print(f"  wave {fields['wave']}: soaking, {fields['remaining_s']}s left")
-            return
-        if kind in ("gates.passed", "gates.failed") and isinstance(fields.get("figures"), list):
-            self._gates(kind, fields)
-            return
-        if kind == "gates.waiting" and isinstance(fields.get("pending"), list):
-            # one short line a poll: which gates are still undecided, and why
-            why = "; ".join(
-                f"{p.get('gate')}: {p.get('reason')}"
-                for p in fields["pending"]  # type: ignore[union-attr]
-                if isinstance(p, dict)
-            )
-            err.print(
-                f"  wave {fields.get('wave')}: gates undecided after {fields.get('waited_s')}s "
-                f"of {fields.get('limit_s')}s ({why})",
-                markup=False, highlight=False,
-            )  # fmt: skip
-            return
-        style = self._STYLE.get(kind, "")
-        detail = "  ".join(f"{k}={v}" for k, v in fields.items())
-        text = f"{kind:18} {detail}"
-        err.print(f"[{style}]{text}[/]" if style else text, markup=bool(style), highlight=False)
+        stream = self._stream or sys.stderr
+        for line in self.lines.lines(kind, fields):
+            stream.write(line + "\n")
+        stream.flush()
 
-    def _gates(self, kind: str, fields: Mapping[str, JsonValue]) -> None:
-        """One line per gate: outcome, canary vs baseline, threshold, samples."""
-        err.print(f"{kind:18} wave={fields.get('wave')}", highlight=False, markup=False)
-        for f in fields["figures"]:  # type: ignore[union-attr]
-            if not isinstance(f, dict):
-                continue
-            if "outcome" not in f:
-                line = f"{'ok' if f.get('ok') else 'FAIL'}: {f.get('detail')}"
-            else:
-                line = (
-                    f"{str(f['outcome']).upper()}: {f['reason']}; canary {f['canary']} "
-                    f"baseline {f['baseline']} threshold {f['threshold']} samples "
-                    f"{f['canary_samples']}/{f['baseline_samples']} ({f['baseline_kind']})"
-                )
-            style = "green" if f.get("ok") else "bold red"
-            err.print(f"  {f.get('gate')}: {line}", style=style, markup=False, highlight=False)
+    def close(self) -> None:
+        return None
 
 
 class JsonReporter:
@@ -89,10 +51,33 @@ class JsonReporter:
         sys.stdout.write(json.dumps({"event": kind, **fields}) + "\n")
         sys.stdout.flush()
 
+    def close(self) -> None:
+        return None
 
-def reporter_for(fmt: Format) -> Reporter:
-    """JSON lines on stdout for --format json, else coloured lines on stderr."""
-    return JsonReporter() if fmt is Format.json else TextReporter()
+
+class Screen(Protocol):
+    """A Reporter the command closes when it is done (a live display stops)."""
+
+    def note(self, kind: str, fields: Mapping[str, JsonValue]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def on_terminal() -> bool:
+    """stderr is a terminal that can redraw (not TERM=dumb): the live display."""
+    con = err_console()
+    return con.is_terminal and not con.is_dumb_terminal
+
+
+def reporter_for(fmt: Format) -> Screen:
+    """JSON lines on stdout for --format json; a live display on a terminal; else lines."""
+    if fmt is Format.json:
+        return JsonReporter()
+    if on_terminal():
+        from reconciler.cli.live import LiveReporter
+
+        return LiveReporter(err_console())
+    return LineReporter()
 
 
 def tell(line: str) -> None:
@@ -166,7 +151,7 @@ def settled(result: ResumeResult | None) -> None:
         tell("nothing to resume: no rollout was cut short")
         return
     for agent, why in sorted(result.failed.items()):
-        err.print(f"[bold red]{agent}: not put back: {why}[/]", highlight=False)
+        err.print(f"{agent}: not put back: {why}", style="bold red", markup=False)
     how = "rolled back" if result.rolled_back else "settled"
     tell(
         f"rollout {result.rollout_id} (found from the {result.source}): {how}, "
@@ -188,8 +173,9 @@ def summary(result: RunResult) -> None:
     restore_failed = result.state.agents_in(BoxStatus.RESTORE_FAILED)
     if restore_failed:
         err.print(
-            f"[bold red reverse]ROLLBACK FAILED on {', '.join(restore_failed)}: "
-            "these boxes need a human now[/]"
+            f"ROLLBACK FAILED on {', '.join(restore_failed)}: these boxes need a human now",
+            style="bold red reverse",
+            markup=False,
         )
     tell(f"rollout {result.rollout_id}: {result.outcome}")
 
@@ -199,7 +185,11 @@ class ApplyScreen:
 
     def __init__(self, fmt: Format, *, dry_run: bool, yes: bool) -> None:
         self.fmt, self.dry_run, self.yes = fmt, dry_run, yes
-        self.reporter: Reporter = reporter_for(fmt)
+        self.reporter: Screen = reporter_for(fmt)
+
+    def close(self) -> None:
+        """Stop the live display (its last picture stays on the screen)."""
+        self.reporter.close()
 
     def tell(self, line: str) -> None:
         tell(line)
@@ -210,8 +200,13 @@ class ApplyScreen:
     def show(self, p: Prepared, preview: list[str], state_dir: Path) -> None:
         for line in preview:
             tell(line)
-        json_plan = self.fmt is Format.json and self.dry_run
-        show_plan(p, Format.json if json_plan else Format.text)
+        if self.fmt is Format.json and not self.dry_run:
+            # JSON lines only on stdout: the plan first, as one line, then the events
+            doc = {"event": "plan", "plan": json.loads(p.plan.to_json())}
+            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.flush()
+        else:
+            show_plan(p, self.fmt if self.fmt is Format.json else Format.text)
         if self.dry_run:
             tell_settings(p, state_dir)
 

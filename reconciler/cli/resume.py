@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state, fail
+from reconciler.cli.common import (
+    Format,
+    RepoOpt,
+    StateDirOpt,
+    cli_state,
+    fail,
+    format_option,
+    pick_format,
+)
 from reconciler.cli.progress import reporter_for, settled, tell
 
 
@@ -31,9 +39,7 @@ def resume(
         typer.Option("--break-leases", help="The rollout's lease holders are dead: break them."),
     ] = False,
     state_dir: StateDirOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
-        Format.text
-    ),
+    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Settle or roll back a rollout cut short by a crash or a signal (the boxes decide).
 
@@ -51,11 +57,16 @@ def resume(
     from reconciler.app.resume import POLICIES, ResumeRequest
     from reconciler.app.resume import resume as run_resume
 
+    form = pick_format(fmt, "resume", Format.text, Format.json)
     if policy is not None and policy not in POLICIES:
         fail(f"--policy {policy}: expected settle, finish or rollback")
     state = cli_state(ctx)
     req = ResumeRequest(repo, state_dir, policy, break_leases, boundary_hook=state.boundary_hook)
     state.trace.state_dir = state_dir
-    done = asyncio.run(run_resume(req, reporter_for(fmt), tell))
+    screen = reporter_for(form)
+    try:
+        done = asyncio.run(run_resume(req, screen, tell))
+    finally:
+        screen.close()
     settled(done.result)
     raise typer.Exit(done.exit_code)

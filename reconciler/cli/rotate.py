@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
+from reconciler.cli.common import (
+    Format,
+    RepoOpt,
+    StateDirOpt,
+    cli_state,
+    format_option,
+    pick_format,
+)
 from reconciler.cli.progress import ApplyScreen, tell
 from reconciler.errors import InputError, Interrupted
 
@@ -64,7 +71,7 @@ def rotate_secret(
         typer.Option("--auth-max", help="Abort when more than this share of tasks fail on auth."),
     ] = 0.02,
     state_dir: StateDirOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text, or json.")] = Format.text,
+    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Rotate one secret with zero downtime: stage the new value, promote it, retire the old.
 
@@ -87,10 +94,11 @@ def rotate_secret(
 
     from reconciler.app.rotate import PHASES, RotateRequest, rotate, rotation_status
 
+    form = pick_format(fmt, "rotate-secret", Format.text, Format.json)
     state = cli_state(ctx)
     if status:
         rows = asyncio.run(rotation_status(repo, name))
-        if fmt is Format.json:
+        if form is Format.json:
             doc = [
                 {"agent": r.agent, "where": r.where,
                  "rotation": r.mark.model_dump(mode="json") if r.mark else None}
@@ -110,11 +118,13 @@ def rotate_secret(
         state_dir=state_dir, dry_run=dry_run, soak_s=soak, wave_size=wave_size,
         auth_max=auth_max,
     )  # fmt: skip
-    screen = ApplyScreen(fmt, dry_run=dry_run, yes=yes)
+    screen = ApplyScreen(form, dry_run=dry_run, yes=yes)
     try:
         result = asyncio.run(rotate(req, screen, state.trace))
     except KeyboardInterrupt:
         raise Interrupted("interrupted; run the same command again to go on") from None
+    finally:
+        screen.close()
     if result.done:
         tell(f"rotation of {name}: {', '.join(result.done)} done")
     raise typer.Exit(result.exit_code)

@@ -9,13 +9,21 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt, err_console, out
+from reconciler.cli.common import (
+    Exit,
+    Format,
+    RepoOpt,
+    err_console,
+    format_option,
+    out,
+    pick_format,
+)
 from reconciler.cli.progress import tell
 
 
 def status(
     repo: RepoOpt = Path(),
-    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
     selector: Annotated[
         str, typer.Option("--selector", "-l", help="k=v[,k=v]: only these agents.")
     ] = "",
@@ -51,6 +59,7 @@ def status(
     from reconciler.report.status import status_text
     from reconciler.status import Color
 
+    format = pick_format(fmt, "status", Format.text, Format.json)
     chosen = scope(StatusRequest(repo, selector, window))
     if watch and format is Format.text:
         with Live(console=err_console(), auto_refresh=False) as live:

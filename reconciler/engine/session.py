@@ -50,6 +50,7 @@ from reconciler.plan import Plan, PlanError, load_plan, make_plan, verify_plan
 from reconciler.plan.model import Delivery, RulesStep
 from reconciler.render.stamp import SecretState, next_fence
 from reconciler.repo import GitError, commit_time, work_tree
+from reconciler.report.refusals import group_refusals
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.phases import Outcome, Phase
 from reconciler.rollout.preflight import Desired, Survey, desired_of, survey
@@ -202,13 +203,10 @@ PREFLIGHT_REUSE_S = 30.0
 def _refuse_unfit(found: Survey, req: Request, source: Source) -> None:
     """Refuse unreachable or foreign boxes (unless left out), a blocked revision (unless forced)."""
     if found.refused and not req.allow_unreachable:
-        lines = "\n  ".join(
-            f"{a}: {r.removeprefix(f'{a}: ')}" for a, r in sorted(found.refused.items())
-        )
+        lines = "\n  ".join(group_refusals(found.refused))  # grouped by cause, a fix each
         raise ApplyRefused(
             f"{len(found.refused)} box(es) cannot be read (unreachable, unreadable stamp) or "
-            "are refused; nothing was "
-            f"touched:\n  {lines}\nfix them, or pass --allow-unreachable to leave them out"
+            f"are refused; nothing was touched:\n  {lines}"
         )
     if found.blocked and not req.force:
         names = ", ".join(found.blocked[:10])
