@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -183,29 +184,18 @@ def _reasons(a: AgentStatusOut) -> str:
     return scrub("; ".join(reasons)) or "ok"
 
 
-def _agents(report: StatusReport, *, all_agents: bool, wide: bool) -> Table | None:
-    """One line per agent: the name whole, the reasons cut with an ellipsis, never wrapped."""
-    shown = [
-        a
-        for a in report.agents
-        if all_agents or a.color is not Color.GREEN or a.current is False or a.left_behind
-    ]
-    if not shown:
-        return None
-    rows = Table(box=None, pad_edge=False)
-    rows.add_column("", no_wrap=True, width=1)
-    name_width = max(len("agent"), *(len(a.agent) for a in shown))
-    rows.add_column("agent", no_wrap=True, min_width=name_width)
-    extra = ("tier", "shard", "version", "revision", "errors", "p95") if wide else ()
-    for col in extra:
-        rows.add_column(col, no_wrap=True)
-    if wide:  # printed at its full width (the CLI widens the console): nothing is cut
-        rows.add_column("reasons", no_wrap=True)
-    else:
-        rows.add_column("reasons", no_wrap=True, overflow="ellipsis", ratio=1)
-    for a in shown:
-        cells: list[RenderableType] = [Text(_MARK[a.color], style=_STYLE[a.color]), a.agent]
-        if wide:
+class AgentLines:
+    """One line per agent, laid out at render time for the console's width: the mark, the
+    name whole (padded to the longest), with `wide` the tier, shard, version, revision and
+    metrics whole, then the reasons, cut with an ellipsis where the line would wrap (the
+    identifiers before them never are)."""
+
+    def __init__(self, agents: list[AgentStatusOut], *, wide: bool) -> None:
+        self.agents, self.wide = agents, wide
+
+    def _cells(self, a: AgentStatusOut) -> list[str]:
+        cells = [a.agent]
+        if self.wide:
             cells += [
                 a.tier,
                 a.shard,
@@ -214,9 +204,37 @@ def _agents(report: StatusReport, *, all_agents: bool, wide: bool) -> Table | No
                 _pct(a.error_rate),
                 "-" if a.latency_p95_s is None else f"{a.latency_p95_s:.2f}s",
             ]
-        cells.append(_reasons(a))
-        rows.add_row(*cells)
-    return rows
+        return cells
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        head = ["agent", *(_WIDE_COLS if self.wide else ())]
+        rows = [self._cells(a) for a in self.agents]
+        widths = [max(cell_len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+        def line(mark: Text, cells: list[str], reasons: str) -> Text:
+            text = Text.assemble(mark, " ")
+            for cell, w in zip(cells, widths, strict=True):
+                text.append(cell + " " * (w - cell_len(cell) + 2))
+            room = options.max_width - text.cell_len
+            tail = Text(reasons)
+            if not self.wide and tail.cell_len > room:
+                tail.truncate(max(room, 1), overflow="ellipsis")
+            text.append_text(tail)
+            return text
+
+        yield line(Text(" "), head, "reasons")
+        for a, cells in zip(self.agents, rows, strict=True):
+            yield line(Text(_MARK[a.color], style=_STYLE[a.color]), cells, _reasons(a))
+
+
+def _agents(report: StatusReport, *, all_agents: bool, wide: bool) -> AgentLines | None:
+    """The agents to list: every one not green or not current (all with all_agents)."""
+    shown = [
+        a
+        for a in report.agents
+        if all_agents or a.color is not Color.GREEN or a.current is False or a.left_behind
+    ]
+    return AgentLines(shown, wide=wide) if shown else None
 
 
 def verdict(report: StatusReport) -> Text:
@@ -277,3 +295,4 @@ def change_line(before: StatusReport | None, now: StatusReport) -> str:
 
 
 _COUNT_COLS = {"green", "yellow", "red"}
+_WIDE_COLS = ("tier", "shard", "version", "revision", "errors", "p95")
