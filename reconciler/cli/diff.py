@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt
+from reconciler.cli.common import Exit, Format, RepoOpt, fail
+
+FORMATS = (Format.text, Format.markdown, Format.json)  # others are refused
 from reconciler.cli.progress import tell
 from reconciler.errors import Refused
 
@@ -83,7 +85,8 @@ def diff(
     --allow-unreachable. With --base and --head
     (pull-request mode) both revisions are read from git objects: the work tree is
     untouched and the fleet is not contacted. Exit codes: 0 success (with
-    --exit-code: no changes), 2 changes (--exit-code), 1 error.
+    --exit-code: no changes), 2 changes (--exit-code), 1 error. Formats: text,
+    markdown, json (schemas/diff.schema.json).
 
     Examples:  reconcile diff --repo demo-fleet/fleet
                reconcile diff --base origin/main --head HEAD --format markdown
@@ -93,6 +96,8 @@ def diff(
     from reconciler.app.diff import DiffRequest
     from reconciler.app.diff import diff as run_diff
 
+    if format not in FORMATS:
+        fail(f"diff: --format {format} is not accepted here; use one of: text, markdown, json")
     done = asyncio.run(run_diff(DiffRequest(repo, base, head, costs), tell))
     typer.echo(report(done.diff, format), nl=False)
     if done.unknown and not allow_unreachable:

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, out
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, fail, out
 from reconciler.cli.progress import tell
+
+FORMATS = (Format.text, Format.json)  # markdown means nothing here: refused
 
 
 def history(
@@ -22,7 +24,11 @@ def history(
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.
 
-    Read from the journal; with no journal here (a fresh CI runner), from the boxes' stamps.
+    Read from the journal; with no journal here (a fresh CI runner), from the boxes' stamps,
+    which know less: no waves, no time to detect or to roll back (when the rollback began
+    is not on the boxes), only the span of the restores. Revisions print whole (a
+    `+dirty-<hash>` one was applied from an uncommitted work tree). Formats: text, json
+    (schemas/history.schema.json).
 
     Example:  reconcile history --repo demo-fleet/fleet --format json
     """
@@ -32,6 +38,8 @@ def history(
     from reconciler.app.history import history as run_history
     from reconciler.report.history import to_json, to_text
 
+    if fmt not in FORMATS:
+        fail(f"history: --format {fmt} is not accepted here; use one of: text, json")
     done = asyncio.run(run_history(HistoryRequest(repo, state_dir, limit, from_boxes)))
     if done.fell_back:
         tell("the journal has no rollouts of this fleet: reading the boxes' stamps")

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt, err, out
+from reconciler.cli.common import Exit, Format, RepoOpt, err, fail, out
+
+FORMATS = (Format.text, Format.json)  # the formats validate prints; others are refused
 
 
 def validate(
@@ -18,12 +20,15 @@ def validate(
     """Check the config repo: YAML safety, shapes, the payload schema, cross-file rules.
 
     Prints every error as `file:line:col: error[RULE]: message` (rules: docs/rules.md)
-    and exits 1 when there is any; exits 0 when the repo is valid.
+    and exits 1 when there is any; exits 0 when the repo is valid. Formats: text, json.
 
     Example:  reconcile validate --repo fleet-config-example
     """
     from reconciler.app.validate import ValidateRequest
     from reconciler.app.validate import validate as run_validate
+
+    if format not in FORMATS:
+        fail(f"validate: --format {format} is not accepted here; use one of: text, json")
 
     done = run_validate(ValidateRequest(repo))
     loaded = done.repo
