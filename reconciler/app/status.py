@@ -132,6 +132,7 @@ class StatusSession:
         self.head = _head(self.root)
         self.left_by, self.left = _last_left_behind(s)
         self._scrape: dict[str, MetricSnapshot | Problem] | None = None
+        self._former: tuple[frozenset[str], list[Agent]] | None = None
         self.refreshes = 0
 
     async def __aenter__(self) -> StatusSession:
@@ -164,7 +165,10 @@ class StatusSession:
         """One refresh: read, judge every agent, and report."""
         s = self.scope
         live, rates = await self.read()
-        former = former_agents(self.root, live.values(), s.repo.agents.keys())
+        named = frozenset(b.stamp.revision for b in live.values() if b.stamp is not None)
+        if self._former is None or self._former[0] != named:  # git reads, once per set
+            self._former = (named, former_agents(self.root, live.values(), s.repo.agents.keys()))
+        former = self._former[1]
         orphans = await self.link.orphans(s.agents, s.repo.fleet.fleet_id, former)
         self.refreshes += 1
         return judge(s, live, rates, [o.agent for o in orphans], self)
