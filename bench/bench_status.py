@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,10 @@ from typing import Any
 
 from reconciler.app.status import StatusRequest, StatusSession, scope
 from reconciler.demo import runner
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 async def _measure(repo: Path, rounds: int, window: float) -> dict[str, Any]:
@@ -40,6 +46,7 @@ async def _measure(repo: Path, rounds: int, window: float) -> dict[str, Any]:
         t0 = time.perf_counter()
         first = await session.refresh()
         cold = time.perf_counter() - t0
+        _say(f"first refresh {cold:.2f}s: {first.totals}")
         for _ in range(rounds):
             t0 = time.perf_counter()
             live_task = asyncio.create_task(
@@ -51,6 +58,7 @@ async def _measure(repo: Path, rounds: int, window: float) -> dict[str, Any]:
             t0 = time.perf_counter()
             last = await session.refresh()
             refreshes.append(time.perf_counter() - t0)
+            _say(f"floor {floors[-1]:.2f}s refresh {refreshes[-1]:.2f}s")
     floor, refresh = statistics.median(floors), statistics.median(refreshes)
     return {
         "cold_first_refresh_s": round(cold, 3),
@@ -69,7 +77,9 @@ async def _measure(repo: Path, rounds: int, window: float) -> dict[str, Any]:
 def bench(n: int, rounds: int, window: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
         root = Path(tmp) / "D"
+        t0 = time.perf_counter()
         runner.up(root, n)
+        _say(f"demo up {n}: {time.perf_counter() - t0:.1f}s")
         try:
             time.sleep(2)  # let the workers settle after start-up
             row = {"bench": "status_refresh", "n": n, "rounds": rounds}
@@ -86,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="floor/refresh pairs")
     parser.add_argument("--window", type=float, default=1.0, help="the first refresh's window")
     a = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `demo down` runs on a kill too
     for n in a.sizes:
         bench(n, a.rounds, a.window)
 
