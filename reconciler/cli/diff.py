@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from reconciler.cli.common import Exit, Format, RepoOpt, fail
-
-FORMATS = (Format.text, Format.markdown, Format.json)  # others are refused
 from reconciler.cli.progress import tell
 from reconciler.errors import Refused
+
+FORMATS = (Format.text, Format.markdown, Format.json)  # others are refused
 
 if TYPE_CHECKING:
     from reconciler.diff import FleetDiff
