@@ -18,6 +18,8 @@ from jsonschema import Draft202012Validator
 
 from reconciler.config.load import load_yaml
 from reconciler.devtools.schemas import CONFIG_SCHEMAS, expected, main, stale
+from reconciler.report.schemas import OUTPUT_SCHEMAS
+from reconciler.rollout.reporter import NOTE_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fleet-config-example"
@@ -101,3 +103,22 @@ def test_editor_schema_refuses_what_validate_refuses_for_shape(case: Path) -> No
         value: Any = load_yaml(rel, content(spec)).value
         errors = list(validator(EXAMPLE / "schemas" / kind).iter_errors(value))
         assert errors, f"{case.stem}: {rel} passes {kind} but validate refuses it"
+
+
+def test_every_output_schema_is_a_valid_versioned_json_schema() -> None:
+    """Each JSON output's schema passes the 2020-12 metaschema; a document schema pins its
+    version field (status_version, history_version, plan_version, incident_version)."""
+    for name in OUTPUT_SCHEMAS:
+        schema = validator(ROOT / "schemas" / name).schema
+        version = [k for k in schema.get("properties", {}) if k.endswith("_version")]
+        if name not in {"events.schema.json", "diff.schema.json"}:
+            assert version, f"{name} has no *_version property"
+
+
+def test_events_schema_accepts_every_note_kind_and_refuses_a_bad_line() -> None:
+    """Every kind the driver notes is a valid `event`; a line without one is refused."""
+    events = validator(ROOT / "schemas" / "events.schema.json")
+    for kind in NOTE_KINDS:
+        assert list(events.iter_errors({"event": kind, "wave": 1})) == [], kind
+    assert list(events.iter_errors({"wave": 1}))
+    assert list(events.iter_errors({"event": "Not A Kind"}))

@@ -72,6 +72,7 @@ class Format(enum.StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
+    github = "github"  # GitHub workflow commands (annotations): validate only
 
 
 def format_option(*accepted: Format) -> Any:

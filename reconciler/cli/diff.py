@@ -7,13 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt
+from reconciler.cli.common import Exit, Format, RepoOpt, format_option, pick_format
 from reconciler.cli.progress import tell
 from reconciler.errors import Refused
 
 if TYPE_CHECKING:
     from reconciler.diff import FleetDiff
     from reconciler.model.live import LiveBox
+
+
+FORMATS = (Format.text, Format.markdown, Format.json)
 
 
 def report(diff: FleetDiff, format: Format) -> str:
@@ -52,9 +55,7 @@ def diff(
         typer.Option("--head", help="The revision to compare with --base (default: HEAD)."),
     ] = None,
     repo: RepoOpt = Path(),
-    format: Annotated[
-        Format, typer.Option("--format", help="text, markdown or json.")
-    ] = Format.text,
+    fmt: Annotated[str, format_option(*FORMATS)] = "text",
     exit_code: Annotated[
         bool,
         typer.Option("--exit-code", help="Exit 2 when anything changes, 0 when nothing does."),
@@ -104,8 +105,9 @@ def diff(
     from reconciler.app.diff import DiffRequest
     from reconciler.app.diff import diff as run_diff
 
+    form = pick_format(fmt, "diff", *FORMATS)
     done = asyncio.run(run_diff(DiffRequest(repo, base, head, costs, cost_window), tell))
-    typer.echo(report(done.diff, format), nl=False)
+    typer.echo(report(done.diff, form), nl=False)
     if done.unknown and not allow_unreachable:
         raise _unknown(done.unknown)
     if exit_code and done.diff.has_changes:

@@ -10,6 +10,8 @@ import typer
 from reconciler.cli.common import Format, RepoOpt, StateDirOpt, format_option, out, pick_format
 from reconciler.cli.progress import tell
 
+FORMATS = (Format.text, Format.json)  # markdown means nothing here: refused
+
 
 def history(
     repo: RepoOpt = Path(),
@@ -18,11 +20,15 @@ def history(
         bool, typer.Option("--from-boxes", help="Read the boxes' stamps, not the journal.")
     ] = False,
     state_dir: StateDirOpt = None,
-    fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
+    fmt: Annotated[str, format_option(*FORMATS)] = "text",
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.
 
-    Read from the journal; with no journal here (a fresh CI runner), from the boxes' stamps.
+    Read from the journal; with no journal here (a fresh CI runner), from the boxes' stamps,
+    which know less: no waves, no time to detect or to roll back (when the rollback began
+    is not on the boxes), only the span of the restores. Revisions print whole (a
+    `+dirty-<hash>` one was applied from an uncommitted work tree). Formats: text, json
+    (schemas/history.schema.json).
 
     Example:  reconcile history --repo demo-fleet/fleet --format json
     """
@@ -32,7 +38,7 @@ def history(
     from reconciler.app.history import history as run_history
     from reconciler.report.history import to_json, to_text
 
-    form = pick_format(fmt, "history", Format.text, Format.json)
+    form = pick_format(fmt, "history", *FORMATS)
     done = asyncio.run(run_history(HistoryRequest(repo, state_dir, limit, from_boxes)))
     if done.fell_back:
         tell("the journal has no rollouts of this fleet: reading the boxes' stamps")

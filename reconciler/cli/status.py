@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reconciler.cli.common import (
-    Exit,
     Format,
     RepoOpt,
-    err_console,
+    StateDirOpt,
     format_option,
     out,
     pick_format,
 )
 from reconciler.cli.progress import tell
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from reconciler.app.status import StatusScope
+    from reconciler.report.status import StatusReport
+
+FORMATS = (Format.text, Format.json)  # markdown means nothing here: refused
+_WIDE = 4096  # the console width --wide prints at (lines are as long as their cells)
 
 
 def status(
@@ -30,52 +39,130 @@ def status(
     window: Annotated[
         float,
         typer.Option(
-            "--window", min=0.5, help="Seconds between the two metric scrapes (rates, stalls)."
+            "--window",
+            min=0.5,
+            help="Seconds between the two metric scrapes of the first refresh (rates, stalls).",
         ),
     ] = 5.0,
     watch: Annotated[
         float,
         typer.Option(
-            "--watch", min=0.0, help="Refresh every N seconds until Ctrl-C (text format)."
+            "--watch",
+            min=0.0,
+            help="Refresh every N seconds until Ctrl-C: a live table on a terminal, one change "
+            "line per refresh when piped, one JSON document per refresh with --format json.",
         ),
     ] = 0.0,
     all_agents: Annotated[bool, typer.Option("--all", help="List green agents too.")] = False,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Tier, shard, version, revision, errors and p95 columns too."),
+    ] = False,
+    state_dir: StateDirOpt = None,
+    count: Annotated[
+        int, typer.Option("--count", min=0, help="With --watch: stop after N refreshes (0: never).")
+    ] = 0,
 ) -> None:
     """Show each agent green, yellow or red, with the reasons, grouped by shard and tier.
 
     Red: unreachable, unknown (an unreadable stamp), foreign, dead, stale heartbeat, stalled
     (queue and no throughput), high error rate. Yellow: alive but degrading (missed
     heartbeat, errors or p95 latency up, loaded config not the applied one, drift,
-    unmanaged). Idle agents are green. Exits 1 when any agent is red.
+    unmanaged). Idle agents are green. It also says which boxes run other config than the
+    repo's head, and which of them the last rollout left behind (its failure budget; read
+    from the journal in --state-dir).
+
+    One line per agent: the name whole, the reasons cut with "…" at the terminal's width
+    (80 when piped); --wide adds the other columns. Formats: text, json.
+
+    Exit codes: 0 every agent green and on the head revision; 1 any agent red (unreachable
+    and unreadable boxes are red) or bad input; 2 none red, but some box out of date or
+    left behind. With --watch, the last refresh's.
 
     Example:  reconcile status --repo demo-fleet/fleet --watch 5
+              reconcile status --repo demo-fleet/fleet --format json | jq .out_of_date
     """
     import asyncio
 
-    from rich.live import Live
-
-    from reconciler.app.status import StatusRequest, scope
-    from reconciler.app.status import status as run_status
+    from reconciler.app.status import StatusRequest, StatusSession, scope
     from reconciler.report.status import status_text
-    from reconciler.status import Color
 
-    format = pick_format(fmt, "status", Format.text, Format.json)
-    chosen = scope(StatusRequest(repo, selector, window))
-    if watch and format is Format.text:
-        with Live(console=err_console(), auto_refresh=False) as live:
-            try:
-                while True:
-                    report = asyncio.run(run_status(chosen))
-                    live.update(status_text(report, all_agents=all_agents), refresh=True)
-                    time.sleep(watch)
-            except KeyboardInterrupt:
-                pass
-        return
+    format = pick_format(fmt, "status", *FORMATS)
+    chosen = scope(StatusRequest(repo, selector, window, state_dir))
+    if watch:
+        view = Watch(format=format, all_agents=all_agents, wide=wide)
+        try:
+            asyncio.run(view.run(chosen, watch, count))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            view.stop()
+        raise typer.Exit(view.code)
+
     tell(f"reading {len(chosen.agents)} boxes over a {window:g}s window ...")
-    report = asyncio.run(run_status(chosen))
+
+    async def once() -> StatusReport:
+        async with StatusSession(chosen) as session:
+            return await session.refresh()
+
+    report = asyncio.run(once())
     if format is Format.json:
         out.print_json(json.dumps(report.model_dump(mode="json")))
     else:
-        out.print(status_text(report, all_agents=all_agents))
-    if report.worst is Color.RED:
-        raise typer.Exit(int(Exit.ERROR))
+        # --wide: every column whole, however long the lines get
+        to = out
+        if wide:
+            from rich.console import Console
+
+            to = Console(highlight=False, soft_wrap=True, width=_WIDE)
+        to.print(status_text(report, all_agents=all_agents, wide=wide))
+    raise typer.Exit(report.exit_code)
+
+
+class Watch:
+    """`--watch`: a live table on a terminal, a change line per refresh when piped, one JSON
+    document per refresh with --format json; all refreshes over one kept-open session."""
+
+    def __init__(self, *, format: Format, all_agents: bool, wide: bool) -> None:
+        self.format, self.all_agents, self.wide = format, all_agents, wide
+        self.before: StatusReport | None = None
+        self.code = 0
+        self.live: Live | None = None
+
+    def emit(self, report: StatusReport) -> None:
+        from reconciler.report.status import change_line, status_text
+
+        if self.format is Format.json:
+            out.print(json.dumps(report.model_dump(mode="json")), markup=False, highlight=False)
+        elif sys.stdout.isatty():
+            if self.live is None:
+                from rich.console import Console
+                from rich.live import Live
+
+                self.live = Live(console=Console(), auto_refresh=False)
+                self.live.start()
+            table = status_text(report, all_agents=self.all_agents, wide=self.wide)
+            self.live.update(table, refresh=True)  # a terminal's width: --wide may cut
+        else:
+            out.print(change_line(self.before, report), markup=False, highlight=False)
+        sys.stdout.flush()
+        self.before = report
+        self.code = report.exit_code
+
+    async def run(self, chosen: StatusScope, every: float, count: int) -> None:
+        """Refresh every `every` seconds until Ctrl-C, or `count` refreshes."""
+        import asyncio
+
+        from reconciler.app.status import StatusSession
+
+        async with StatusSession(chosen) as session:
+            while True:
+                started = time.monotonic()
+                self.emit(await session.refresh())
+                if count and session.refreshes >= count:
+                    return
+                await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()

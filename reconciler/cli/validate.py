@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, RepoOpt, err, out
+from reconciler.cli.common import Exit, Format, RepoOpt, err, format_option, out, pick_format
 
-
-class ValidateFormat(enum.StrEnum):
-    text = "text"
-    json = "json"
-    github = "github"
-
-
-Format = ValidateFormat
+FORMATS = (Format.text, Format.json, Format.github)
 
 
 def validate(
     repo: RepoOpt = Path(),
-    format: Annotated[
-        ValidateFormat, typer.Option("--format", help="text, json or github (annotations).")
-    ] = ValidateFormat.text,
+    fmt: Annotated[str, format_option(*FORMATS)] = "text",
 ) -> None:
     """Check the config repo: YAML safety, shapes, the payload schema, cross-file rules.
 
@@ -42,6 +32,7 @@ def validate(
     from reconciler.app.validate import ValidateRequest, git_root_prefix
     from reconciler.app.validate import validate as run_validate
 
+    format = pick_format(fmt, "validate", *FORMATS)
     prefix = git_root_prefix(repo) if format is Format.github else None
     done = run_validate(ValidateRequest(repo, prefix))
     loaded = done.repo

@@ -5,8 +5,11 @@ duration, waves reached, time to detect and to roll back, and for a revert the
 time from its commit to the fleet restored. From the boxes' stamps (a fresh CI
 runner) less is known, and the rows say so: per rollout id, the revision, how
 many boxes were applied and rolled back, the first and last stamp time (the
-duration, to the second), and the time from the last box applied to the last
-box restored as the rollback's time. Pure: records and stamps in, rows out.
+duration, to the second), and the span of the restores' stamps. The stamps do not
+hold the moment the rollback began, so their rows leave the time to roll back
+unknown: it used to be taken from the last box applied, which counts the soak and
+the gates (8 s against the journal's 0.9 s for a gate-failed canary). Pure:
+records and stamps in, rows out.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
 
 from reconciler.model.box import Stamp
 from reconciler.plan.model import Plan
@@ -39,6 +44,7 @@ class HistoryRow:
     boxes: int | None
     resumed: bool
     source: str  # journal | stamps
+    restore_span_s: float | None = None  # stamps: first to last box restored, to the second
 
 
 def _num(summary: Mapping[str, object], key: str) -> float | None:
@@ -116,10 +122,9 @@ def rows_from_stamps(stamps: Mapping[str, Stamp]) -> list[HistoryRow]:
         times = [t for t, _, _ in applied + rolled]
         boxes = {a for _, _, a in applied + rolled}
         revision = max(applied)[1] if applied else None
-        back = None
+        span = None
         if rolled:
-            start = max(t for t, _, _ in applied) if applied else min(t for t, _, _ in rolled)
-            back = (max(t for t, _, _ in rolled) - start).total_seconds()
+            span = (max(t for t, _, _ in rolled) - min(t for t, _, _ in rolled)).total_seconds()
         rows.append(
             HistoryRow(
                 rollout_id=rid,
@@ -130,14 +135,22 @@ def rows_from_stamps(stamps: Mapping[str, Stamp]) -> list[HistoryRow]:
                 waves_reached=None,
                 waves_total=None,
                 time_to_detect_s=None,
-                time_to_roll_back_s=back,
+                time_to_roll_back_s=None,  # when the rollback began is not on the boxes
                 time_from_commit_s=None,
                 boxes=len(boxes),
                 resumed=False,
                 source="stamps",
+                restore_span_s=span,
             )
         )
     return sorted(rows, key=lambda r: (r.started_at or "", r.rollout_id), reverse=True)
+
+
+class HistoryReport(BaseModel):
+    """`reconcile history --format json` (schemas/history.schema.json): newest first."""
+
+    history_version: Literal[1] = 1
+    rollouts: list[HistoryRow]
 
 
 def to_json(rows: Sequence[HistoryRow]) -> str:
@@ -150,20 +163,27 @@ def _fmt(value: float | None) -> str:
 
 
 def to_text(rows: Sequence[HistoryRow]) -> str:
-    """One line per rollout: id, revision, outcome, duration, waves, detect, roll back."""
+    """One line per rollout: id, revision, outcome, duration, waves, detect, roll back.
+
+    Identifiers print whole: the rollout id and the revision (a `+dirty-<hash>` one keeps
+    its suffix, so it never looks like the clean commit); the columns widen to fit them.
+    """
     if not rows:
         return "no rollouts recorded\n"
+    outcomes = [r.outcome + (" (resumed)" if r.resumed else "") for r in rows]
+    wid = max(len("rollout"), *(len(r.rollout_id) for r in rows))
+    wrev = max(len("revision"), *(len(r.revision or "-") for r in rows))
+    wout = max(len("outcome"), *(len(o) for o in outcomes))
     head = (
-        f"{'rollout':36} {'revision':12} {'outcome':15} {'duration':>9} {'waves':>6} "
+        f"{'rollout':{wid}} {'revision':{wrev}} {'outcome':{wout}} {'duration':>9} {'waves':>6} "
         f"{'detect':>8} {'rollback':>9} {'revert':>8}  source"
     )
     lines = [head]
-    for r in rows:
+    for r, outcome in zip(rows, outcomes, strict=True):
         waves = "-" if r.waves_total is None else f"{r.waves_reached or 0}/{r.waves_total}"
         lines.append(
-            f"{r.rollout_id:36} {(r.revision or '-')[:12]:12} "
-            f"{r.outcome + (' (resumed)' if r.resumed else ''):15} {_fmt(r.duration_s):>9} "
-            f"{waves:>6} {_fmt(r.time_to_detect_s):>8} {_fmt(r.time_to_roll_back_s):>9} "
-            f"{_fmt(r.time_from_commit_s):>8}  {r.source}"
+            f"{r.rollout_id:{wid}} {r.revision or '-':{wrev}} {outcome:{wout}} "
+            f"{_fmt(r.duration_s):>9} {waves:>6} {_fmt(r.time_to_detect_s):>8} "
+            f"{_fmt(r.time_to_roll_back_s):>9} {_fmt(r.time_from_commit_s):>8}  {r.source}"
         )
     return "\n".join(lines) + "\n"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
 from pydantic import BaseModel, Field
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from reconciler.errors import ExitCode
 from reconciler.secrets.redact import scrub
 from reconciler.status.matrix import AgentStatus, Color, Summary
 
@@ -29,6 +34,13 @@ class AgentStatusOut(BaseModel):
     error_rate: float | None
     latency_p95_s: float | None
     queue_depth: int | None
+    current: bool | None = Field(
+        default=None,
+        description="the box runs the repo head's config (None: its config was not read)",
+    )
+    left_behind: bool = Field(
+        default=False, description="a budgeted rollout failed it and left it on its old config"
+    )
 
 
 class GroupOut(BaseModel):
@@ -40,8 +52,10 @@ class GroupOut(BaseModel):
 
 
 class StatusReport(BaseModel):
-    """`reconcile status --format json`."""
+    """`reconcile status --format json` (schemas/status.schema.json); one per refresh with
+    `--watch`."""
 
+    status_version: Literal[1] = 1
     fleet_id: str
     checked_at: str
     worst: Color
@@ -51,11 +65,47 @@ class StatusReport(BaseModel):
     revisions: dict[str, int] = Field(description="applied revision (12 chars) -> agents")
     orphans: list[str]
     agents: list[AgentStatusOut]
+    head_revision: str | None = Field(default=None, description="the repo's head revision")
+    out_of_date: list[str] = Field(
+        default_factory=list, description="agents whose box runs other config than the head's"
+    )
+    left_behind: list[str] = Field(
+        default_factory=list,
+        description="out-of-date agents the last finished rollout left behind (its budget)",
+    )
+    left_by: str | None = Field(default=None, description="that rollout's id")
+    exit_code: int = Field(
+        default=0, description="0 all green and current, 1 any red, 2 out of date or left behind"
+    )
+
+
+def exit_code(worst: Color, out_of_date: list[str], left_behind: list[str]) -> int:
+    """0 all green and current, 1 any red (unreachable and unreadable are red), 2 out of date
+    or left behind."""
+    if worst is Color.RED:
+        return int(ExitCode.ERROR)
+    if out_of_date or left_behind:
+        return int(ExitCode.CHANGES)
+    return int(ExitCode.OK)
 
 
 def status_report(
-    fleet_id: str, checked_at: str, rows: list[AgentStatus], summary: Summary, orphans: list[str]
+    fleet_id: str,
+    checked_at: str,
+    rows: list[AgentStatus],
+    summary: Summary,
+    orphans: list[str],
+    *,
+    current: Mapping[str, bool | None] | None = None,
+    head_revision: str | None = None,
+    left_behind: Sequence[str] = (),
+    left_by: str | None = None,
 ) -> StatusReport:
+    """The report; `current`: agent -> runs the head's config; `left_behind`: the agents the
+    last finished rollout (`left_by`) left on their old config (kept only while out of date)."""
+    now = current or {}
+    stale = [r.agent for r in rows if now.get(r.agent) is False]
+    behind = [a for a in stale if a in set(left_behind)]
     return StatusReport(
         fleet_id=fleet_id,
         checked_at=checked_at,
@@ -84,9 +134,16 @@ def status_report(
                 error_rate=r.error_rate,
                 latency_p95_s=r.latency_p95_s,
                 queue_depth=r.queue_depth,
+                current=now.get(r.agent),
+                left_behind=r.agent in behind,
             )
             for r in rows
         ],
+        head_revision=head_revision,
+        out_of_date=stale,
+        left_behind=behind,
+        left_by=left_by if behind else None,
+        exit_code=exit_code(summary.worst, stale, behind),
     )
 
 
@@ -94,11 +151,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def status_text(report: StatusReport, *, all_agents: bool = False) -> RenderableType:
-    """Totals per shard and tier, then every agent that is not green (all with all_agents)."""
+def _groups(report: StatusReport) -> Table:
     groups = Table(title=f"fleet {report.fleet_id} at {report.checked_at}", box=None)
     for col in ("shard", "tier", "green", "yellow", "red"):
-        groups.add_column(col, justify="right" if col in _STYLE_COLS else "left")
+        groups.add_column(col, justify="right" if col in _COUNT_COLS else "left", no_wrap=True)
     for g in report.groups:
         groups.add_row(
             g.shard,
@@ -116,35 +172,127 @@ def status_text(report: StatusReport, *, all_agents: bool = False) -> Renderable
         str(t.get("red", 0)),
         style="bold",
     )
-    rows = Table(box=None)
-    for col in ("", "agent", "tier", "shard", "version", "errors", "p95", "reasons"):
-        rows.add_column(col)
-    shown = 0
-    for a in report.agents:
-        if a.color is Color.GREEN and not all_agents:
-            continue
-        shown += 1
-        rows.add_row(
-            Text(_MARK[a.color], style=_STYLE[a.color]),
-            a.agent,
-            a.tier,
-            a.shard,
-            a.agent_version or "?",
-            _pct(a.error_rate),
-            "-" if a.latency_p95_s is None else f"{a.latency_p95_s:.2f}s",
-            # scrubbed here: a narrow terminal cuts the cell, and the stream's scrub
-            # (cli/redacting.py) cannot recognise a value it only sees half of
-            scrub("; ".join(a.reasons)) or "ok",
-        )
+    return groups
+
+
+def _reasons(a: AgentStatusOut) -> str:
+    # scrubbed here: a narrow terminal cuts the cell, and the stream's scrub
+    # (cli/redacting.py) cannot recognise a value it only sees half of
+    reasons = list(a.reasons)
+    if a.left_behind:
+        reasons.insert(0, "left behind by the last rollout (its failure budget)")
+    return scrub("; ".join(reasons)) or "ok"
+
+
+class AgentLines:
+    """One line per agent, laid out at render time for the console's width: the mark, the
+    name whole (padded to the longest), with `wide` the tier, shard, version, revision and
+    metrics whole, then the reasons, cut with an ellipsis where the line would wrap (the
+    identifiers before them never are)."""
+
+    def __init__(self, agents: list[AgentStatusOut], *, wide: bool) -> None:
+        self.agents, self.wide = agents, wide
+
+    def _cells(self, a: AgentStatusOut) -> list[str]:
+        cells = [a.agent]
+        if self.wide:
+            cells += [
+                a.tier,
+                a.shard,
+                a.agent_version or "?",
+                a.revision or "-",
+                _pct(a.error_rate),
+                "-" if a.latency_p95_s is None else f"{a.latency_p95_s:.2f}s",
+            ]
+        return cells
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        head = ["agent", *(_WIDE_COLS if self.wide else ())]
+        rows = [self._cells(a) for a in self.agents]
+        widths = [max(cell_len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+        def line(mark: Text, cells: list[str], reasons: str) -> Text:
+            text = Text.assemble(mark, " ")
+            for cell, w in zip(cells, widths, strict=True):
+                text.append(cell + " " * (w - cell_len(cell) + 2))
+            room = options.max_width - text.cell_len
+            tail = Text(reasons)
+            if not self.wide and tail.cell_len > room:
+                tail.truncate(max(room, 1), overflow="ellipsis")
+            text.append_text(tail)
+            return text
+
+        yield line(Text(" "), head, "reasons")
+        for a, cells in zip(self.agents, rows, strict=True):
+            yield line(Text(_MARK[a.color], style=_STYLE[a.color]), cells, _reasons(a))
+
+
+def _agents(report: StatusReport, *, all_agents: bool, wide: bool) -> AgentLines | None:
+    """The agents to list: every one not green or not current (all with all_agents)."""
+    shown = [
+        a
+        for a in report.agents
+        if all_agents or a.color is not Color.GREEN or a.current is False or a.left_behind
+    ]
+    return AgentLines(shown, wide=wide) if shown else None
+
+
+def verdict(report: StatusReport) -> Text:
+    """One line: every agent green and current, or what is not (never "green" when behind)."""
+    parts: list[str] = []
+    t = report.totals
+    if t.get("red", 0):
+        parts.append(f"{t['red']} red")
+    if t.get("yellow", 0):
+        parts.append(f"{t['yellow']} yellow")
+    if report.out_of_date:
+        head = f" ({report.head_revision})" if report.head_revision else ""
+        parts.append(f"{len(report.out_of_date)} not on the head revision{head}")
+    if report.left_behind:
+        by = f" {report.left_by}" if report.left_by else ""
+        parts.append(f"{len(report.left_behind)} left behind by rollout{by}")
+    if not parts:
+        return Text("every agent is green and on the head revision", style="green")
+    style = {0: "green", 1: "bold red", 2: "yellow"}.get(report.exit_code, "yellow")
+    return Text(f"{', '.join(parts)} (exit {report.exit_code})", style=style)
+
+
+def status_text(
+    report: StatusReport, *, all_agents: bool = False, wide: bool = False
+) -> RenderableType:
+    """Totals per shard and tier, then every agent that is not green and current (all with
+    all_agents), then one verdict line. `wide`: tier, shard, version, revision and metrics
+    columns too, every cell whole: print it with a console as wide as the lines (80 columns
+    keep the agent name whole and cut the reasons with an ellipsis)."""
     versions = ", ".join(f"{v}: {n}" for v, n in report.versions.items())
-    parts: list[RenderableType] = [groups, Text(f"agent versions: {versions}")]
+    parts: list[RenderableType] = [_groups(report), Text(f"agent versions: {versions}")]
     if report.orphans:
         parts.append(Text(f"orphans (stamped, not in the repo): {', '.join(report.orphans)}"))
-    if shown:
+    rows = _agents(report, all_agents=all_agents, wide=wide)
+    if rows is not None:
         parts.append(rows)
-    else:
-        parts.append(Text("every agent is green", style="green"))
+    parts.append(verdict(report))
     return Group(*parts)
 
 
-_STYLE_COLS = {"green", "yellow", "red"}
+def change_line(before: StatusReport | None, now: StatusReport) -> str:
+    """One line for a piped `--watch` refresh: the totals and which agents changed color."""
+    t = now.totals
+    head = (
+        f"{now.checked_at} green {t.get('green', 0)} yellow {t.get('yellow', 0)} "
+        f"red {t.get('red', 0)} out-of-date {len(now.out_of_date)} "
+        f"left-behind {len(now.left_behind)}"
+    )
+    if before is None:
+        return head
+    was = {a.agent: a.color for a in before.agents}
+    moved = [
+        f"{a.agent} {was[a.agent]}->{a.color}"
+        for a in now.agents
+        if a.agent in was and was[a.agent] is not a.color
+    ]
+    return head + (f"; {', '.join(moved)}" if moved else "; no change")
+
+
+_COUNT_COLS = {"green", "yellow", "red"}
+_WIDE_COLS = ("tier", "shard", "version", "revision", "errors", "p95")

@@ -45,12 +45,14 @@ async def test_stalled_and_unreachable_red_idle_green_grouped(fleet: DemoFleet) 
 
 
 async def test_status_text_shows_totals_by_shard_and_tier(fleet: DemoFleet) -> None:
-    """The text matrix has a row per shard and tier, an 'all' total, and says all is green."""
+    """The text matrix has a row per shard and tier, an 'all' total; all green, but the head's
+    change is not applied: it says which boxes are off the head revision, exit 2 (never
+    "every agent is green")."""
     run = await cli("status", "--repo", str(fleet.repo), "--window", "1")
-    assert run.code == 0, run.both
+    assert run.code == 2, run.both
     lines = run.out.splitlines()
     for a in fleet.prepared.agents:
         assert any(line.split()[:2] == [a.shard, a.tier] for line in lines), run.out
     total = next(line for line in lines if line.split()[:1] == ["all"])
     assert total.split()[1:] == ["4", "0", "0"]
-    assert "every agent is green" in run.out
+    assert "not on the head revision" in run.out and "every agent is green" not in run.out
