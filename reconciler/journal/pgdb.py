@@ -20,11 +20,10 @@ from urllib.parse import urlsplit
 import psycopg
 
 from reconciler.journal.base import JournalError
+from reconciler.journal.urls import PASSWORD_ENV, shown
 
 SCHEMA_VERSION: Final = 1
 SCHEMA_LOCK_KEY: Final = 0x7265636F6E63  # "reconc": serialises schema creation
-PASSWORD_ENV: Final = "RECONCILER_STATE_PASSWORD"
-URL_SCHEMES: Final = ("postgresql", "postgres")
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS reconciler_schema (
@@ -76,20 +75,6 @@ CREATE TABLE IF NOT EXISTS fences (
 """
 
 
-def is_url(state: str | None) -> bool:
-    """Whether a --state / fleet.yaml `state:` value names a PostgreSQL database."""
-    return state is not None and urlsplit(state).scheme in URL_SCHEMES
-
-
-def shown(url: str) -> str:
-    """The URL as it may be printed: any password in it replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
 def session(url: str) -> psycopg.Connection[tuple[object, ...]]:
     """A new autocommitted session to `url` (password from the environment or a file).
 
@@ -121,20 +106,7 @@ def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     """
     conn = session(url)
     try:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)  # type: ignore[call-overload]  # our own constant
-            row = conn.execute("SELECT max(version) FROM reconciler_schema").fetchone()
-            version = row[0] if row is not None else None
-            if version is None:
-                conn.execute("INSERT INTO reconciler_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-            elif isinstance(version, int) and version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"{shown(url)}: journal schema {version} is newer than this reconciler's "
-                    f"({SCHEMA_VERSION}); upgrade reconciler, or use another --state"
-                )
+        _create(conn, url)
     except psycopg.Error as exc:
         conn.close()
         raise JournalError(f"cannot set up the shared state {shown(url)}: {exc}") from None
@@ -142,3 +114,21 @@ def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
         conn.close()
         raise
     return conn
+
+
+def _create(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None:
+    """The schema, made once (under an advisory lock), and its version checked."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)  # type: ignore[call-overload]  # our own constant
+        row = conn.execute("SELECT max(version) FROM reconciler_schema").fetchone()
+        version = row[0] if row is not None else None
+        if version is None:
+            conn.execute("INSERT INTO reconciler_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif isinstance(version, int) and version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{shown(url)}: journal schema {version} is newer than this reconciler's "
+                f"({SCHEMA_VERSION}); upgrade reconciler, or use another --state"
+            )

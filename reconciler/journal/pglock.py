@@ -30,7 +30,7 @@ from typing import Final
 
 import psycopg
 
-from reconciler.journal.base import Holder, LockHeld, LockLease, LockLost
+from reconciler.journal.base import Holder, JournalError, LockHeld, LockLease, LockLost
 from reconciler.journal.db import Now, utc_now
 from reconciler.journal.pgdb import connect, session
 
@@ -163,19 +163,7 @@ class PostgresLock:
         key = advisory_key(fleet_id)
         conn = session(self._url)
         try:
-            if not self._try(conn, key, 0.0):
-                found = self._row("fleet_id", fleet_id)
-                if found is None:  # a taker between its lock and its row: give it a moment
-                    time.sleep(0.1)
-                    found = self._row("fleet_id", fleet_id)
-                if found is None or not found[0].expired(self._now()):
-                    if found is None:
-                        raise LockHeld(self._unnamed(fleet_id))
-                    raise LockHeld(found[0])
-                self._terminate(found[1])  # expired: break its session
-                if not self._try(conn, key, TAKEOVER_WAIT_S):
-                    again = self._row("fleet_id", fleet_id)
-                    raise LockHeld(again[0] if again else self._unnamed(fleet_id))
+            self._take(conn, fleet_id, key)
             now = self._now()
             lease = LockLease(
                 lock_id=uuid.uuid4().hex,
@@ -198,12 +186,38 @@ class PostgresLock:
                  holder.rollout_id, now.timestamp(), lease.expires.timestamp(),
                  holder.machine_id, holder.boot_id, holder.start_time, now.timestamp()),
             )  # type: ignore[call-overload]  # fmt: skip
+        except psycopg.Error as exc:
+            conn.close()
+            raise JournalError(
+                f"the shared state failed taking fleet {fleet_id}'s lock: {exc}"
+            ) from None
         except BaseException:
             conn.close()
             raise
         with self._guard:
             self._sessions[lease.lock_id] = conn
         return lease
+
+    def _take(self, conn: psycopg.Connection[Row], fleet_id: str, key: int) -> None:
+        """The fleet's advisory lock in `conn`; an expired holder's session is broken first.
+
+        Raises:
+            LockHeld: a live session holds it and its lease has not expired.
+        """
+        if self._try(conn, key, 0.0):
+            return
+        found = self._row("fleet_id", fleet_id)
+        if found is None:  # a taker between its advisory lock and its row: give it a moment
+            time.sleep(0.1)
+            found = self._row("fleet_id", fleet_id)
+        if found is None:
+            raise LockHeld(self._unnamed(fleet_id))
+        if not found[0].expired(self._now()):
+            raise LockHeld(found[0])
+        self._terminate(found[1])  # expired: break its session
+        if not self._try(conn, key, TAKEOVER_WAIT_S):
+            again = self._row("fleet_id", fleet_id)
+            raise LockHeld(again[0] if again else self._unnamed(fleet_id))
 
     def _unnamed(self, fleet_id: str) -> LockLease:
         """A lease for a holder whose session holds the lock but wrote no row yet."""
@@ -245,7 +259,7 @@ class PostgresLock:
         the row is no longer ours."""
         conn = self._sessions.get(lease.lock_id)
         if conn is None:
-            raise _lost(lease, "this process holds no session for it")
+            raise _lost(lease, f"this process holds no session for it; {self._now_held(lease)}")
         try:
             cur = conn.execute(
                 f"UPDATE locks SET {sets} WHERE lock_id = %s AND fleet_id = %s"  # noqa: S608
@@ -256,10 +270,13 @@ class PostgresLock:
                 return
         except psycopg.Error:
             self._drop(lease)
-            raise _lost(lease, "its database session dropped") from None
+            raise _lost(lease, f"its database session dropped; {self._now_held(lease)}") from None
         self._drop(lease)
+        raise _lost(lease, self._now_held(lease))
+
+    def _now_held(self, lease: LockLease) -> str:
         now = self.holder(lease.fleet_id)
-        raise _lost(lease, f"now held by {now.describe()}" if now else "not held by anyone")
+        return f"now held by {now.describe()}" if now else "not held by anyone"
 
     def _drop(self, lease: LockLease) -> None:
         with self._guard:

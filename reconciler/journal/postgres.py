@@ -177,11 +177,14 @@ class PostgresJournal:
         )
         return [
             StepRecord(
-                int(str(seq)), str(rid), str(kind),
+                int(str(seq)),
+                str(rid),
+                str(kind),
                 agent if isinstance(agent, str) else None,
                 int(str(intent)) if intent is not None else None,
-                json.loads(str(body)), datetime.fromtimestamp(_float(at), UTC),
-            )  # fmt: skip
+                json.loads(str(body)),
+                datetime.fromtimestamp(_float(at), UTC),
+            )
             for seq, rid, kind, agent, intent, body, at in rows
         ]
 

@@ -29,7 +29,7 @@ from typing import Final
 import psycopg
 
 ROLE: Final = "reconciler"
-PASSWORD: Final = "test-only-" + uuid.uuid4().hex[:12]  # noqa: S105 - a throwaway test server
+PASSWORD: Final = "test-only-" + uuid.uuid4().hex[:12]
 
 
 class PostgresUnavailable(RuntimeError):
@@ -38,9 +38,7 @@ class PostgresUnavailable(RuntimeError):
 
 def bin_dir() -> Path:
     """The newest /usr/lib/postgresql/*/bin holding initdb."""
-    found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
-    )
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if not found:
         raise PostgresUnavailable(
             "no PostgreSQL server binaries under /usr/lib/postgresql: "
@@ -71,7 +69,7 @@ class PgServer:
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         cmd = [*(("runuser", "-u", "postgres", "--") if self.as_root else ()), *argv]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
     @classmethod
     def start(cls) -> PgServer:
@@ -84,36 +82,39 @@ class PgServer:
         root = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
         server = cls(root=root, port=_free_port(), bin=bin_dir(), as_root=as_root)
         try:
-            pwfile = root / "pw"
-            pwfile.write_text(PASSWORD + "\n", encoding="utf-8")
-            if as_root:
-                shutil.chown(root, "postgres", "postgres")
-                shutil.chown(pwfile, "postgres", "postgres")
-            pwfile.chmod(0o600)
-            done = server._run(
-                str(server.bin / "initdb"), "-D", str(server.data), "-U", ROLE,
-                f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
-                "--encoding=UTF8", "--no-sync",
-            )  # fmt: skip
-            pwfile.unlink()
-            if done.returncode != 0:
-                raise PostgresUnavailable(f"initdb failed: {done.stderr.strip()[-500:]}")
-            options = (
-                f"-p {server.port} -c listen_addresses=127.0.0.1 "
-                f"-c unix_socket_directories={root} -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=200"
-            )
-            done = server._run(
-                str(server.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(server.data),
-                "-l", str(root / "server.log"), "-o", options,
-            )  # fmt: skip
-            if done.returncode != 0:
-                log = (root / "server.log").read_text(errors="replace")[-800:]
-                raise PostgresUnavailable(f"postgres did not start: {done.stderr.strip()} {log}")
+            server._init_and_start()
         except BaseException:
             server.stop()
             raise
         return server
+
+    def _init_and_start(self) -> None:
+        pwfile = self.root / "pw"
+        pwfile.write_text(PASSWORD + "\n", encoding="utf-8")
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        pwfile.chmod(0o600)
+        done = self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", ROLE,
+            f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
+            "--encoding=UTF8", "--no-sync",
+        )  # fmt: skip
+        pwfile.unlink()
+        if done.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed: {done.stderr.strip()[-500:]}")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        done = self._run(
+            str(self.bin / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
+            "-l", str(self.root / "server.log"), "-o", options,
+        )  # fmt: skip
+        if done.returncode != 0:
+            log = (self.root / "server.log").read_text(errors="replace")[-800:]
+            raise PostgresUnavailable(f"postgres did not start: {done.stderr.strip()} {log}")
 
     def url(self, database: str = "postgres", *, password: bool = True) -> str:
         """`postgresql://reconciler[:password]@127.0.0.1:PORT/database`."""
