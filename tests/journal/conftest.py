@@ -89,7 +89,7 @@ def open_location(location: str) -> State:
     return open_state(Path(location))
 
 
-def _empty(url: str) -> None:
+def empty(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -104,7 +104,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", tmp_path, None)
     url: str = request.getfixturevalue("pg_module_url")
-    _empty(url)
+    empty(url)
     return Backend("postgresql", tmp_path, url)
 
 
