@@ -80,7 +80,8 @@ def test_a_fresh_runner_sees_the_rollout_and_lock_then_resumes_once_the_holder_d
             events = ci.journal.replay(rid)
             assert len(events) == N_EVENTS
             plan = record.plan
-            expected = fold(Rollout.start(plan, record.pre_shas), run(plan, Script()).events[:N_EVENTS])
+            journaled = run(plan, Script()).events[:N_EVENTS]
+            expected = fold(Rollout.start(plan, record.pre_shas), journaled)
             assert fold(Rollout.start(plan, record.pre_shas), events) == expected
             ci.lock.release(lease)
         finally:
