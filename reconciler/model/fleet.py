@@ -404,3 +404,11 @@ class FleetFile(Closed):
     state_dir: str | None = Field(
         default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
     )
+    state: str | None = Field(
+        default=None,
+        description=(
+            "The shared state backend for a team: postgresql://USER@HOST:PORT/DATABASE, without"
+            " a password (PGPASSWORD, RECONCILER_STATE_PASSWORD or a passfile give it);"
+            " overrides state_dir; --state overrides it. Default: the SQLite state directory."
+        ),
+    )
