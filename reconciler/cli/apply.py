@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, cli_state
 from reconciler.cli.progress import ApplyScreen, summary
 from reconciler.errors import Interrupted
 
@@ -38,6 +38,7 @@ def apply(
         float | None, typer.Option("--soak", help="Override the policy's soak seconds.")
     ] = None,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
         Format.text
     ),

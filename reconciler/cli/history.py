@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, out
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, out
 from reconciler.cli.progress import tell
 
 
@@ -18,6 +18,7 @@ def history(
         bool, typer.Option("--from-boxes", help="Read the boxes' stamps, not the journal.")
     ] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state, fail
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, cli_state, fail
 from reconciler.cli.progress import reporter_for, settled, tell
 
 
@@ -31,6 +31,7 @@ def resume(
         typer.Option("--break-leases", help="The rollout's lease holders are dead: break them."),
     ] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[Format, typer.Option("--format", help="text, or json event lines.")] = (
         Format.text
     ),

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, cli_state
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, cli_state
 from reconciler.cli.progress import ApplyScreen, tell
 from reconciler.errors import InputError, Interrupted
 
@@ -64,6 +64,7 @@ def rotate_secret(
         typer.Option("--auth-max", help="Abort when more than this share of tasks fail on auth."),
     ] = 0.02,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[Format, typer.Option("--format", help="text, or json.")] = Format.text,
 ) -> None:
     """Rotate one secret with zero downtime: stage the new value, promote it, retire the old.

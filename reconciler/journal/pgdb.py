@@ -18,6 +18,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from reconciler.journal.base import JournalError
 from reconciler.journal.urls import PASSWORD_ENV, shown
@@ -82,13 +83,13 @@ def session(url: str) -> psycopg.Connection[tuple[object, ...]]:
         JournalError: the database cannot be reached or refuses us; the URL is named
             without its password.
     """
-    extra: dict[str, str] = {}
+    conninfo = url
     password = os.environ.get(PASSWORD_ENV)
     if password and "PGPASSWORD" not in os.environ and urlsplit(url).password is None:
-        extra["password"] = password
+        conninfo = make_conninfo(url, password=password)
     try:
         return psycopg.connect(
-            url, autocommit=True, connect_timeout=10, application_name="reconciler", **extra
+            conninfo, autocommit=True, connect_timeout=10, application_name="reconciler"
         )
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -122,7 +123,7 @@ def _create(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         for statement in SCHEMA.split(";"):
             if statement.strip():
-                conn.execute(statement)  # type: ignore[call-overload]  # our own constant
+                conn.execute(statement)  # our own constant
         row = conn.execute("SELECT max(version) FROM reconciler_schema").fetchone()
         version = row[0] if row is not None else None
         if version is None:

@@ -128,7 +128,7 @@ class PostgresLock:
 
     def _row(self, where: str, arg: str) -> tuple[LockLease, int] | None:
         row = self._conn.execute(
-            f"SELECT {_COLUMNS}, backend_pid FROM locks WHERE {where} = %s",  # type: ignore[call-overload]  # noqa: S608
+            f"SELECT {_COLUMNS}, backend_pid FROM locks WHERE {where} = %s",  # noqa: S608
             (arg,),
         ).fetchone()
         return None if row is None else (_lease(row[:-1]), int(str(row[-1])))
@@ -185,7 +185,7 @@ class PostgresLock:
                 (lease.lock_id, fleet_id, holder.user, holder.host, holder.pid,
                  holder.rollout_id, now.timestamp(), lease.expires.timestamp(),
                  holder.machine_id, holder.boot_id, holder.start_time, now.timestamp()),
-            )  # type: ignore[call-overload]  # fmt: skip
+            )  # fmt: skip
         except psycopg.Error as exc:
             conn.close()
             raise JournalError(
@@ -265,7 +265,7 @@ class PostgresLock:
                 f"UPDATE locks SET {sets} WHERE lock_id = %s AND fleet_id = %s"  # noqa: S608
                 " AND backend_pid = pg_backend_pid()",
                 (*args, lease.lock_id, lease.fleet_id),
-            )  # type: ignore[call-overload]
+            )
             if cur.rowcount == 1:
                 return
         except psycopg.Error:

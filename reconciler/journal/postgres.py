@@ -74,10 +74,10 @@ class PostgresJournal:
         """The durability boundary: every record is already committed when its call returns."""
 
     def _one(self, sql: str, args: tuple[object, ...]) -> Row | None:
-        return self._conn.execute(sql, args).fetchone()  # type: ignore[call-overload]
+        return self._conn.execute(sql, args).fetchone()
 
     def _all(self, sql: str, args: tuple[object, ...]) -> list[Row]:
-        return self._conn.execute(sql, args).fetchall()  # type: ignore[call-overload]
+        return self._conn.execute(sql, args).fetchall()
 
     def begin_rollout(self, plan: Plan, pre_shas: Mapping[str, str | None], holder: Holder) -> str:
         """Record a new rollout of `plan` (and each box's pre-change sha); return its id."""

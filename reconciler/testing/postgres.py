@@ -125,7 +125,7 @@ class PgServer:
         """A new empty database (named `name`, or a random `t_...`); its URL with the password."""
         name = name or f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')  # type: ignore[call-overload]
+            conn.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         return self.url(name)
 
     def terminate(self, backend_pid: int) -> bool:
