@@ -1,8 +1,15 @@
 """The shared journal: rollouts and their steps in a PostgreSQL database (see pgdb.py).
 
 The same tables as the embedded journal (journal/sqlite.py), so both pass one
-contract suite (tests/journal). Every record is one autocommitted statement,
-committed when the call returns; the fence counter is one atomic upsert. Bodies
+contract suite (tests/journal). Outside a batch every record is one autocommitted
+statement, committed when the call returns; the fence counter is one atomic upsert.
+Inside `batch()` the step records go into one open transaction, committed by
+`commit()` (the durability boundary the rollout driver places; journal/base.py) or
+at the batch's end: a killed run loses the records since the last commit and
+nothing before them, and their seqs are real at once (the session reads its own
+uncommitted rows). `begin_rollout`, `finish` and `take_fence` commit what is held
+with them. The journal's session is its own (the lock's reads and force-releases
+never ride in a batch's transaction). Bodies
 are canonical JSON of plain data only, as in SQLite: rendered payloads and secret
 values never reach the database.
 """
@@ -10,7 +17,8 @@ values never reach the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -66,12 +74,52 @@ class PostgresJournal:
             conn = connect(url)
         self._conn = conn
         self._now = now
+        self._held = 0
+        self._batches = 0
 
     def close(self) -> None:
         self._conn.close()
 
+    # -- batches: one transaction from commit to commit ------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold step records in an open transaction until `commit()`; leaving commits them.
+        Nested batches are one batch (the outermost's exit commits)."""
+        if self._batches == 0:
+            self._conn.autocommit = False
+        self._batches += 1
+        try:
+            yield
+        finally:
+            self._batches -= 1
+            if self._batches == 0:
+                try:
+                    self.commit()
+                finally:
+                    self._conn.autocommit = True
+
+    @property
+    def held(self) -> int:
+        """How many records are written but not committed yet (0 outside a batch)."""
+        return self._held
+
+    def commit(self) -> int:
+        """Commit the held records (one transaction, one WAL flush); how many there were."""
+        if self._conn.autocommit:
+            return 0
+        held, self._held = self._held, 0
+        try:
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise JournalError(
+                f"the shared journal could not commit {held} records: {exc}"
+            ) from None
+        return held
+
     def flush(self) -> None:
-        """The durability boundary: every record is already committed when its call returns."""
+        """The durability boundary: commit what a batch holds (nothing outside one)."""
+        self.commit()
 
     def _one(self, sql: str, args: tuple[object, ...]) -> Row | None:
         return self._conn.execute(sql, args).fetchone()
@@ -101,6 +149,7 @@ class PostgresJournal:
                 when.timestamp(),
             ),
         )
+        self.commit()  # never held
         return rollout_id
 
     def _insert(
@@ -120,6 +169,8 @@ class PostgresJournal:
                 f"rollout {rollout_id} already finished ({record.outcome}); "
                 "nothing more can be recorded for it"
             )
+        if not self._conn.autocommit:
+            self._held += 1
         return int(str(row[0]))
 
     def record_intent(
@@ -259,6 +310,7 @@ class PostgresJournal:
         if cur.rowcount != 1:
             record = self.rollout(rollout_id)
             raise JournalError(f"rollout {rollout_id} already finished ({record.outcome})")
+        self.commit()  # never held: the held records and the outcome, in one transaction
 
     def history(self, fleet_id: str | None = None, limit: int = 50) -> list[RolloutRecord]:
         """Past and running rollouts, newest first."""
@@ -277,4 +329,5 @@ class PostgresJournal:
             (fleet_id, floor, floor),
         )
         assert row is not None  # noqa: S101 - RETURNING of an upsert always gives one row
+        self.commit()  # never held
         return int(str(row[0]))

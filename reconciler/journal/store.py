@@ -2,8 +2,8 @@
 
 SQLite is the embedded default: one file in the state directory, one connection
 for both. A `postgresql://` URL selects the shared backend for teams
-(journal/postgres.py, pglock.py): one session for the journal and the lock's
-reads, and one more per held lease.
+(journal/postgres.py, pglock.py): one session for the lock's
+reads, one for the journal (its batches are transactions), and one more per held lease.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ def open_state(
         from reconciler.journal.pglock import PostgresLock  # noqa: PLC0415 (psycopg only when asked)
         from reconciler.journal.postgres import PostgresJournal  # noqa: PLC0415 (psycopg only when asked)
 
-        session = pg_connect(url)
-        pg_lock = PostgresLock(url, now=now, sleep=sleep, monotonic=monotonic, conn=session)
+        pg_journal = PostgresJournal(now=now, conn=pg_connect(url))
+        pg_lock = PostgresLock(url, now=now, sleep=sleep, monotonic=monotonic)
         return State(
-            journal=PostgresJournal(now=now, conn=session),
+            journal=pg_journal,
             lock=pg_lock,
-            closers=(pg_lock.close,),
+            closers=(pg_lock.close, pg_journal.close),
             where=shown(url),
         )
     conn = connect(state_dir)
