@@ -8,7 +8,8 @@ since, expiry, heartbeat) and the backend pid of that session. So:
 - Of two takers on any machines, exactly one gets the advisory lock; the other is
   told who holds it (the row).
 - A holder whose session drops (its process killed, its machine gone, its network
-  cut long enough for the server to notice) loses the advisory lock at once: the
+  cut long enough for the server to notice: TCP keepalives, ~25 s) loses the advisory
+  lock at once: the
   next taker gets it and takes over the row, whatever its expiry. A dropped
   session is a lost lock: `renew`, `bind` and `release` run in the lease's own
   session and check the row is still ours, so the old holder gets LockLost.
@@ -36,6 +37,15 @@ from reconciler.journal.pgdb import connect, session
 
 Row = tuple[object, ...]
 TAKEOVER_WAIT_S: Final = 5.0  # how long a terminated holder's session may take to go
+# A lease's session: the server probes an idle client every 10 s and drops one that has
+# vanished (no FIN: a machine gone, a cable cut) after ~25 s, which frees the advisory lock;
+# a renewal never hangs the run longer than 15 s.
+_LEASE_SESSION: Final = (
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 3",
+    "SET statement_timeout = '15s'",
+)
 _COLUMNS = (
     "lock_id, fleet_id, user_name, host, pid, rollout_id, since, expires,"
     " machine_id, boot_id, start_time, heartbeat"
@@ -163,6 +173,8 @@ class PostgresLock:
         key = advisory_key(fleet_id)
         conn = session(self._url)
         try:
+            for setting in _LEASE_SESSION:
+                conn.execute(setting)
             self._take(conn, fleet_id, key)
             now = self._now()
             lease = LockLease(
