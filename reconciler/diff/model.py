@@ -207,8 +207,8 @@ class FleetDiff(_Frozen):
     )
     fleet_access: tuple[FieldChange, ...] = Field(
         default=(),
-        description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, metrics "
-        "source, review rules; and the payload schema's x-cost-impacting markers.",
+        description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, state, "
+        "metrics source, review rules; and the payload schema's x-cost-impacting markers.",
     )
 
     alerts: tuple[AlertChange, ...] = Field(
