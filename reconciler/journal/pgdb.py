@@ -118,7 +118,13 @@ def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _create(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None:
-    """The schema, made once (under an advisory lock), and its version checked."""
+    """The schema, made once (under an advisory lock), and its version checked. A database
+    already at this version is only read (a role that may not create tables can use it)."""
+    made = conn.execute("SELECT to_regclass('reconciler_schema') IS NOT NULL").fetchone()
+    if made is not None and made[0] is True:
+        row = conn.execute("SELECT max(version) FROM reconciler_schema").fetchone()
+        if row is not None and row[0] == SCHEMA_VERSION:
+            return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         for statement in SCHEMA.split(";"):

@@ -11,14 +11,16 @@ import multiprocessing as mp
 import os
 import signal
 
+import psycopg
 import pytest
 from plan.builders import fleet_changes, plan_of
 from rollout.sim import Script, run
 
-from reconciler.journal import Holder, LockHeld, LockLost, open_state
+from reconciler.journal import Holder, JournalError, LockHeld, LockLost, open_state
 from reconciler.journal.pglock import PostgresLock
+from reconciler.journal.postgres import PostgresJournal
 from reconciler.rollout import Rollout, fold
-from reconciler.testing.postgres import PgServer
+from reconciler.testing.postgres import PASSWORD, PgServer
 
 from .conftest import empty
 
@@ -112,3 +114,15 @@ def test_a_terminated_session_is_a_lost_lock(url: str, pg_server: PgServer) -> N
     finally:
         lock.close()
         other.close()
+
+
+def test_a_database_of_a_newer_reconciler_is_refused_by_name(pg_server: PgServer) -> None:
+    """Tables made by a newer schema: refused, naming the database without its password."""
+    url = pg_server.create_database()
+    PostgresJournal(url).close()  # made, at this version
+    PostgresJournal(url).close()  # opened again: only read
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO reconciler_schema (version) VALUES (99)")
+    with pytest.raises(JournalError, match="journal schema 99 is newer") as err:
+        PostgresJournal(url)
+    assert PASSWORD not in str(err.value) and ":***@" in str(err.value)
