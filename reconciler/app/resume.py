@@ -17,7 +17,7 @@ from reconciler.app.trace import BoundaryHook, Trace
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.resume import ResumeOptions, ResumeResult, find_unfinished, resume_fleet
 from reconciler.engine.session import Link, Request, Source, box_timeout, read_source
-from reconciler.journal.sqlite import SqliteJournal
+from reconciler.journal.base import Journal
 from reconciler.rollout.phases import Outcome
 from reconciler.rollout.recovery import Action, Mode
 from reconciler.rollout.reporter import Reporter
@@ -111,7 +111,7 @@ async def preview(repo: Path, state_dir: Path | None, link: Link, source: Source
     """
     fleet = source.repo.fleet
     with open_state(fleet, state_dir) as state:
-        journal: SqliteJournal | None = state.existing_journal()
+        journal: Journal | None = state.existing_journal()
         found = await find_unfinished(
             source, link, journal, parallel=fleet.connection.concurrency, explicit=False
         )

@@ -1,8 +1,10 @@
 """The reconciler's own state for one command: where it lives, its lock and journal, who we are.
 
-`open_state(fleet, state_dir)` is the only place that decides the state directory
-(--state-dir, else fleet.yaml's `state_dir`, else ~/.local/state/reconciler) and the
-holder identity (user@host pid N) that the fleet lock and every box lease carry.
+`open_state(fleet, state_dir)` is the only place that decides where the state lives
+and the holder identity (user@host pid N) that the fleet lock and every box lease carry.
+The journal and the lock: `--state postgresql://...` (a team's shared backend), else
+--state-dir, else fleet.yaml's `state:` URL, else its `state_dir`, else the SQLite file in
+~/.local/state/reconciler. Incidents and saved tracebacks stay in the local state directory.
 The journal and the lock are opened on first use, so a dry run creates nothing.
 """
 
@@ -16,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.journal.base import Holder, JournalError, LockHeld, LockLease
+from reconciler.errors import InputError
+from reconciler.journal.base import Holder, Journal, JournalError, Lock, LockHeld, LockLease
 from reconciler.journal.db import FILE_NAME as JOURNAL_FILE
 from reconciler.journal.db import default_state_dir, private_dir, private_file
-from reconciler.journal.lock import SqliteLock
-from reconciler.journal.sqlite import SqliteJournal
 from reconciler.journal.store import State
 from reconciler.journal.store import open_state as open_store
 from reconciler.journal.takeover import acquire_or_take_over
+from reconciler.journal.urls import is_url, shown
 from reconciler.model.fleet import FleetFile
 from reconciler.secrets.redact import scrub
 
@@ -40,13 +42,55 @@ def state_dir_of(given: Path | None, fleet_state_dir: str | None) -> Path:
     return Path(given or fleet_state_dir or default_state_dir()).expanduser()
 
 
+_SELECTED: list[str] = []  # --state, as the CLI parsed it (select_state)
+
+
+def select_state(url: str | None) -> None:
+    """Use the shared backend at `url` for this command (the CLI's --state).
+
+    Raises:
+        InputError: not a postgresql:// URL.
+    """
+    _SELECTED.clear()
+    if url is None:
+        return
+    if not is_url(url):
+        raise InputError(
+            f"--state {shown(url)!r} is not a postgresql://USER@HOST:PORT/DATABASE URL; "
+            "for a local directory use --state-dir"
+        )
+    _SELECTED.append(url)
+
+
+def state_selected() -> bool:
+    """Whether --state named a shared backend (then fleet.yaml is not needed to find it)."""
+    return bool(_SELECTED)
+
+
+def state_url_of(state_dir: Path | None, fleet_state: str | None) -> str | None:
+    """--state, else (without --state-dir) fleet.yaml's `state:`; None: the SQLite file."""
+    if _SELECTED:
+        return _SELECTED[0]
+    if state_dir is None and is_url(fleet_state):
+        return fleet_state
+    return None
+
+
 @dataclass
 class StateDir:
-    """One state directory: the holder identity, and its journal and lock once opened."""
+    """One state: its local directory (incidents, tracebacks, and the SQLite journal unless
+    `url` names a shared PostgreSQL one), the holder identity, its journal and lock once
+    opened."""
 
     path: Path
     holder: Holder
+    url: str | None = None
     _store: State | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> str:
+        """Where the journal and lock live, as it may be printed (no password)."""
+        return shown(self.url) if self.url else str(self.path)
 
     @property
     def holder_id(self) -> str:
@@ -54,20 +98,21 @@ class StateDir:
 
     def _open(self) -> State:
         if self._store is None:
-            self._store = open_store(self.path)
+            self._store = open_store(self.path, url=self.url)
         return self._store
 
     @property
-    def lock(self) -> SqliteLock:
+    def lock(self) -> Lock:
         return self._open().lock
 
     @property
-    def journal(self) -> SqliteJournal:
+    def journal(self) -> Journal:
         return self._open().journal
 
-    def existing_journal(self) -> SqliteJournal | None:
-        """The journal when its file exists already (reading creates no state), else None."""
-        if self._store is None and not (self.path / JOURNAL_FILE).is_file():
+    def existing_journal(self) -> Journal | None:
+        """The journal when it exists already (reading creates no local file), else None.
+        A shared database always exists (its tables are made on first use)."""
+        if self.url is None and self._store is None and not (self.path / JOURNAL_FILE).is_file():
             return None
         return self.journal
 
@@ -112,7 +157,8 @@ def open_state(fleet: FleetFile | None, state_dir: Path | None) -> Iterator[Stat
     `fleet` may be None only when `state_dir` is given (fleet.yaml is then not needed).
     """
     given = fleet.state_dir if fleet is not None else None
-    state = StateDir(state_dir_of(state_dir, given), Holder.here())
+    url = state_url_of(state_dir, fleet.state if fleet is not None else None)
+    state = StateDir(state_dir_of(state_dir, given), Holder.here(), url)
     try:
         yield state
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.app.state import open_state
+from reconciler.app.state import open_state, state_selected
 from reconciler.engine.session import Request, read_source
 from reconciler.errors import StateError
 from reconciler.journal.base import LockLease
@@ -37,7 +37,7 @@ def unlock(req: UnlockRequest) -> UnlockResult:
         InputError: the repo cannot be read (without --state-dir, its state_dir is needed).
     """
     fleet = None
-    if req.state_dir is None:
+    if req.state_dir is None and not state_selected():
         fleet = read_source(Request(repo=req.repo, allow_dirty=True)).repo.fleet
     with open_state(fleet, req.state_dir) as state:
         broken = state.lock.force_release(req.lock_id)

@@ -11,6 +11,7 @@ from reconciler.cli.common import (
     Format,
     RepoOpt,
     StateDirOpt,
+    StateOpt,
     cli_state,
     format_option,
     pick_format,
@@ -45,6 +46,7 @@ def apply(
         float | None, typer.Option("--soak", help="Override the policy's soak seconds.")
     ] = None,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
     debug: Annotated[
         bool, typer.Option("--debug", help="Print the traceback of an internal error.")

@@ -68,6 +68,29 @@ StateDirOpt = Annotated[
 ]
 
 
+def _select_state(value: str | None) -> str | None:
+    from reconciler.app.state import select_state
+
+    select_state(value)
+    return value
+
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        help=(
+            "A team's shared journal and lock: postgresql://USER@HOST:PORT/DATABASE, without a"
+            " password (PGPASSWORD, RECONCILER_STATE_PASSWORD or a passfile; docs/team.md)."
+            " Overrides --state-dir and fleet.yaml. Example:"
+            " --state postgresql://reconciler@db.internal:5432/reconciler"
+        ),
+        callback=_select_state,
+        show_default="SQLite in the state directory",
+    ),
+]
+
+
 class Format(enum.StrEnum):
     text = "text"
     markdown = "markdown"
@@ -130,6 +153,7 @@ __all__ = [
     "Format",
     "RepoOpt",
     "StateDirOpt",
+    "StateOpt",
     "cli_state",
     "err",
     "err_console",

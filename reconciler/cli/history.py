@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, format_option, out, pick_format
+from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, format_option, out, pick_format
 from reconciler.cli.progress import tell
 
 FORMATS = (Format.text, Format.json)  # markdown means nothing here: refused
@@ -20,6 +20,7 @@ def history(
         bool, typer.Option("--from-boxes", help="Read the boxes' stamps, not the journal.")
     ] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[str, format_option(*FORMATS)] = "text",
 ) -> None:
     """Past rollouts: revision, outcome, duration, waves, time to detect and to roll back.

@@ -15,6 +15,7 @@ from reconciler.cli.common import (
     Format,
     RepoOpt,
     StateDirOpt,
+    StateOpt,
     cli_state,
     fail,
     format_option,
@@ -39,6 +40,7 @@ def resume(
         typer.Option("--break-leases", help="The rollout's lease holders are dead: break them."),
     ] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Settle or roll back a rollout cut short by a crash or a signal (the boxes decide).

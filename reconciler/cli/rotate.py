@@ -13,6 +13,7 @@ from reconciler.cli.common import (
     Format,
     RepoOpt,
     StateDirOpt,
+    StateOpt,
     cli_state,
     format_option,
     pick_format,
@@ -71,6 +72,7 @@ def rotate_secret(
         typer.Option("--auth-max", help="Abort when more than this share of tasks fail on auth."),
     ] = 0.02,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Rotate one secret with zero downtime: stage the new value, promote it, retire the old.

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import RepoOpt, StateDirOpt, fail
+from reconciler.cli.common import RepoOpt, StateDirOpt, StateOpt, fail
 from reconciler.cli.progress import tell
 
 
@@ -16,6 +16,7 @@ def unlock(
     repo: RepoOpt = Path(),
     force: Annotated[bool, typer.Option("--force", help="Required: break the lock.")] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
 ) -> None:
     """Break a fleet lock whose holder is dead (needs --force and the lock id).
 

@@ -80,6 +80,11 @@ RULES: Final[dict[str, str]] = {
     "connection.known-hosts-in-repo": (
         "known_hosts points into the config repo, where a pull request could change it"
     ),
+    "state.password-in-url": (
+        "fleet.yaml's state: URL holds a password; credentials come from the environment"
+        " (PGPASSWORD, RECONCILER_STATE_PASSWORD) or a passfile, never from the repo"
+    ),
+    "state.not-postgresql": "fleet.yaml's state: is not a postgresql://USER@HOST/DATABASE URL",
     "connection.probe-host": (
         "a health_url or metrics_url names a host other than the agent's own that"
         " connection.allowed_probe_hosts does not list, or a link-local or cloud metadata"

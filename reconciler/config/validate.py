@@ -235,6 +235,8 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
             targets[target] = a.name
     # Paths under connection.allowed_paths, known_hosts outside the repo, no credentials.
     errors.extend(boundary_errors(parts))
+    if parts.fleet_doc is not None:
+        errors.extend(state_errors(parts.fleet.state, parts.fleet_doc))
     if parts.fleet_valid:  # a broken fleet.yaml is reported; its stand-in allows no host
         errors.extend(probe_host_errors(parts.agents, parts.fleet.connection.allowed_probe_hosts))
 
@@ -262,6 +264,39 @@ def validate_repo(parts: Parts, label: Callable[[str], str]) -> list[ConfigError
     errors.extend(alert_errors(parts, parts.alerts, dict(parts.docs)))
     errors.extend(prometheus_errors(parts))
     return dedupe(errors)
+
+
+def state_errors(state: str | None, fleet_doc: Doc) -> list[ConfigError]:
+    """fleet.yaml `state:` is a postgresql:// URL without a password (credentials never come
+    from the repo); the error names the line, never the password."""
+    if state is None:
+        return []
+    span = fleet_doc.loc.find(("state",))
+    try:
+        parts = urlsplit(state)
+        password = parts.password
+    except ValueError:
+        parts, password = None, None
+    if parts is None or parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        shown = state if "@" not in state else "…@" + state.rsplit("@", 1)[1]
+        return [
+            ConfigError(
+                span,
+                "state.not-postgresql",
+                f"state: {quoted(shown)} is not a postgresql://USER@HOST:PORT/DATABASE URL"
+                " (for a local directory use state_dir:)",
+            )
+        ]
+    if password is not None:
+        return [
+            ConfigError(
+                span,
+                "state.password-in-url",
+                "state: the URL holds a password; remove it and give it through PGPASSWORD,"
+                " RECONCILER_STATE_PASSWORD or a passfile (docs/team.md), never the repo",
+            )
+        ]
+    return []
 
 
 _PROBE_FIELDS = ("health_url", "metrics_url")

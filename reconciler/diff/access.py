@@ -6,8 +6,9 @@ secrets_path), reach another box or trust another host key (host, port, user,
 key, known_hosts), run other commands as the agent's user (commands), probe
 another health or metrics endpoint (health_url, metrics_url, the Prometheus
 URL), read secret values from elsewhere (secrets.*), keep the journal and lock
-elsewhere (state_dir), or change who must approve a change (review.*, and the
-payload schema's x-cost-impacting markers). Pure: paths in, a yes or no out.
+elsewhere (state_dir, state: the shared state's URL), or change who must approve a
+change (review.*, and the payload schema's x-cost-impacting markers). Pure: paths in,
+a yes or no out.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ FLEET_ACCESS: Final[tuple[FieldPath, ...]] = (
     ("connection",),
     ("secrets",),
     ("state_dir",),
+    ("state",),
     ("review",),
     ("metrics", "source"),
     ("metrics", "prometheus_url"),

@@ -244,8 +244,8 @@ class FleetDiff(_Frozen):
     )
     fleet_access: tuple[FieldChange, ...] = Field(
         default=(),
-        description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, metrics "
-        "source, review rules; and the payload schema's x-cost-impacting markers.",
+        description="[access] fleet-wide: fleet.yaml connection, secrets, state_dir, state, "
+        "metrics source, review rules; and the payload schema's x-cost-impacting markers.",
     )
     cost: CostTotal | None = Field(
         default=None, description="The whole diff's cost estimate, when any agent has a figure."

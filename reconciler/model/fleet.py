@@ -497,3 +497,11 @@ class FleetFile(Closed):
     prices: Prices | None = Field(
         default=None, description="Price per model for cost estimates (docs/cost.md)."
     )
+    state: str | None = Field(
+        default=None,
+        description=(
+            "The shared state backend for a team: postgresql://USER@HOST:PORT/DATABASE, without"
+            " a password (PGPASSWORD, RECONCILER_STATE_PASSWORD or a passfile give it);"
+            " overrides state_dir; --state overrides it. Default: the SQLite state directory."
+        ),
+    )

@@ -114,6 +114,11 @@ def test_agent_access_fields(
         ("kb_token: /run/secrets/kb_token", "kb_token: /tmp/kb", "secrets.files.kb_token"),
         ("fleet_id: acme-support\n", "fleet_id: acme-support\nstate_dir: /tmp/s\n", "state_dir"),
         (
+            "fleet_id: acme-support\n",
+            "fleet_id: acme-support\nstate: postgresql://ops@db.evil:5432/reconciler\n",
+            "state",
+        ),
+        (
             "source: scrape ",
             "source: prometheus\n  prometheus_url: http://evil:9090\n  #",
             "metrics",
@@ -133,7 +138,7 @@ def test_fleet_access_fields(
     new: str,
     field: str,
 ) -> None:
-    """known_hosts, secrets.files, state_dir, the metrics source, review rules: [access]."""
+    """known_hosts, secrets.files, state_dir, state, the metrics source, review rules: [access]."""
     d = diff_repos(example_repo, load_repo(edit(example_files, "fleet.yaml", old, new)))
     assert d.fleet_access
     assert all(c.dotted.startswith(field) and c.access for c in d.fleet_access)

@@ -1,15 +1,15 @@
-"""The backend's fence counter: take_fence(fleet, floor) = max(counter, floor) + 1, atomically."""
+"""The backend's fence counter: take_fence(fleet, floor) = max(counter, floor) + 1, atomically,
+on both backends (tests/journal/conftest.py)."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
-from reconciler.journal import SqliteJournal
+from .conftest import Backend
 
 
-def test_numbers_rise_above_the_floor_and_never_repeat(tmp_path: Path) -> None:
-    journal = SqliteJournal(tmp_path)
+def test_numbers_rise_above_the_floor_and_never_repeat(backend: Backend) -> None:
+    journal = backend.journal()
     try:
         assert journal.take_fence("acme", 0) == 1
         assert journal.take_fence("acme", 0) == 2
@@ -18,21 +18,21 @@ def test_numbers_rise_above_the_floor_and_never_repeat(tmp_path: Path) -> None:
         assert journal.take_fence("other", 0) == 1  # one counter per fleet
     finally:
         journal.close()
-    again = SqliteJournal(tmp_path)  # it is durable
+    again = backend.journal()  # it is durable
     try:
         assert again.take_fence("acme", 0) == 13
     finally:
         again.close()
 
 
-def test_concurrent_takers_never_get_the_same_number(tmp_path: Path) -> None:
+def test_concurrent_takers_never_get_the_same_number(backend: Backend) -> None:
     """Four connections (as four processes would have) take 25 numbers each: 100 distinct."""
-    SqliteJournal(tmp_path).close()
+    backend.journal().close()
     got: list[int] = []
     guard = threading.Lock()
 
     def taker() -> None:
-        journal = SqliteJournal(tmp_path)
+        journal = backend.journal()
         try:
             mine = [journal.take_fence("acme", 0) for _ in range(25)]
         finally:

@@ -1,10 +1,13 @@
-"""The SQLite journal: rollouts, intents, results, events, replay, history, and no secrets."""
+"""The journal contract, on both backends (SQLite, PostgreSQL: tests/journal/conftest.py):
+rollouts, intents, results, events, replay, history, and no secrets."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from plan.builders import fleet_changes, plan_of, sha
 from rollout.sim import Script, run
@@ -18,6 +21,7 @@ from reconciler.journal import (
     open_state,
 )
 from reconciler.journal.db import FILE_NAME
+from reconciler.journal.postgres import PostgresJournal
 from reconciler.rollout import (
     ApplyBox,
     ApplyStep,
@@ -31,6 +35,8 @@ from reconciler.rollout.records import RecordRefused
 from reconciler.secrets.values import SecretValues
 from reconciler.testing.clock import FakeClock
 
+from .conftest import AnyJournal, Backend
+
 HOLDER = Holder(user="alice", host="laptop", pid=4242)
 
 
@@ -40,8 +46,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def journal(tmp_path: Path, clock: FakeClock) -> SqliteJournal:
-    j = SqliteJournal(tmp_path, now=clock.now)
+def journal(backend: Backend, clock: FakeClock) -> Iterator[SqliteJournal | PostgresJournal]:
+    j = backend.journal(now=clock.now)
     yield j
     j.close()
 
@@ -53,7 +59,7 @@ def _apply_cmd(agent: str) -> ApplyBox:
 
 
 class TestRollouts:
-    def test_begin_records_plan_pre_shas_and_holder(self, journal: SqliteJournal) -> None:
+    def test_begin_records_plan_pre_shas_and_holder(self, journal: AnyJournal) -> None:
         """A begun rollout keeps its plan, each box's pre-change sha and who started it."""
         plan = plan_of(fleet_changes(3))
         rid = journal.begin_rollout(plan, {"agent-0001": sha("seen-now")}, HOLDER)
@@ -68,12 +74,12 @@ class TestRollouts:
         )
         assert not record.finished
 
-    def test_pre_shas_for_unknown_agents_are_refused(self, journal: SqliteJournal) -> None:
+    def test_pre_shas_for_unknown_agents_are_refused(self, journal: AnyJournal) -> None:
         """Pre-change shas must belong to the plan's boxes."""
         with pytest.raises(JournalError, match="not in the plan"):
             journal.begin_rollout(plan_of(fleet_changes(2)), {"stranger": None}, HOLDER)
 
-    def test_unfinished_until_finished(self, journal: SqliteJournal) -> None:
+    def test_unfinished_until_finished(self, journal: AnyJournal) -> None:
         """A rollout is listed as unfinished until `finish` records its outcome."""
         rid = journal.begin_rollout(plan_of(fleet_changes(2)), {}, HOLDER)
         assert [r.rollout_id for r in journal.unfinished()] == [rid]
@@ -83,7 +89,7 @@ class TestRollouts:
         assert record.outcome is Outcome.ROLLED_BACK
         assert record.summary == {"restored": ["agent-0000"]}
 
-    def test_finished_rollout_takes_no_more_records(self, journal: SqliteJournal) -> None:
+    def test_finished_rollout_takes_no_more_records(self, journal: AnyJournal) -> None:
         """Finishing twice, or recording after the finish, is refused naming the rollout."""
         rid = journal.begin_rollout(plan_of(fleet_changes(2)), {}, HOLDER)
         journal.finish(rid, Outcome.DONE, {})
@@ -92,14 +98,14 @@ class TestRollouts:
         with pytest.raises(JournalError, match="already finished"):
             journal.record_event(rid, Started())
 
-    def test_unknown_rollout_is_named(self, journal: SqliteJournal) -> None:
+    def test_unknown_rollout_is_named(self, journal: AnyJournal) -> None:
         """Asking for a rollout that does not exist says so and where to look."""
         with pytest.raises(UnknownRollout, match=r"no rollout r-nope.*reconcile history"):
             journal.events("r-nope")
         with pytest.raises(UnknownRollout):
             journal.record_event("r-nope", Started())
 
-    def test_history_newest_first_by_fleet(self, journal: SqliteJournal, clock: FakeClock) -> None:
+    def test_history_newest_first_by_fleet(self, journal: AnyJournal, clock: FakeClock) -> None:
         """History lists rollouts newest first, for one fleet or all, up to a limit."""
         plan = plan_of(fleet_changes(2))
         ids = []
@@ -112,7 +118,7 @@ class TestRollouts:
 
 
 class TestSteps:
-    def test_events_replay_in_order(self, journal: SqliteJournal) -> None:
+    def test_events_replay_in_order(self, journal: AnyJournal) -> None:
         """Events come back equal and in the order they were recorded."""
         plan = plan_of(fleet_changes(20))
         done = run(plan, Script())
@@ -121,7 +127,7 @@ class TestSteps:
             journal.record_event(rid, ev)
         assert journal.replay(rid) == done.events
 
-    def test_replay_fold_rebuilds_the_state(self, journal: SqliteJournal) -> None:
+    def test_replay_fold_rebuilds_the_state(self, journal: AnyJournal) -> None:
         """Folding the replayed events from the journaled plan gives the run's final state."""
         plan = plan_of(fleet_changes(20), budget=1)
         victim = plan.waves[1].agents[1]
@@ -133,7 +139,7 @@ class TestSteps:
         rebuilt = fold(Rollout.start(record.plan, record.pre_shas), journal.replay(rid))
         assert rebuilt == done.state
 
-    def test_open_intents_are_those_without_a_result(self, journal: SqliteJournal) -> None:
+    def test_open_intents_are_those_without_a_result(self, journal: AnyJournal) -> None:
         """An intent with no result is open (a crash cut it short); one with a result is not."""
         rid = journal.begin_rollout(plan_of(fleet_changes(3)), {}, HOLDER)
         first = journal.record_intent(rid, "agent-0000", _apply_cmd("agent-0000"))
@@ -154,13 +160,13 @@ class TestSteps:
             ("event", "agent-0000"),
         ]
 
-    def test_result_needs_its_intent(self, journal: SqliteJournal) -> None:
+    def test_result_needs_its_intent(self, journal: AnyJournal) -> None:
         """A result for an intent that does not exist is refused."""
         rid = journal.begin_rollout(plan_of(fleet_changes(1)), {}, HOLDER)
         with pytest.raises(JournalError, match="no intent 99"):
             journal.record_result(rid, 99, ok=False)
 
-    def test_records_carry_the_clock_time(self, journal: SqliteJournal, clock: FakeClock) -> None:
+    def test_records_carry_the_clock_time(self, journal: AnyJournal, clock: FakeClock) -> None:
         """Each record is stamped with the injected clock's time."""
         rid = journal.begin_rollout(plan_of(fleet_changes(1)), {}, HOLDER)
         clock.advance(90)
@@ -170,13 +176,13 @@ class TestSteps:
 
 
 class TestDurability:
-    def test_records_survive_a_reopen(self, tmp_path: Path, clock: FakeClock) -> None:
+    def test_records_survive_a_reopen(self, backend: Backend, clock: FakeClock) -> None:
         """A second connection (a new process, after a crash) sees every record."""
-        first = SqliteJournal(tmp_path, now=clock.now)
+        first = backend.journal(now=clock.now)
         rid = first.begin_rollout(plan_of(fleet_changes(2)), {}, HOLDER)
         first.record_event(rid, Started(parallel=2))
         first.close()
-        again = SqliteJournal(tmp_path, now=clock.now)
+        again = backend.journal(now=clock.now)
         assert again.replay(rid) == [Started(parallel=2)]
         assert [r.rollout_id for r in again.unfinished("acme-support")] == [rid]
         again.close()
@@ -204,7 +210,7 @@ class TestDurability:
 class TestNoSecrets:
     SECRET = "sk-live-0123456789abcdef"
 
-    def test_secret_values_in_intent_data_are_refused(self, journal: SqliteJournal) -> None:
+    def test_secret_values_in_intent_data_are_refused(self, journal: AnyJournal) -> None:
         """A SecretValues object in an intent's data is refused, naming where, not the value."""
         rid = journal.begin_rollout(plan_of(fleet_changes(1)), {}, HOLDER)
         values = SecretValues({"anthropic_api_key": self.SECRET})
@@ -212,7 +218,7 @@ class TestNoSecrets:
             journal.record_intent(rid, "agent-0000", _apply_cmd("agent-0000"), {"secrets": values})  # type: ignore[dict-item]
         assert self.SECRET not in str(err.value)
 
-    def test_secret_values_in_an_event_are_refused(self, journal: SqliteJournal) -> None:
+    def test_secret_values_in_an_event_are_refused(self, journal: AnyJournal) -> None:
         """An event smuggling a SecretValues (past its own checks) is refused."""
         rid = journal.begin_rollout(plan_of(fleet_changes(1)), {}, HOLDER)
         ev = object.__new__(BoxApplied)
@@ -220,16 +226,16 @@ class TestNoSecrets:
         with pytest.raises(RecordRefused):
             journal.record_event(rid, ev)
 
-    def test_summary_with_secret_values_is_refused(self, journal: SqliteJournal) -> None:
+    def test_summary_with_secret_values_is_refused(self, journal: AnyJournal) -> None:
         """A finish summary holding SecretValues is refused and the rollout stays open."""
         rid = journal.begin_rollout(plan_of(fleet_changes(1)), {}, HOLDER)
         with pytest.raises(RecordRefused):
             journal.finish(rid, Outcome.DONE, {"s": SecretValues({"k": self.SECRET})})  # type: ignore[dict-item]
         assert journal.unfinished()
 
-    def test_state_file_never_holds_a_secret_value(self, tmp_path: Path) -> None:
-        """After a whole rollout, refused attempts included, no byte of the value is on disk."""
-        state = open_state(tmp_path)
+    def test_state_never_holds_a_secret_value(self, backend: Backend, tmp_path: Path) -> None:
+        """After a whole rollout, refused attempts included, no byte of the value is stored."""
+        state = backend.state()
         plan = plan_of(fleet_changes(6))
         rid = state.journal.begin_rollout(plan, {}, HOLDER)
         values = SecretValues({"anthropic_api_key": self.SECRET})
@@ -239,5 +245,11 @@ class TestNoSecrets:
             state.journal.record_intent(rid, None, _apply_cmd("agent-0000"), {"v": values})  # type: ignore[dict-item]
         state.journal.finish(rid, Outcome.DONE, {"secrets": values.names()})
         state.close()
+        if backend.url is not None:
+            with psycopg.connect(backend.url) as conn:
+                for table in ("rollouts", "steps", "locks", "fences"):
+                    rows = conn.execute(f"SELECT t::text FROM {table} t").fetchall()  # noqa: S608
+                    assert rows or table in ("locks", "fences")
+                    assert not any(self.SECRET in row[0] for row in rows), table
         for path in tmp_path.iterdir():
             assert self.SECRET.encode() not in path.read_bytes(), path

@@ -23,6 +23,8 @@ from reconciler.journal.db import FILE_NAME, SCHEMA_VERSION
 from reconciler.journal.takeover import acquire_or_take_over
 from reconciler.testing.clock import FakeClock
 
+from .conftest import AnyLock, Backend
+
 ME = Holder.here()
 REMOTE = Holder(user="ci", host="runner-7", pid=202, rollout_id="r-ci", machine_id="f" * 32,
                 boot_id="b" * 36, start_time=12345)  # fmt: skip
@@ -34,8 +36,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def lock(tmp_path: Path, clock: FakeClock) -> Iterator[SqliteLock]:
-    lk = SqliteLock(tmp_path, now=clock.now, sleep=clock.advance, monotonic=clock.monotonic)
+def lock(backend: Backend, clock: FakeClock) -> Iterator[AnyLock]:
+    """The lock on each backend (the contract: tests/journal/conftest.py)."""
+    lk = backend.lock(now=clock.now, sleep=clock.advance, monotonic=clock.monotonic)
     yield lk
     lk.close()
 
@@ -56,7 +59,7 @@ def local(pid: int, start_time: int | None, *, boot_id: str | None = None) -> Ho
                   boot_id=boot_id or ME.boot_id, start_time=start_time)  # fmt: skip
 
 
-def take(lock: SqliteLock, clock: FakeClock) -> tuple[object, object]:
+def take(lock: AnyLock, clock: FakeClock) -> tuple[object, object]:
     return acquire_or_take_over(lock, "acme", ME, ttl_s=30, now=clock.now())
 
 
@@ -67,7 +70,7 @@ def test_this_process_is_identified_fully() -> None:
 
 
 def test_a_lock_whose_pid_was_reused_is_taken_over(
-    lock: SqliteLock, clock: FakeClock, child: subprocess.Popen[bytes]
+    lock: AnyLock, clock: FakeClock, child: subprocess.Popen[bytes]
 ) -> None:
     """The holder's pid is alive but belongs to a process started later: taken at once."""
     started = liveness.start_time(child.pid)
@@ -79,7 +82,7 @@ def test_a_lock_whose_pid_was_reused_is_taken_over(
 
 
 def test_a_lock_of_a_live_local_process_is_respected(
-    lock: SqliteLock, clock: FakeClock, child: subprocess.Popen[bytes]
+    lock: AnyLock, clock: FakeClock, child: subprocess.Popen[bytes]
 ) -> None:
     held = lock.acquire("acme", local(child.pid, liveness.start_time(child.pid)), ttl_s=600)
     clock.advance(300)  # no heartbeat for 5 minutes: on this machine the process decides
@@ -88,7 +91,7 @@ def test_a_lock_of_a_live_local_process_is_respected(
     assert lock.holder("acme") == held
 
 
-def test_a_lock_taken_before_a_reboot_is_taken_over(lock: SqliteLock, clock: FakeClock) -> None:
+def test_a_lock_taken_before_a_reboot_is_taken_over(lock: AnyLock, clock: FakeClock) -> None:
     """Same machine, another boot id: that process is gone, whatever the pid says now."""
     lock.acquire("acme", local(ME.pid, ME.start_time, boot_id="0" * 36), ttl_s=600)
     _, broken = take(lock, clock)
@@ -96,7 +99,7 @@ def test_a_lock_taken_before_a_reboot_is_taken_over(lock: SqliteLock, clock: Fak
 
 
 def test_a_remote_holder_with_a_fresh_heartbeat_is_respected(
-    lock: SqliteLock, clock: FakeClock
+    lock: AnyLock, clock: FakeClock
 ) -> None:
     lease = lock.acquire("acme", REMOTE, ttl_s=600)
     for _ in range(6):  # it renews every 10 s for a minute
@@ -108,7 +111,7 @@ def test_a_remote_holder_with_a_fresh_heartbeat_is_respected(
 
 
 def test_a_remote_holder_whose_heartbeat_is_three_periods_old_is_taken_over(
-    lock: SqliteLock, clock: FakeClock
+    lock: AnyLock, clock: FakeClock
 ) -> None:
     """Not expired (ttl 600 s) but silent for more than 30 s: dead."""
     held = lock.acquire("acme", REMOTE, ttl_s=600)
@@ -121,9 +124,7 @@ def test_a_remote_holder_whose_heartbeat_is_three_periods_old_is_taken_over(
     assert held.dead(clock.now()) is not None
 
 
-def test_the_identity_and_heartbeat_survive_the_database(
-    lock: SqliteLock, clock: FakeClock
-) -> None:
+def test_the_identity_and_heartbeat_survive_the_database(lock: AnyLock, clock: FakeClock) -> None:
     lease = lock.bind(lock.acquire("acme", ME, ttl_s=30), "r-1")
     stored = lock.holder("acme")
     assert stored is not None
