@@ -29,6 +29,7 @@ from reconciler.engine.resume import ResumeResult
 from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
 from reconciler.journal.base import LockError
 from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
+from reconciler.report.html import render_html, report_data
 from reconciler.report.incident import incident_doc, render_incident_json, render_incident_markdown
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
@@ -81,14 +82,18 @@ class ApplyView(Protocol):
 
 
 def incident_writer(state_dir: Path) -> IncidentWriter:
-    """Writes the incident report (markdown and JSON) to STATE_DIR/incidents/."""
+    """Writes the incident report (markdown, JSON and HTML) to STATE_DIR/incidents/."""
 
     def write(run: RunRecord, cmd: WriteIncident) -> dict[str, str]:
         doc = incident_doc(run, cmd)
         base = state_dir / "incidents" / run.rollout_id
         md = write_private(base.with_suffix(".md"), scrub(render_incident_markdown(doc)))
         js = write_private(base.with_suffix(".json"), scrub(render_incident_json(doc)))
-        return {"markdown": str(md), "json": str(js)}
+        page = report_data(
+            run, trigger=cmd.trigger, restored=cmd.restored, restore_failed=cmd.restore_failed
+        )
+        html = write_private(base.with_suffix(".html"), scrub(render_html(page)))
+        return {"markdown": str(md), "json": str(js), "html": str(html)}
 
     return write
 
