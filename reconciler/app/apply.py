@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,16 @@ def incident_writer(state_dir: Path) -> IncidentWriter:
         return {"markdown": str(md), "json": str(js), "html": str(html)}
 
     return write
+
+
+def write_rollout_report(state_dir: Path, run: RunRecord) -> dict[str, str]:
+    """The report of a rollout that finished without an incident: STATE_DIR/reports/ID.html
+    (self-contained, charts inline) and .json (the same data)."""
+    data = report_data(run)
+    base = state_dir / "reports" / run.rollout_id
+    js = write_private(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+    html = write_private(base.with_suffix(".html"), render_html(data))
+    return {"json": str(js), "html": str(html)}
 
 
 async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) -> ApplyResult:
@@ -214,11 +225,14 @@ async def run_locked(
 
     renewer = asyncio.create_task(renew())
     try:
-        return await execute(
+        done = await execute(
             p, clock=SystemClock(), reporter=view.reporter, journal=state.journal,
             write_incident=incident_writer(state.path), on_driver=on_driver, on_rollout_id=bind,
             internal_error=keep, holder=state.holder_id, on_boundary=req.boundary_hook,
         )  # fmt: skip
+        if not done.incident and trace.driver is not None:
+            write_rollout_report(state.path, trace.driver.record)
+        return done
     finally:
         renewer.cancel()
         for sig in SIGNALS:

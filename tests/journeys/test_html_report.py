@@ -120,3 +120,24 @@ def test_rollback_html_report_renders_with_its_data(demo: Demo, tmp_path: Path) 
         "no canary red on the page: the gate charts were not drawn"
     )
     demo.revert_head()
+
+
+def test_a_finished_rollout_gets_its_report_too(demo: Demo, tmp_path: Path) -> None:
+    """A change that passes its gates: exit 0 and STATE/reports/<rollout>.html and .json,
+    the page's embedded data equal to the JSON, outcome done, nothing to run next."""
+    state = tmp_path / "state"
+    head = demo.commit_tier_config("fast", "max_tokens", 400, "tier fast: shorter answers")
+    demo.reconcile("apply", "--yes", "--state-dir", state, timeout=120).expect(0)
+    pages = sorted((state / "reports").glob("*.html"))
+    assert len(pages) == 1
+    data = _embedded(pages[0].read_text(encoding="utf-8"))
+    assert data == json.loads(pages[0].with_suffix(".json").read_text(encoding="utf-8"))
+    assert data["outcome"] == "done" and data["commit"] == head and data["next"] == []
+    assert data["timeline"][-1]["kind"] == "finish"
+    assert data["gates"] and all(g["verdict"] == "pass" for g in data["gates"])
+    assert {b["agent"] for b in data["boxes"]} == set(demo.tier("fast"))
+    # The boxes still ran the seed (the demo's head upgrade of the model rides along).
+    for change in data["changes"]:
+        assert "max_tokens" in change["fields"] and "max_tokens" in change["cost_impacting"]
+        assert change["from_revision"] == demo.first_commit and change["to_revision"] == head
+    assert not (state / "incidents").exists()
