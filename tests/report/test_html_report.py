@@ -68,7 +68,7 @@ def test_every_text_is_escaped_and_the_data_embedded_intact() -> None:
 def test_cost_from_the_cost_gate() -> None:
     run = _run()
     cost = {"gate": "cost", "metric": "cost_per_task", "outcome": "pass", "ok": True,
-            "canary": 0.002, "baseline": 0.002, "threshold": 0.003, "canary_samples": 50}  # fmt: skip
+            "canary": 0.002, "baseline": 0.002, "canary_samples": 50}  # fmt: skip
     run.timeline.append((T0 + timedelta(seconds=9), "gates.passed", {"wave": 1, "figures": [cost]}))
     assert report_data(run)["cost"]["estimated_usd"] == 0.1
 
