@@ -91,11 +91,14 @@ async def _scrape_windows(
     return scrapes, unread
 
 
-async def _prometheus(url: str, label: str, agents: Sequence[Agent], window_s: float) -> Observed:
-    """The tier's load over the last `window_s` from Prometheus."""
+async def _prometheus(
+    url: str, label: str, agents: Sequence[Agent], window_s: float, scrape_s: float
+) -> Observed:
+    """The tier's load over the last `window_s` from Prometheus; the peak's rate steps are
+    a tenth of the window, at least two scrape intervals (a rate needs two samples)."""
     sel = selector(label, [a.name for a in agents])
     w = f"{max(1, math.ceil(window_s))}s"
-    step = f"{max(1, math.ceil(window_s / 10))}s"
+    step = f"{max(1, math.ceil(window_s / 10), math.ceil(2 * scrape_s))}s"
     queries = {
         "arrivals": f"sum(increase({METRIC_ARRIVALS}{sel}[{w}]))",
         "peak": "quantile_over_time(0.95, "
@@ -153,7 +156,11 @@ async def capacity(req: CapacityRequest) -> CapacityReport:
     if metrics.source == "prometheus" and metrics.prometheus_url:
         for t, agents in tiers.items():
             observed[t] = await _prometheus(
-                metrics.prometheus_url, metrics.agent_label, agents, req.window_s
+                metrics.prometheus_url,
+                metrics.agent_label,
+                agents,
+                req.window_s,
+                metrics.scrape_interval_s,
             )
         source = "prometheus"
     else:
