@@ -86,7 +86,7 @@ def to_text(report: CapacityReport) -> str:
     lines.append("")
     lines.append(
         f"{report.fleet_id}: {report.source}, {report.window_s:g}s window; "
-        "N = ceil(λ·s / (c·U)); U used = observed utilisation."
+        "N = ceil(λ·s / (c·U)); U seen = λ·mean s / (c·running)."
     )
     for t in report.tiers:
         lines.append(f"{t.tier}: {t.service_rule}")
