@@ -109,6 +109,7 @@ def report_data(
     restored: Collection[str] = (),
     restore_failed: Collection[str] = (),
     prices: Mapping[str, Any] | None = None,
+    diff: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as one JSON-able document."""
     state, start = run.state, run.started_at
@@ -148,6 +149,7 @@ def report_data(
             "cost_impacting": [p.dotted for p in step.paths if p.cost_impacting],
             "secrets": step.secrets,
             "target_sha": step.target_sha,
+            "diff": [dict(d) for d in (diff or {}).get(step.agent, ())],
         }
         for step in run.plan.boxes
     ]
@@ -210,6 +212,15 @@ def _fields(entry: Mapping[str, Any]) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _diff_line(d: Mapping[str, Any]) -> str:
+    where = d.get("source") or "?"
+    was = f" (was {d['old_source']})" if d.get("old_source") else ""
+    values = ""
+    if d.get("old") is not None or d.get("new") is not None:
+        values = f": {d.get('old')} -> {d.get('new')}"
+    return f"{d['path']} {d['kind']} at {where}{was}{values}"
+
+
 def _gate_chart(g: Mapping[str, Any]) -> str:
     series = []
     for i, name in enumerate(_SERIES):
@@ -266,11 +277,12 @@ def render_html(data: Mapping[str, Any]) -> str:
     )
     changes = _table(
         ("agent", "tier", "from revision", "to revision", "fields changed", "restart",
-         "cost-impacting", "secrets"),
+         "cost-impacting", "secrets", "diff (where set)"),
         [
             (c["agent"], c["tier"], c["from_revision"] or "unmanaged", c["to_revision"],
              ", ".join(c["fields"]) or "-", ", ".join(c["restart_required"]) or "-",
-             ", ".join(c["cost_impacting"]) or "-", "changed" if c["secrets"] else "-")
+             ", ".join(c["cost_impacting"]) or "-", "changed" if c["secrets"] else "-",
+             "; ".join(_diff_line(d) for d in c.get("diff", ())) or "not available")
             for c in data["changes"]
         ],
     )  # fmt: skip

@@ -140,4 +140,7 @@ def test_a_finished_rollout_gets_its_report_too(demo: Demo, tmp_path: Path) -> N
     for change in data["changes"]:
         assert "max_tokens" in change["fields"] and "max_tokens" in change["cost_impacting"]
         assert change["from_revision"] == demo.first_commit and change["to_revision"] == head
+        where = {d["path"]: d for d in change["diff"]}
+        assert where["max_tokens"]["source"].startswith("agents/tier-fast.yaml:"), where
+        assert where["max_tokens"]["new"] == "400"
     assert not (state / "incidents").exists()
