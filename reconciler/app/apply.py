@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.app.report_diff import provenance
 from reconciler.app.resume import ResumeRequest, preview, settle_first
 from reconciler.app.state import StateDir, open_state, save_traceback, write_private
 from reconciler.app.trace import BoundaryHook, Trace
@@ -29,6 +31,7 @@ from reconciler.engine.resume import ResumeResult
 from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
 from reconciler.journal.base import LockError
 from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
+from reconciler.report.html import render_html, report_data
 from reconciler.report.incident import incident_doc, render_incident_json, render_incident_markdown
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
@@ -80,17 +83,37 @@ class ApplyView(Protocol):
         """Go on, or raise an InputError (the operator said no, or cannot be asked)."""
 
 
-def incident_writer(state_dir: Path) -> IncidentWriter:
-    """Writes the incident report (markdown and JSON) to STATE_DIR/incidents/."""
+def incident_writer(state_dir: Path, repo: Path | None = None) -> IncidentWriter:
+    """Writes the incident report (markdown, JSON and HTML) to STATE_DIR/incidents/."""
 
     def write(run: RunRecord, cmd: WriteIncident) -> dict[str, str]:
         doc = incident_doc(run, cmd)
         base = state_dir / "incidents" / run.rollout_id
         md = write_private(base.with_suffix(".md"), scrub(render_incident_markdown(doc)))
         js = write_private(base.with_suffix(".json"), scrub(render_incident_json(doc)))
-        return {"markdown": str(md), "json": str(js)}
+        page = report_data(
+            run,
+            trigger=cmd.trigger,
+            restored=cmd.restored,
+            restore_failed=cmd.restore_failed,
+            diff=provenance(repo, run.plan, run.revision),
+        )
+        html = write_private(base.with_suffix(".html"), scrub(render_html(page)))
+        return {"markdown": str(md), "json": str(js), "html": str(html)}
 
     return write
+
+
+def write_rollout_report(
+    state_dir: Path, run: RunRecord, repo: Path | None = None
+) -> dict[str, str]:
+    """The report of a rollout that finished without an incident: STATE_DIR/reports/ID.html
+    (self-contained, charts inline) and .json (the same data)."""
+    data = report_data(run, diff=provenance(repo, run.plan, run.revision))
+    base = state_dir / "reports" / run.rollout_id
+    js = write_private(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+    html = write_private(base.with_suffix(".html"), render_html(data))
+    return {"json": str(js), "html": str(html)}
 
 
 async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) -> ApplyResult:
@@ -231,11 +254,15 @@ async def run_locked(
 
     renewer = asyncio.create_task(renew())
     try:
-        return await execute(
+        done = await execute(
             p, clock=SystemClock(), reporter=view.reporter, journal=state.journal,
-            write_incident=incident_writer(state.path), on_driver=on_driver, on_rollout_id=bind,
-            internal_error=keep, holder=state.holder_id, on_boundary=req.boundary_hook,
+            write_incident=incident_writer(state.path, req.repo), on_driver=on_driver,
+            on_rollout_id=bind, internal_error=keep, holder=state.holder_id,
+            on_boundary=req.boundary_hook,
         )  # fmt: skip
+        if not done.incident and trace.driver is not None:
+            write_rollout_report(state.path, trace.driver.record, req.repo)
+        return done
     finally:
         renewer.cancel()
         for sig in SIGNALS:

@@ -56,6 +56,8 @@ COMMANDS: tuple[LazyCommand, ...] = (
          "Show what a change does to the fleet: agents, fields, cost flags; secrets never shown."),
     _cmd("status", "status",
          "Show each agent green, yellow or red, with the reasons, grouped by shard and tier."),
+    _cmd("capacity", "capacity",
+         "Per tier: λ, peak arrivals, service time, concurrency, and the agents needed."),
     _cmd("rotate-secret", "rotate",
          "Rotate one secret with zero downtime: stage the new value, promote it, retire the old."),
     _cmd("pr", "pr",

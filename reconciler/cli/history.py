@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, StateDirOpt, StateOpt, format_option, out, pick_format
+from reconciler.cli.common import (
+    Format,
+    RepoOpt,
+    StateDirOpt,
+    StateOpt,
+    format_option,
+    out,
+    pick_format,
+)
 from reconciler.cli.progress import tell
 
 FORMATS = (Format.text, Format.json)  # markdown means nothing here: refused

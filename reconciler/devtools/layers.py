@@ -40,6 +40,7 @@ LAYERS: Final[tuple[tuple[str, ...], ...]] = (
         "rollout",
         "report",
         "alerts",
+        "capacity",
     ),
     ("transport", "metrics", "journal", "repo", "secretstore", "github"),
     ("engine",),

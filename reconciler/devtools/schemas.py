@@ -15,6 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from reconciler.capacity.report import CapacityReport
 from reconciler.model.agent import ShardFile, TierFile
 from reconciler.model.box import Health, Stamp
 from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex, UsageFile
@@ -36,10 +37,8 @@ BOX_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
 
 def extra_schemas() -> dict[str, dict[str, object]]:
     """Schemas of JSON outputs that live outside model/ (registered by their modules)."""
-    return {
-        name: model.model_json_schema(mode="serialization")
-        for name, model in OUTPUT_SCHEMAS.items()
-    }
+    models: dict[str, type[BaseModel]] = {**OUTPUT_SCHEMAS, "capacity.schema.json": CapacityReport}
+    return {name: model.model_json_schema(mode="serialization") for name, model in models.items()}
 
 
 def render(model: type[BaseModel], name: str) -> str:

@@ -476,6 +476,30 @@ class PrometheusBox(Closed):
     )
 
 
+TierClass = Literal["latency-sensitive", "batch"]
+DEFAULT_UTILISATION: Final[dict[TierClass, float]] = {"latency-sensitive": 0.65, "batch": 0.85}
+
+
+class Capacity(Closed):
+    """How `reconcile capacity` sizes each tier: N = ceil(λ·s / (c·U))."""
+
+    tiers: dict[str, TierClass] = Field(
+        default_factory=dict,
+        description="Tier name -> its class; a tier not listed is latency-sensitive.",
+    )
+    target_utilisation: dict[TierClass, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: dict(DEFAULT_UTILISATION),
+        description="U per tier class (default: latency-sensitive 0.65, batch 0.85).",
+    )
+    headroom: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=0.3, description="Extra load the headroom figure is sized for (0.3: 30%)."
+    )
+    heavy_tail_ratio: Annotated[float, Field(gt=1)] = Field(
+        default=2.0,
+        description="When p95 service time > this x the mean, the tail is heavy: N uses p95.",
+    )
+
+
 class FleetFile(Closed):
     """The whole of fleet.yaml."""
 
@@ -491,6 +515,7 @@ class FleetFile(Closed):
     prometheus: PrometheusBox | None = Field(
         default=None, description="Where `reconcile apply` ships the compiled alert rules."
     )
+    capacity: Capacity = Capacity()
     state_dir: str | None = Field(
         default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
     )

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconciler.model.box import (
     ERROR_REASON_AUTH,
     LABEL_ERROR_REASON,
+    METRIC_ARRIVALS,
     METRIC_COST,
     METRIC_LATENCY,
     METRIC_MEMORY,
@@ -109,7 +110,7 @@ def parse_exposition(text: str, *, at: float, agent: str | None = None) -> Metri
     values: dict[str, float] = {}
     buckets: dict[float, float] = {}
     agents: set[str] = set()
-    wanted = {*COUNTERS, *GAUGES, HIST_COUNT, HIST_SUM}
+    wanted = {*COUNTERS, *GAUGES, HIST_COUNT, HIST_SUM, METRIC_ARRIVALS}
     try:
         for family in text_string_to_metric_families(text):
             for s in family.samples:

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 
 # The pure core and the model: values in, values out.
 PURE = ("model", "alerts", "config", "render", "diff", "plan", "report", "status", "rollout",
-        "gates", "secrets")  # fmt: skip
+        "gates", "secrets", "capacity")  # fmt: skip
 # Where I/O lives: these may read the clock, open sockets, touch files and databases.
 EDGE = ("transport", "metrics", "journal", "repo", "secretstore", "github", "engine", "app", "cli",
         "demo", "testing", "devtools")  # fmt: skip
