@@ -117,34 +117,51 @@ async def alertmanager_has(box: str, base_url: str, marker: str, *, timeout: flo
     return isinstance(original, str) and marker in original
 
 
-async def loaded_alerts(box: str, base_url: str, prefix: str, *, timeout: float) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class LoadedAlert:
+    """One alerting rule Prometheus has loaded: its PromQL as Prometheus prints it (which
+    may differ in form from ours, e.g. [7d] as [1w]) and its group's content hash."""
+
+    query: str
+    group: str
+    group_hash: str | None
+
+
+async def loaded_alerts(
+    box: str, base_url: str, prefix: str, *, hash_label: str, timeout: float
+) -> dict[str, LoadedAlert]:
     """The alerting rules of the groups named `prefix...` (this fleet's) that Prometheus has
-    loaded: alert name -> PromQL (GET <base_url>/api/v1/rules)."""
+    loaded, by alert name (GET <base_url>/api/v1/rules)."""
     url = base_url.rstrip("/") + "/api/v1/rules"
     _check(box, "prometheus rules", url)
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
-            answer = await client.get(url, params={"type": "alert"})
+            answer = await client.get(url)
         answer.raise_for_status()
         doc = answer.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise TransportError(box, "prometheus rules", f"GET {url}: {exc}") from None
-    return parse_alerts(doc, prefix)
+    return parse_alerts(doc, prefix, hash_label)
 
 
-def parse_alerts(doc: Any, prefix: str) -> dict[str, str]:
-    """Alert name -> PromQL of the alerting rules in the groups named `prefix...`."""
+def parse_alerts(doc: Any, prefix: str, hash_label: str) -> dict[str, LoadedAlert]:
+    """The alerting rules in the groups named `prefix...` of an /api/v1/rules answer."""
     data = doc.get("data") if isinstance(doc, Mapping) else None
     groups = data.get("groups") if isinstance(data, Mapping) else None
-    out: dict[str, str] = {}
+    out: dict[str, LoadedAlert] = {}
     for group in groups if isinstance(groups, list) else []:
         if not isinstance(group, Mapping) or not str(group.get("name", "")).startswith(prefix):
             continue
-        rules = group.get("rules")
-        for rule in rules if isinstance(rules, list) else []:
-            if not isinstance(rule, Mapping) or rule.get("type") != "alerting":
-                continue
+        rules = [r for r in group.get("rules") or [] if isinstance(r, Mapping)]
+        # the hash label is on the group's info recording rule (alerts/compile.py)
+        hashes = {
+            r["labels"][hash_label] for r in rules
+            if isinstance(r.get("labels"), Mapping)
+            and isinstance(r["labels"].get(hash_label), str)
+        }  # fmt: skip
+        digest = hashes.pop() if len(hashes) == 1 else None
+        for rule in rules:
             name, query = rule.get("name"), rule.get("query")
-            if isinstance(name, str) and isinstance(query, str):
-                out[name] = query
+            if rule.get("type") == "alerting" and isinstance(name, str) and isinstance(query, str):
+                out[name] = LoadedAlert(query, str(group["name"]), digest)
     return out
