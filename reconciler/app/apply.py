@@ -160,6 +160,9 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
             view.show(p, lines, state.path)
             if p.plan.rules is not None:
                 view.tell(_rules_line(p))
+            if p.alertmanager is not None:
+                when = "after the last wave" if p.plan.boxes else "alone (no agent changes)"
+                view.tell(f"alertmanager.yml: ship {p.alertmanager.marker} {when}")
             if req.dry_run or not p.has_work:
                 return ApplyResult(0, settled)
             view.confirm(p)
@@ -186,7 +189,8 @@ def _tell_rules(view: ApplyView, run: RunResult) -> None:
         return
     view.tell(rules.message)
     if rules.error is not None:
-        view.tell(f"prometheus said: {scrub(rules.error)}")
+        who = "alertmanager" if rules.message.startswith("Alertmanager") else "prometheus"
+        view.tell(f"{who} said: {scrub(rules.error)}")
 
 
 def _request(req: ApplyRequest) -> Request:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from reconciler.alerts import GROUP_HASH_LABEL, compile_alerts
 from reconciler.app.config import load_config
 from reconciler.app.state import Tell
 from reconciler.config.errors import ConfigErrors
@@ -36,9 +37,11 @@ from reconciler.metrics.usage import live_traffic, prometheus_traffic
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.repo import GitError, read_revision
 from reconciler.secretstore import desired_fingerprints, fleet_key
+from reconciler.transport.base import TransportError
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.link import FleetLink, former_agents
 from reconciler.transport.prometheus import PrometheusClient
+from reconciler.transport.promrules import LoadedAlert, loaded_alerts
 
 # How long live mode watches the boxes' own /metrics for traffic: the demo's agents finish
 # tens of tasks in it; a real fleet wants longer (--cost-window), or Prometheus.
@@ -184,6 +187,37 @@ async def _pr_traffic(
     return usage_traffic(usage, tiers) if usage is not None else {}
 
 
+async def _live_alerts(loaded: Repo, tell: Tell) -> dict[str, str] | None:
+    """The alerting rules of this fleet's groups the Prometheus box has loaded (None: no
+    Prometheus box, or it cannot be read; then alerts are not compared)."""
+    box = loaded.fleet.prometheus
+    if box is None:
+        return None
+    prefix = f"reconciler/{loaded.fleet.fleet_id}/"
+    try:
+        live = await loaded_alerts(
+            "prometheus", box.url, prefix, hash_label=GROUP_HASH_LABEL, timeout=10.0
+        )
+    except TransportError as exc:
+        tell(f"alert rules not compared: {exc}")
+        return None
+    return as_compiled(loaded, live)
+
+
+def as_compiled(loaded: Repo, live: dict[str, LoadedAlert]) -> dict[str, str]:
+    """Alert name -> PromQL as loaded. Prometheus prints PromQL in its own form ([7d] as
+    [1w]), so an alert whose group is loaded with the content hash the repo compiles to is
+    given the repo's own expression (it is the same); the others keep Prometheus's text."""
+    compiled = compile_alerts(loaded)
+    out: dict[str, str] = {}
+    for name, alert in live.items():
+        same = alert.group_hash is not None and compiled.groups.get(alert.group) == alert.group_hash
+        out[name] = (
+            compiled.expressions[name] if same and name in compiled.expressions else (alert.query)
+        )
+    return out
+
+
 async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
     """The fleet diff of the request's mode (see the module docstring)."""
     cost_now = _costs(req.costs) if req.costs is not None else None
@@ -196,9 +230,10 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
         desired = desired_fingerprints(loaded, root)
         async with FleetLink(loaded.fleet.connection, root) as link:
             boxes = await _read_live(loaded, root, link)
+            live_alerts = await _live_alerts(loaded, tell)
             fleet_diff = diff_live(
                 loaded, boxes, head_label="work tree", desired_secrets=desired,
-                cost_per_day=cost_now,
+                cost_per_day=cost_now, live_alerts=live_alerts,
             )  # fmt: skip
             to_price = _to_price(fleet_diff)
             if to_price and req.cost_window_s != 0 and loaded.fleet.prices is not None:
@@ -206,7 +241,7 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
                 if traffic:
                     fleet_diff = diff_live(
                         loaded, boxes, head_label="work tree", desired_secrets=desired,
-                        cost_per_day=cost_now, traffic=traffic,
+                        cost_per_day=cost_now, traffic=traffic, live_alerts=live_alerts,
                     )  # fmt: skip
         return DiffResult(fleet_diff, tuple(b for b in boxes if b.state is BoxState.UNKNOWN))
     base_repo, base_label = load_revision(req.repo, req.base, "base")

@@ -119,6 +119,14 @@ RULES: Final[dict[str, str]] = {
         "fleet.yaml prometheus.url is not an http(s) URL, or names a host that may not be"
         " probed (not the box's own, nor one of connection.allowed_probe_hosts)"
     ),
+    "alertmanager.path": "fleet.yaml alertmanager.config_path is not a normalised absolute path",
+    "alertmanager.path-not-allowed": (
+        "fleet.yaml alertmanager.config_path is under none of connection.allowed_paths"
+    ),
+    "alertmanager.url": (
+        "fleet.yaml alertmanager.url is not an http(s) URL, or names a host that may not be"
+        " probed (not the box's own, nor one of connection.allowed_probe_hosts)"
+    ),
     "secret.duplicate": "the secrets index declares a name twice",
     "secret.plaintext": (
         "a config value looks like a credential (sk-ant-, sk-, ghp_, xox?-, AKIA..., a PEM"

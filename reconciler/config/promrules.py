@@ -1,9 +1,10 @@
-"""The rules of fleet.yaml `prometheus:` (the box the alert rules are shipped to).
+"""The rules of fleet.yaml `prometheus:` and `alertmanager:` (where the alerts are shipped).
 
-Its rules_dir is a normalised absolute path under one of connection.allowed_paths (or
-one of them), as an agent's config_path is; its url names the box's own host or one
-connection.allowed_probe_hosts lists, never a link-local or metadata address; its
-known_hosts is not read from the repo. Each error points at the offending line.
+Each one's rules_dir (config_path) is a normalised absolute path under one of
+connection.allowed_paths (or one of them), as an agent's config_path is; its url names
+the box's own host or one connection.allowed_probe_hosts lists, never a link-local or
+metadata address; its known_hosts is not read from the repo. Each error points at the
+offending line.
 """
 
 from __future__ import annotations
@@ -26,56 +27,77 @@ def _http_host(url: str) -> str | None:
 
 
 def prometheus_errors(parts: Parts) -> list[ConfigError]:
-    """Every broken rule of fleet.yaml `prometheus:` (none when it is absent)."""
+    """Every broken rule of fleet.yaml `prometheus:` and `alertmanager:` (none when absent)."""
     fleet, doc = parts.fleet, parts.fleet_doc
-    box = fleet.prometheus
-    if box is None or doc is None or not parts.fleet_valid:
+    if doc is None or not parts.fleet_valid:
+        return []
+    errors: list[ConfigError] = []
+    if fleet.prometheus is not None:
+        p = fleet.prometheus
+        where = "directory Prometheus reads its rule files from"
+        errors += _box_errors(
+            parts, "prometheus", "rules_dir", p.rules_dir, p.host, p.url, p.known_hosts, where
+        )
+    if fleet.alertmanager is not None:
+        a = fleet.alertmanager
+        where = "path of the file Alertmanager reads"
+        errors += _box_errors(
+            parts, "alertmanager", "config_path", a.config_path, a.host, a.url, a.known_hosts, where
+        )
+    return errors
+
+
+def _box_errors(
+    parts: Parts, section: str, field: str, path: str, box_host: str, url: str,
+    known: str | None, what_path: str,
+) -> list[ConfigError]:  # fmt: skip
+    fleet, doc = parts.fleet, parts.fleet_doc
+    if doc is None:
         return []
 
     def at(*path: str) -> SourceSpan:
-        return doc.loc.find(("prometheus", *path))
+        return doc.loc.find((section, *path))
 
     errors: list[ConfigError] = []
-    problem = path_problem(box.rules_dir)
+    problem = path_problem(path)
     if problem is not None:
         what = "is not absolute" if problem == "relative" else problem
         errors.append(
             ConfigError(
-                at("rules_dir"), "prometheus.path",
-                f"prometheus.rules_dir {quoted_path(box.rules_dir)} {what}; give the absolute,"
-                " normalised directory Prometheus reads its rule files from",
+                at(field), f"{section}.path",
+                f"{section}.{field} {quoted_path(path)} {what}; give the absolute,"
+                f" normalised {what_path}",
             )
         )  # fmt: skip
     else:
         allowed = [normal(p) for p in fleet.connection.allowed_paths if path_problem(p) is None]
-        rules_dir = normal(box.rules_dir)
-        if not any(rules_dir == d or under(rules_dir, d) for d in allowed):
+        where = normal(path)
+        if not any(where == d or under(where, d) for d in allowed):
             errors.append(
                 ConfigError(
-                    at("rules_dir"), "prometheus.path-not-allowed",
-                    f"prometheus.rules_dir {quoted_path(box.rules_dir)} is under none of"
+                    at(field), f"{section}.path-not-allowed",
+                    f"{section}.{field} {quoted_path(path)} is under none of"
                     f" connection.allowed_paths ({clip(', '.join(allowed)) or 'none set'});"
-                    f" add {quoted_path(box.rules_dir)} to connection.allowed_paths",
+                    f" add {quoted_path(path)} to connection.allowed_paths",
                 )
             )  # fmt: skip
-    host = _http_host(box.url)
+    host = _http_host(url)
     if host is None:
         errors.append(
             ConfigError(
-                at("url"), "prometheus.url",
-                f"prometheus.url {quoted_path(box.url)} is not an http(s) URL with a host",
+                at("url"), f"{section}.url",
+                f"{section}.url {quoted_path(url)} is not an http(s) URL with a host",
             )
         )  # fmt: skip
     else:
-        why = probe_host_refusal(host, box.host, fleet.connection.allowed_probe_hosts)
+        why = probe_host_refusal(host, box_host, fleet.connection.allowed_probe_hosts)
         if why is not None:
-            errors.append(ConfigError(at("url"), "prometheus.url", f"prometheus.url: {why}"))
-    known = box.known_hosts
+            errors.append(ConfigError(at("url"), f"{section}.url", f"{section}.url: {why}"))
     if known is not None and not known.startswith(("/", "~")):
         errors.append(
             ConfigError(
                 at("known_hosts"), "connection.known-hosts-in-repo",
-                f"prometheus.known_hosts {quoted_path(known)} is relative, so it is read from"
+                f"{section}.known_hosts {quoted_path(known)} is relative, so it is read from"
                 " the repo, which a pull request can change; give an absolute path outside it",
             )
         )  # fmt: skip

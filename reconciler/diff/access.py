@@ -42,6 +42,7 @@ FLEET_ACCESS: Final[tuple[FieldPath, ...]] = (
     ("metrics", "source"),
     ("metrics", "prometheus_url"),
     ("prometheus",),  # the box the alert rules are shipped to (its login, dir, commands)
+    ("alertmanager",),  # the box alertmanager.yml is shipped to (its login, path)
 )
 # The review rule kept in the repo's payload schema, shown as a fleet-wide access change.
 COST_MARKER: Final = "x-cost-impacting"

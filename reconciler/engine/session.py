@@ -19,6 +19,7 @@ from pathlib import Path
 from reconciler.alerts import compile_alerts
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
+from reconciler.engine import alertmanager as am
 from reconciler.engine.boxops import BoxHandle
 from reconciler.engine.driver import (
     Driver,
@@ -163,11 +164,14 @@ class Prepared:
     read_at: float = 0.0  # time.monotonic() of that read
     moved: dict[str, Agent] = field(default_factory=dict)  # agent at its old config path
     rules: RulesTarget | None = None  # the compiled alert rules (fleet.yaml names a Prometheus)
+    # the compiled alertmanager.yml, when fleet.yaml names an Alertmanager box and its
+    # stamp names another file (None: nothing to ship)
+    alertmanager: am.AlertmanagerTarget | None = None
 
     @property
     def has_work(self) -> bool:
-        """Some agent changes, or the alert rules do."""
-        return not self.plan.empty or self.plan.rules is not None
+        """Some agent changes, or the alert rules or alertmanager.yml do."""
+        return not self.plan.empty or self.plan.rules is not None or self.alertmanager is not None
 
 
 async def find_moves(
@@ -281,13 +285,33 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         rules = _rules_target(source) if req.secret_slots is None else None
         if rules is not None:
             plan = plan.model_copy(update={"rules": await _rules_step(link, source, rules)})
+        manager = await _alertmanager_pending(link, source) if req.secret_slots is None else None
     except BaseException:
         await link.close()
         raise
     return Prepared(
         source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at,
-        moved, rules,
+        moved, rules, manager,
     )  # fmt: skip
+
+
+async def _alertmanager_pending(link: Link, source: Source) -> am.AlertmanagerTarget | None:
+    """The compiled alertmanager.yml when the Alertmanager box lacks it (unreachable:
+    refused, nothing written)."""
+    fleet = source.repo.fleet
+    if fleet.alertmanager is None:
+        return None
+    compiled = compile_alerts(source.repo)
+    target = am.marked(compiled.alertmanager, compiled.secrets)
+    h = link.box(am.alertmanager_agent(fleet.alertmanager, fleet.connection))
+    try:
+        pending = await am.needs_shipping(h, target)
+    except (BoxError, TransportError) as exc:
+        label = am.box_label(fleet.alertmanager, fleet.connection)
+        raise ApplyRefused(
+            f"the Alertmanager box {label} cannot be read: {exc}; nothing was touched"
+        ) from None
+    return target if pending else None
 
 
 def _rules_target(source: Source) -> RulesTarget | None:
@@ -462,7 +486,8 @@ async def execute(
         verdict_blocks=p.request.secret_slots is None,
         fleet_key=fleet_key(fleet, p.request.repo, p.request.env),
     )
-    if not p.plan.boxes and p.plan.rules is not None:  # alert-only: no agent is touched
+    alert_only = p.plan.rules is not None or p.alertmanager is not None
+    if not p.plan.boxes and alert_only:  # alert-only: no agent is touched
         state = replace(Rollout.start(p.plan), phase=Phase.DONE)
         result = RunResult(Outcome.DONE, opts.rollout_id, state)
         return await _ship_last(p, result, opts, clock)
@@ -491,14 +516,24 @@ async def execute(
 
 
 async def _ship_last(p: Prepared, result: RunResult, opts: Options, clock: Clock) -> RunResult:
-    """The rollout's last step: the alert rules, only after every agent wave passed."""
+    """The rollout's last steps, only after every agent wave passed: alertmanager.yml
+    (so the routes exist before the alerts that name them), then the alert rules."""
     step, target, fleet = p.plan.rules, p.rules, p.source.repo.fleet
-    if step is None or target is None or fleet.prometheus is None:
+    rules_due = step is not None and target is not None and fleet.prometheus is not None
+    if not rules_due and p.alertmanager is None:
         return result
     if result.outcome is not Outcome.DONE:
         result.rules = RulesOutcome(
             "skipped", f"alert rules not shipped: the agents' rollout ended {result.outcome}"
         )
+        return result
+    shipped_am = None
+    if p.alertmanager is not None:
+        shipped_am = await _ship_alertmanager(p, p.alertmanager, result, opts, clock)
+        if not shipped_am.ok or not rules_due:
+            result.rules = shipped_am
+            return result
+    if step is None or target is None or fleet.prometheus is None:
         return result
     h = p.link.box(rules_agent(fleet.prometheus, fleet.connection, fleet.fleet_id))
     ship = ShipOptions(
@@ -507,4 +542,29 @@ async def _ship_last(p: Prepared, result: RunResult, opts: Options, clock: Clock
         allowed_paths=opts.allowed_paths,
     )  # fmt: skip
     result.rules = await ship_rules(h, target, step, ship, clock)
+    if shipped_am is not None:
+        result.rules = replace(
+            result.rules, message=f"{shipped_am.message}\n{result.rules.message}"
+        )
     return result
+
+
+async def _ship_alertmanager(
+    p: Prepared, target: am.AlertmanagerTarget, result: RunResult, opts: Options, clock: Clock
+) -> RulesOutcome:
+    """alertmanager.yml to the Alertmanager box, its secret URLs resolved only now."""
+    fleet = p.source.repo.fleet
+    if fleet.alertmanager is None:
+        return RulesOutcome("skipped", "alertmanager.yml not shipped: no alertmanager box")
+    try:
+        values = resolve_values(target.secrets, fleet, p.request.repo, p.request.env)
+    except MissingSecretError as exc:
+        return RulesOutcome("failed", f"alertmanager.yml not shipped: {exc}")
+    h = p.link.box(am.alertmanager_agent(fleet.alertmanager, fleet.connection))
+    ship = am.AlertmanagerOptions(
+        box=fleet.alertmanager, rollout_id=result.rollout_id, holder=opts.holder,
+        revision=opts.revision, fence=opts.fence, lease_ttl_s=opts.lease_ttl_s,
+        allowed_paths=opts.allowed_paths, fleet_id=fleet.fleet_id,
+    )  # fmt: skip
+    plain = {n: values.reveal(n) for n in values.names()}
+    return await am.ship_alertmanager(h, target, plain, ship, clock)

@@ -500,6 +500,33 @@ class Capacity(Closed):
     )
 
 
+class AlertmanagerBox(Closed):
+    """The Alertmanager box the compiled alertmanager.yml is shipped to (`reconcile apply`).
+
+    Reached like the Prometheus box (SSH with the fleet's connection defaults, host key
+    checked, a lease, a stamp, a history). The file is written 0600 with the routes' secret
+    URLs resolved, then `POST <url>/-/reload`; `GET <url>/api/v2/status` verifies it loaded.
+    """
+
+    host: str = Field(description="SSH host name or address of the Alertmanager box.")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="SSH port; default: connection.port."
+    )
+    user: str | None = Field(default=None, description="SSH user; default: connection.user.")
+    key: str | None = Field(default=None, description="Private key; default: connection.key.")
+    known_hosts: str | None = Field(
+        default=None, description="known_hosts file; default: connection.known_hosts."
+    )
+    config_path: str = Field(
+        description="Absolute path of the alertmanager.yml Alertmanager reads (--config.file);"
+        " under connection.allowed_paths."
+    )
+    url: str = Field(description="Base URL of its HTTP API: /-/reload and /api/v2/status.")
+    verify_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="How long the reloaded file may take to show in /api/v2/status."
+    )
+
+
 class FleetFile(Closed):
     """The whole of fleet.yaml."""
 
@@ -516,6 +543,9 @@ class FleetFile(Closed):
         default=None, description="Where `reconcile apply` ships the compiled alert rules."
     )
     capacity: Capacity = Capacity()
+    alertmanager: AlertmanagerBox | None = Field(
+        default=None, description="Where `reconcile apply` ships the compiled alertmanager.yml."
+    )
     state_dir: str | None = Field(
         default=None, description="Journal and lock directory; default ~/.local/state/reconciler."
     )

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.alerts import compile_alerts
 from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import load_repo
 from reconciler.diff import diff_repos
+from reconciler.engine.alertmanager import hide, marked, resolve
 from reconciler.engine.rules import (
     Manifest,
     RulesLive,
@@ -20,7 +22,7 @@ from reconciler.engine.rules import (
 )
 from reconciler.model.box import BoxPaths
 from reconciler.repo import read_work_tree
-from reconciler.transport.promrules import LoadedGroup, parse_groups
+from reconciler.transport.promrules import LoadedAlert, LoadedGroup, parse_alerts, parse_groups
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "fleet-config-example"
 GOOD = (
@@ -142,3 +144,61 @@ def test_parse_groups_reads_the_hash_labels_of_the_api_answer() -> None:
         "g": LoadedGroup("g", "/r/x.yml", frozenset({"ab"}))
     }
     assert parse_groups({"data": None}, "x") == {}
+
+
+AM = "alertmanager:\n  host: am.internal\n  config_path: {path}\n  url: {url}\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "url", "rule"),
+    [
+        ("/etc/agent/am/alertmanager.yml", "http://am.internal:9093", None),
+        ("/etc/alertmanager/alertmanager.yml", "http://am.internal:9093",
+         "alertmanager.path-not-allowed"),
+        ("etc/agent/am.yml", "http://am.internal:9093", "alertmanager.path"),
+        ("/etc/agent/am.yml", "http://169.254.169.254/", "alertmanager.url"),
+    ],
+)  # fmt: skip
+def test_the_alertmanager_block_is_checked_as_the_prometheus_one(
+    files: dict[str, bytes], path: str, url: str, rule: str | None
+) -> None:
+    block = AM.format(path=path, url=url).encode()
+    try:
+        load_repo({**files, "fleet.yaml": files["fleet.yaml"] + b"\n" + block})
+    except ConfigErrors as exc:
+        got = [(e.rule, str(e)) for e in exc.errors]
+        assert rule is not None and [r for r, _ in got] == [rule], got
+        assert "fleet.yaml:" in got[0][1] and "alertmanager." in got[0][1], got
+        return
+    assert rule is None
+
+
+def test_the_shipped_alertmanager_yml_ends_with_an_inert_marker_receiver() -> None:
+    """The marker is the rendered file's hash (secrets not resolved), on a receiver no route
+    names; values are resolved only into the shipped bytes; secret text is hidden."""
+    repo = load_repo(dict(read_work_tree(EXAMPLE)))
+    compiled = compile_alerts(repo)
+    target = marked(compiled.alertmanager, compiled.secrets)
+    digest = sha256(compiled.alertmanager).hexdigest()[:16]
+    assert target.marker == f"reconciler-sha256-{digest}"
+    assert target.text == compiled.alertmanager + f'- name: "{target.marker}"\n'.encode()
+    values = {n: f"https://hooks.example/{n}-canary" for n in compiled.secrets}
+    shipped = resolve(target, values)
+    assert all(v.encode() in shipped for v in values.values())
+    assert b"reconciler-secret.invalid" not in shipped
+    said = f"bad URL {values['cost_webhook_url']}"
+    assert hide(said, values) == "bad URL <secret>"
+
+
+def test_parse_alerts_keeps_our_groups_alerts_with_the_group_hash() -> None:
+    doc = {"data": {"groups": [
+        {"name": "reconciler/f/health", "rules": [
+            {"type": "recording", "name": "reconciler_group_info", "query": "vector(1)",
+             "labels": {"reconciler_group_hash": "abc"}},
+            {"type": "alerting", "name": "Down", "query": "up == 0", "labels": {}},
+        ]},
+        {"name": "someone-else", "rules": [{"type": "alerting", "name": "X", "query": "1"}]},
+    ]}}  # fmt: skip
+    got = parse_alerts(doc, "reconciler/f/", "reconciler_group_hash")
+    assert got == {"Down": LoadedAlert("up == 0", "reconciler/f/health", "abc")}
+    assert parse_alerts({"data": None}, "reconciler/f/", "h") == {}

@@ -6,6 +6,7 @@ previous one left the repo and the boxes:
 1. a change to tier fast plus the first rules: the agents' waves, then the rules as the
    last step; Prometheus loads our groups with their content hashes, and an injected
    error-rate fault on tier fast fires the tier alert (not for tier smart);
+   `reconcile diff` (live) then shows no alert change, and an edited threshold as one;
 2. an alert-only change: the rules step alone, no agent touched;
 3. a broken rule: Prometheus refuses it, the previous files are restored, apply exits 3
    with Prometheus's own error, agents untouched;
@@ -112,6 +113,28 @@ def test_rules_ship_after_the_last_wave_and_a_fault_fires_the_alert(
         assert {a["labels"]["severity"] for a in firing} == {"critical"}
     finally:
         demo.clear_all()
+
+
+def test_live_diff_shows_the_alerts_prometheus_loaded(setup: Setup) -> None:
+    """`reconcile diff` (live) reads our groups from /api/v1/rules: none differ right after
+    shipping; an edited threshold in the work tree shows as changed, old and new PromQL."""
+    demo = setup.demo
+
+    def alerts() -> list[dict[str, Any]]:
+        done = demo.reconcile("diff", "--format", "json").expect(0)
+        found = json.loads(done.stdout)["diff"]["alerts"]
+        assert isinstance(found, list)
+        return found
+
+    assert alerts() == []
+    path = demo.repo / HEALTH
+    path.write_text(RULES.replace("above: 0.3", "above: 0.45"), encoding="utf-8")
+    try:
+        changed = alerts()
+    finally:
+        demo.git("checkout", "--", HEALTH)
+    assert [(c["name"], c["kind"]) for c in changed] == [(ALERT, "changed")], changed
+    assert "0.3" in changed[0]["old_expr"] and "0.45" in changed[0]["new_expr"], changed
 
 
 def test_an_alert_only_change_touches_no_agent(setup: Setup, state_dir: Path) -> None:
