@@ -1,16 +1,21 @@
 """The full crash sweep: kill `reconcile apply` at every boundary x every occurrence, resume.
 
+The boundaries are the driver's steps (`BOUNDARIES`) and its journal batch commits
+(`JOURNAL_BOUNDARIES`: `journal.commit` kills just before the n-th commit of held records,
+losing them, `journal.committed` just after it); `--batches` sweeps only the commits.
+
 For each kill point (boundary name, n-th occurrence) a fresh 5-box demo fleet
 (metric gates off, soak 0.2 s) runs `reconcile apply --yes` as a process with
 RECONCILER_CRASH_AT=<boundary>:<n>; two scenarios: a clean rollout, and one where
 a wave-2 box crashes on reload (so the run rolls back, reaching restore.* and
-
-
+incident). Then `reconcile resume` runs once (with the journal kept, or deleted:
+`--journal`), and every box must be on
 the old or the new config with file sha == stamp sha == loaded sha, alive, with
 no lease left ("unknown" otherwise), and its old config file still in history
 ("lost" otherwise). A boundary's sweep ends at the first n the run never reaches.
 
     .venv/bin/python bench/bench_crash.py [--only apply.write] [--scenario clean]
+    .venv/bin/python bench/bench_crash.py --batches --journal kept   # every batch boundary
 
 Prints one JSON line: kill points tried, boxes left unknown (target 0), configs lost
 (target 0), and the failures.
@@ -30,7 +35,7 @@ import time
 from pathlib import Path
 
 from reconciler.demo.fleet import DemoFleet
-from reconciler.engine.driver import BOUNDARIES
+from reconciler.engine.driver import BOUNDARIES, JOURNAL_BOUNDARIES
 from reconciler.engine.session import Request, read_source
 from reconciler.model.box import parse_stamp
 from reconciler.rollout.preflight import desired_of
@@ -91,11 +96,14 @@ async def one_point(root: Path, boundary: str, n: int, faulted: bool, lose_journ
                 "detail": rerr[-400:] if unknown or lost else ""}  # fmt: skip
 
 
-async def sweep(only: str | None, scenarios: list[str], journals: tuple[bool, ...]) -> dict:
+async def sweep(
+    only: str | None, scenarios: list[str], journals: tuple[bool, ...], batches: bool = False
+) -> dict:
     tried, unknown, lost, failures = 0, 0, 0, []
     start = time.monotonic()
+    names = JOURNAL_BOUNDARIES if batches else (*BOUNDARIES, *JOURNAL_BOUNDARIES)
     for scenario in scenarios:
-        for boundary in BOUNDARIES:
+        for boundary in names:
             if only and boundary != only:
                 continue
             n, reached = 1, True
@@ -125,6 +133,11 @@ async def sweep(only: str | None, scenarios: list[str], journals: tuple[bool, ..
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="one boundary name")
+    ap.add_argument(
+        "--batches",
+        action="store_true",
+        help="only the journal's batch commits (just before and just after each)",
+    )
     ap.add_argument("--scenario", choices=["clean", "rollback"], action="append")
     ap.add_argument(
         "--journal",
@@ -135,7 +148,7 @@ def main() -> None:
     a = ap.parse_args()
     journals = {"both": (False, True), "kept": (False,), "lost": (True,)}[a.journal]
     scenarios = a.scenario or ["clean", "rollback"]
-    print(json.dumps(asyncio.run(sweep(a.only, scenarios, journals))))
+    print(json.dumps(asyncio.run(sweep(a.only, scenarios, journals, a.batches))))
 
 
 if __name__ == "__main__":

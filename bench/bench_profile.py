@@ -27,7 +27,9 @@ product code is not changed, and nothing else runs them); each counts and calls 
   autocommitted write statement, or a COMMIT) and which tables each one wrote. The state
   file is WAL with synchronous=FULL: one commit is one fsync of the WAL (checkpoints, every
   ~1,000 pages, add an fsync of the database file; not counted). The trace callback costs
-  a little CPU per statement, which the CPU figures include.
+  a little CPU per statement, which the CPU figures include. The driver journals in a
+  batch (journal/sqlite.py): records are counted as they are recorded, commits as they
+  happen, and a batch's commit serves every box, so it counts as the fleet's (per box 0).
 
 Times (wall clock, comparable across the two processes): spawn → the child's interpreter
 running the bench's code → `main` entered (the hooks' imports fall here: asyncssh,

@@ -8,8 +8,11 @@ of its own: which box next, when to watch, when to roll back is the machine's.
 
 Every step boundary has a name in `BOUNDARIES`; `Driver.on_boundary` is called
 at each one (the journal records it; the crash-resume tests of the next issue
-stop the process there). Box operations are idempotent and guarded by the
-stamp compare-and-swap (boxops.py), so running one again after a crash is safe.
+stop the process there). The journal runs in a batch: its records are committed
+together at the durability boundaries (journal/sqlite.py says which), each
+told to `on_boundary` as `journal.commit` (before) and `journal.committed` (after).
+Box operations are idempotent and guarded by the stamp compare-and-swap
+(boxops.py), so running one again after a crash is safe.
 Time goes through a `Clock` (`now`, `sleep`), so tests soak for a second.
 """
 
@@ -122,6 +125,8 @@ BOUNDARIES: Final = (
 # A done move's old path being cleared (after the journal recorded the rollout done): a
 # kill there leaves the old path's stamp (removed last) for `reconcile resume` to finish.
 MOVE_BOUNDARIES: Final = ("move.lease", "move.clear", "move.release")
+# Just before and just after each commit of the journal's batch (the durability boundaries).
+JOURNAL_BOUNDARIES: Final = ("journal.commit", "journal.committed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +248,7 @@ class Driver:
         )  # fmt: skip
         self.on_boundary: BoundaryHook = on_boundary or (lambda _name, _agent: None)
         self._intents: dict[tuple[str, str | None], int] = {}
+        self._group_commit: asyncio.Future[None] | None = None  # the boxes' next commit
         self.gate_runner = gate_runner
         # Renews the leases this run holds, from the take to the release (a box whose
         # apply failed after a write: until its restore), while `run` runs.
@@ -275,6 +281,37 @@ class Driver:
             body = {"boundary": name, "ok": ok, **_plain(data)}
             self.journal.record_result(self.opts.rollout_id, self._intents.pop(key), ok=ok,
                                        data=body)  # fmt: skip
+
+    def _commit(self) -> None:
+        """A durability boundary: the journal's held records go to disk in one commit."""
+        if self.journal is None or not self.journal.held:
+            return
+        self.on_boundary("journal.commit", None)
+        self.journal.commit()
+        self.on_boundary("journal.committed", None)
+
+    async def _durable(self) -> None:
+        """Wait until what is journaled so far is on disk (before a box write a resume must
+        attribute): one commit, at the end of this turn of the event loop, for every box
+        that asks in the meantime (a group commit)."""
+        if self.journal is None or not self.journal.held:
+            return
+        if self._group_commit is None:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+
+            def commit() -> None:
+                self._group_commit = None
+                try:
+                    self._commit()
+                except Exception as exc:  # each box waiting for it raises it
+                    done.set_exception(exc)
+                    return
+                done.set_result(None)
+
+            loop.call_soon(commit)
+            self._group_commit = done
+        await asyncio.shield(self._group_commit)
 
     def _fail_open(self, cmd: Command, reason: str) -> None:
         """Close the agent's open intents as failed (the step that raised)."""
@@ -309,16 +346,10 @@ class Driver:
             waves=[list(w.agents) for w in self.plan.waves],
             boxes=len(self.plan.boxes),
         )
-        result: RunResult | None = None
+        batch = self.journal.batch() if self.journal is not None else contextlib.nullcontext()
         try:
-            async with asyncio.TaskGroup() as tg:
-                pending: list[Command] = self._feed(Started(self.opts.parallel))
-                while result is None:
-                    for cmd in pending:
-                        result = self._dispatch(tg, cmd) or result
-                    if result is not None:
-                        break
-                    pending = self._feed(await self._events.get())
+            with batch:
+                result = await self._loop()
         finally:
             await self.keeper.close()
         for task in list(self._checks):
@@ -326,6 +357,19 @@ class Driver:
         await self._drop_kept_secrets()
         if result.outcome is Outcome.DONE:
             await self._clear_moved()
+        return result
+
+    async def _loop(self) -> RunResult:
+        """Feed the machine and run its commands until one finishes the rollout."""
+        result: RunResult | None = None
+        async with asyncio.TaskGroup() as tg:
+            pending: list[Command] = self._feed(Started(self.opts.parallel))
+            while result is None:
+                for cmd in pending:
+                    result = self._dispatch(tg, cmd) or result
+                if result is not None:
+                    break
+                pending = self._feed(await self._events.get())
         return result
 
     async def _clear_moved(self) -> None:
@@ -375,9 +419,13 @@ class Driver:
     def _feed(self, ev: Event) -> list[Command]:
         if self.journal is not None:
             self.journal.record_event(self.opts.rollout_id, ev)
-        before = self.state.phase
+        before, wave_before = self.state.phase, self.state.current_wave
         self.state, cmds = step(self.state, ev)
         self.record.state = self.state
+        if self.state.phase is not before or self.state.current_wave != wave_before:
+            # a wave step ends (a wave declared done, a rollback decided): on disk before
+            # the commands that follow it touch a box
+            self._commit()
         if self.state.phase is Phase.ROLLING_BACK and before is not Phase.ROLLING_BACK:
             self.record.detected_at = self.clock.now()
             if not self.state.verdict:  # else told once the verdict is on the boxes
@@ -524,6 +572,8 @@ class Driver:
         async def boundary(name: str, work: Awaitable[Any]) -> Any:
             full = f"{prefix}.{name}"
             self._intent(full, agent, cmd)
+            if name == "lease":  # the box's first write: a resume claims a torn lease by it
+                await self._durable()
             out = await work
             self._result(full, agent, cmd, ok=True)
             return out
@@ -834,6 +884,7 @@ def _reason(exc: BaseException, timeout: float) -> str:
 
 __all__ = [
     "BOUNDARIES",
+    "JOURNAL_BOUNDARIES",
     "MOVE_BOUNDARIES",
     "Driver",
     "Options",

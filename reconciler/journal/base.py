@@ -15,6 +15,7 @@ import dataclasses
 import getpass
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -185,7 +186,27 @@ class StepRecord:
 
 
 class Journal(Protocol):
-    """Durable records of rollouts; every write is on disk when the call returns."""
+    """Durable records of rollouts.
+
+    A write is on disk when the call returns, except inside `batch()`: there step records
+    (intents, results, events) are held until `commit()` (or the batch's end, or
+    `finish`), which writes them all in one transaction. A kill loses the records held
+    since the last commit and nothing before them. Who batches decides where the commits
+    go: before any box write that a resume needs the record of (journal/sqlite.py).
+    """
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Hold step records until `commit()`; leaving the batch commits what is held."""
+        ...
+
+    def commit(self) -> int:
+        """Write the held records in one transaction (one fsync); how many (0: none held)."""
+        ...
+
+    @property
+    def held(self) -> int:
+        """How many records are held, not yet on disk (0 outside a batch)."""
+        ...
 
     def begin_rollout(self, plan: Plan, pre_shas: Mapping[str, str | None], holder: Holder) -> str:
         """Record a new rollout of `plan` (and each box's pre-change sha); return its id."""

@@ -11,14 +11,15 @@ from __future__ import annotations
 import sys
 
 from reconciler.cli.app import main as cli_main
-from reconciler.engine.driver import BOUNDARIES, MOVE_BOUNDARIES
+from reconciler.engine.driver import BOUNDARIES, JOURNAL_BOUNDARIES, MOVE_BOUNDARIES
 from reconciler.engine.resume import RESUME_BOUNDARIES
 from reconciler.testing import crashpoints
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with the crash hook of RECONCILER_CRASH_AT (none when it is unset)."""
-    hook = crashpoints.hook((*BOUNDARIES, *MOVE_BOUNDARIES, *RESUME_BOUNDARIES))
+    known = (*BOUNDARIES, *MOVE_BOUNDARIES, *JOURNAL_BOUNDARIES, *RESUME_BOUNDARIES)
+    hook = crashpoints.hook(known)
     cli_main(sys.argv[1:] if argv is None else argv, boundary_hook=hook)
 
 

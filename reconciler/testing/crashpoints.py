@@ -4,7 +4,9 @@ When the variable is set, `python -m reconciler.testing.crashing` (never `reconc
 itself) builds a hook that kills the process with SIGKILL
 the n-th time (default 1st) any box or the rollout reaches that step boundary (the
 driver's `BOUNDARIES`, or the resume's `RESUME_BOUNDARIES`) - before the step
-runs, right after its intent is journaled. No cleanup, no `finally`, no flush:
+runs, right after its intent is recorded (held in the journal's batch until the next
+commit; the commits themselves are `JOURNAL_BOUNDARIES`, journal.commit and
+journal.committed). No cleanup, no `finally`, no flush:
 exactly what a killed CI runner leaves behind. Unset, it does nothing.
 """
 
