@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -148,7 +149,7 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
                 return ApplyResult(settled.exit_code, settled)
             view.tell("going on to the head")
     try:
-        p = await prepare(_request(req), shared)
+        p = await prepare(_request(req, view.tell), shared)
     except BaseException:
         for link in links:
             await link.close()
@@ -193,10 +194,11 @@ def _tell_rules(view: ApplyView, run: RunResult) -> None:
         view.tell(f"{who} said: {scrub(rules.error)}")
 
 
-def _request(req: ApplyRequest) -> Request:
+def _request(req: ApplyRequest, tell: Callable[[str], None]) -> Request:
     return Request(
         repo=req.repo, allow_dirty=req.allow_dirty, allow_unreachable=req.allow_unreachable,
         force=req.force, plan_file=req.plan_file, soak_s=req.soak_s,
+        wait_lease_s=req.wait_lock_s or 0.0, tell=tell,
     )  # fmt: skip
 
 

@@ -40,7 +40,12 @@ def apply(
         bool, typer.Option("--force", help="Retry a revision that was rolled back.")
     ] = False,
     wait_lock: Annotated[
-        float | None, typer.Option("--wait-lock", help="Wait up to SECONDS for the fleet lock.")
+        float | None,
+        typer.Option(
+            "--wait-lock",
+            help="Wait up to SECONDS for the fleet lock, then up to SECONDS for boxes another "
+            "run holds (a live lease on the box, e.g. a laptop's run beside CI).",
+        ),
     ] = None,
     soak: Annotated[
         float | None, typer.Option("--soak", help="Override the policy's soak seconds.")

@@ -32,14 +32,21 @@ from typing import Any, Final, TypeVar, overload
 from reconciler.errors import BoxError
 from reconciler.journal import liveness
 from reconciler.model.agent import Agent
-from reconciler.model.box import BoxPaths, ContractError, Health, Stamp, parse_health, parse_stamp
+from reconciler.model.box import (
+    LEASE_FILE,
+    BoxPaths,
+    ContractError,
+    Health,
+    Stamp,
+    parse_health,
+    parse_stamp,
+)
 from reconciler.plan.model import Activation
 from reconciler.render.stamp import rfc3339
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.events import ApplyStep
 from reconciler.transport.base import BoxTransport, OperationTimeout, RemoteError, TransportError
 
-LEASE_FILE = "lease.json"
 T = TypeVar("T")
 U = TypeVar("U")
 V = TypeVar("V")

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from reconciler.engine import boxops
-from reconciler.engine.boxops import LEASE_FILE, BoxHandle, BoxOpError, Lease
+from reconciler.engine.boxops import BoxHandle, BoxOpError, Lease
 from reconciler.engine.session import Link, Source, take_fence
 from reconciler.engine.steps import (
     Crew,
@@ -46,7 +46,7 @@ from reconciler.engine.steps import (
 from reconciler.journal.base import Journal
 from reconciler.journal.liveness import heartbeat_stale, holder_gone, on_this_machine
 from reconciler.model.agent import Agent
-from reconciler.model.box import ContractError, Stamp
+from reconciler.model.box import LEASE_FILE, ContractError, Stamp
 from reconciler.model.live import BoxState
 from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import RestoreBox

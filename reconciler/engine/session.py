@@ -10,6 +10,7 @@ process against a demo fleet. Every refusal before a write is an
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from reconciler.engine.driver import (
     Target,
 )
 from reconciler.engine.gatesetup import gate_runner
+from reconciler.engine.leasecheck import describe_held, held_by_others, utcnow
 from reconciler.engine.rules import (
     RulesOutcome,
     RulesTarget,
@@ -94,6 +96,10 @@ class Request:
     rotation_done: frozenset[str] = frozenset()
     waves: tuple[WaveEntry, ...] | None = None
     extra_gates: tuple[Gate, ...] = ()
+    # Boxes another run holds (its lease is alive): wait this long for them before the
+    # first write, then refuse naming the holders (0: refuse at once). `tell` says so.
+    wait_lease_s: float = 0.0
+    tell: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +253,7 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
     try:
         agents = [ea.agent for ea in source.repo.agents.values()]
         key = fleet_key(fleet, req.repo, req.env)  # secrets files compared when at hand
-        live = await link.read(agents, fleet.fleet_id, key)
+        live = await _unheld(link, req, agents, fleet.fleet_id, key)
         moved = await find_moves(link, req.repo, live, agents, fleet.fleet_id, key)
         read_at = time.monotonic()
         fps = desired_fingerprints(source.repo, req.repo, req.env, req.secret_slots)
@@ -293,6 +299,39 @@ async def prepare(req: Request, link_factory: Callable[[Source], Link] | None = 
         source, plan, found, desired, dict(found.refused), orphans, link, req, live, read_at,
         moved, rules, manager,
     )  # fmt: skip
+
+
+LEASE_POLL_S = 2.0  # how often a wait for boxes another run holds reads them again
+
+
+async def _unheld(
+    link: Link, req: Request, agents: list[Agent], fleet_id: str, key: bytes | None
+) -> dict[str, LiveBox]:
+    """Every box read, once no other live run holds any of them (up to req.wait_lease_s).
+
+    Raises:
+        ApplyRefused: boxes are still held when the wait is over; nothing was written.
+    """
+    live = await link.read(agents, fleet_id, key)
+    held = held_by_others(live, utcnow())
+    deadline = time.monotonic() + req.wait_lease_s
+    said = ""
+    while held and time.monotonic() < deadline:
+        what = describe_held(held)
+        if req.tell is not None and what != said:
+            req.tell(f"waiting up to {req.wait_lease_s:g}s (--wait-lock) for {what}")
+            said = what
+        await asyncio.sleep(min(LEASE_POLL_S, max(0.0, deadline - time.monotonic())))
+        live = await link.read(agents, fleet_id, key)
+        held = held_by_others(live, utcnow())
+    if held:
+        raise ApplyRefused(
+            f"another run is changing this fleet: {describe_held(held)}. Nothing was written. "
+            "Wait for it with --wait-lock SECONDS (apply reads the boxes again until they are "
+            "free), or, if that run is dead, its leases stop counting once their heartbeat is "
+            "stale; `reconcile resume` on its machine settles what it left."
+        )
+    return live
 
 
 async def _alertmanager_pending(link: Link, source: Source) -> am.AlertmanagerTarget | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -135,6 +135,10 @@ def parse_health(data: bytes) -> Health:
         raise ContractError(f"invalid health answer: {exc.errors()[0]['msg']}") from None
 
 
+# The file in a box's lease directory that names the run holding it.
+LEASE_FILE: Final = "lease.json"
+
+
 @dataclass(frozen=True, slots=True)
 class BoxPaths:
     """Where reconciler keeps its files on a box, all beside the agent's config file."""
@@ -166,6 +170,11 @@ class BoxPaths:
     @property
     def lease_dir(self) -> PurePosixPath:
         return self.config.with_name(f"{self.config.name}.lease")
+
+    @property
+    def lease_file(self) -> PurePosixPath:
+        """The lease a run holds while it changes the box (mkdir of lease_dir takes it)."""
+        return self.lease_dir / LEASE_FILE
 
 
 # The agent's Prometheus exposition (box contract). Counters carry the `_total` suffix;

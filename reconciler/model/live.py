@@ -47,6 +47,9 @@ class LiveBox:
     health_error: str | None = None
     # Set when the box answered but its stamp file is not a valid stamp (state UNKNOWN).
     stamp_error: str | None = None
+    # The box's lease file as read (None: no run holds the box); apply waits for or refuses
+    # a box whose lease a live run of another process holds (engine/leasecheck.py).
+    lease_bytes: bytes | None = None
 
     @property
     def drifted(self) -> bool:

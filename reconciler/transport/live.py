@@ -85,14 +85,15 @@ async def read_box(
     async def nothing() -> None:
         return None
 
-    async def files() -> tuple[Box, bytes | None, bytes | None, bytes | None]:
+    async def files() -> tuple[Box, bytes | None, bytes | None, bytes | None, bytes | None]:
         box = await connect(agent)
         stamp = await box.read_file(paths.stamp)  # the first operation opens the connection
-        config, secrets = await asyncio.gather(
+        config, secrets, lease = await asyncio.gather(
             box.read_file(paths.config),
             box.read_file(paths.secrets) if fleet_key is not None else nothing(),
+            box.read_file(paths.lease_file),
         )
-        return box, stamp, config, secrets
+        return box, stamp, config, secrets, lease
 
     async def health_over_http() -> Health | str | None:
         url = agent.url(agent.health_url)
@@ -111,7 +112,7 @@ async def read_box(
         raise read
     if isinstance(early_health, BaseException):
         raise early_health
-    box, stamp_bytes, config, secrets = read
+    box, stamp_bytes, config, secrets, lease = read
 
     stamp: Stamp | None = None
     state = BoxState.UNMANAGED
@@ -164,6 +165,7 @@ async def read_box(
         health=health,
         health_error=health_error,
         stamp_error=stamp_error,
+        lease_bytes=lease,
     )
 
 
