@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.capacity.report import CapacityReport
 from reconciler.model.agent import ShardFile, TierFile
 from reconciler.model.box import Health, Stamp
 from reconciler.model.fleet import AlertsFile, FleetFile, SecretsIndex, UsageFile
+from reconciler.plan.model import Plan
 from reconciler.report.schemas import OUTPUT_SCHEMAS
 
 CONFIG_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
@@ -35,9 +36,23 @@ BOX_SCHEMAS: Final[dict[str, type[BaseModel]]] = {
 }
 
 
+class PlanEvent(BaseModel):
+    """The first JSON line of `apply --format json` (cli/progress.py `ApplyScreen.show`): the
+    plan as one document, ahead of the event lines (schemas/events.schema.json)."""
+
+    model_config = ConfigDict(extra="forbid", title="PlanEvent")
+
+    event: Literal["plan"] = Field(description="always `plan`: this line is the plan")
+    plan: Plan = Field(description="the plan apply carries out (schemas/plan.schema.json)")
+
+
 def extra_schemas() -> dict[str, dict[str, object]]:
     """Schemas of JSON outputs that live outside model/ (registered by their modules)."""
-    models: dict[str, type[BaseModel]] = {**OUTPUT_SCHEMAS, "capacity.schema.json": CapacityReport}
+    models: dict[str, type[BaseModel]] = {
+        **OUTPUT_SCHEMAS,
+        "capacity.schema.json": CapacityReport,
+        "plan-event.schema.json": PlanEvent,
+    }
     return {name: model.model_json_schema(mode="serialization") for name, model in models.items()}
 
 

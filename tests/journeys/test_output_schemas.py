@@ -7,7 +7,8 @@ One 4-box `demo up` fleet for the module, its repo's head a pending tier-fast ch
    agent is green"; `--format markdown` is refused (exit 1) by status and history.
 2. `diff --format json` and `apply --dry-run --format json` (the plan).
 3. `apply --yes --format json` with the last fast box crashing on its reload: exit 3,
-   every event line an `Event`, the incident report an `Incident`.
+   the first line the plan (a `PlanEvent`: `{"event": "plan", "plan": Plan}`), every
+   other line an `Event`, the incident report an `Incident`.
 4. `history --format json` (journal and `--from-boxes`) validates; the text prints the
    revision whole; the journal-sourced rollback time agrees with the journal's own rows
    (the box failure's step to the last restore's), and the stamps-sourced row does not
@@ -127,8 +128,14 @@ def test_apply_events_incident_and_history_validate(demo: Demo, state: Path) -> 
         r.expect(3).refuse("Traceback")
         docs = r.events
         assert docs, "no JSON lines"
-        if "plan_version" in docs[0]:  # the plan first, as one document
-            check("plan", docs.pop(0))
+        first = docs.pop(0)  # the plan first, as one document
+        check("plan-event", first)
+        assert first["event"] == "plan", first
+        check("plan", first["plan"])
+        assert sick in {a for w in first["plan"]["waves"] for a in w["agents"]}
+        assert all(d["event"] != "plan" for d in docs)
+        lines = [x for x in r.stdout.splitlines() if x.strip()]
+        assert json.loads(lines[0]) == first  # JSON lines only on stdout, the plan on top
         for d in docs:
             check("events", d)
         kinds = [d["event"] for d in docs]
