@@ -32,8 +32,10 @@ from reconciler.engine.resume import ResumeResult
 from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
 from reconciler.journal.base import LockError
 from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
+from reconciler.metrics.source import MetricSource
 from reconciler.report.html import render_html, report_data
 from reconciler.report.incident import incident_doc, render_incident_json, render_incident_markdown
+from reconciler.rollout.clock import Clock
 from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.runrecord import RunRecord
@@ -54,6 +56,15 @@ class ApplyRequest:
     soak_s: float | None = None
     wait_lock_s: float | None = None
     boundary_hook: BoundaryHook | None = None
+    # For tests only, never set by the CLI: the rollout's clock instead of the system's,
+    # the command's connections instead of SSH and HTTP as fleet.yaml says, and the gates'
+    # metric source instead of fleet.yaml's. tests/cli/test_progress_app.py runs apply()
+    # in process with a FakeClock (reconciler/testing/clock.py), a fleet of FakeBoxes
+    # (reconciler/transport/fake.py) behind a Link and samples that follow the fake clock,
+    # so a 10-minute gate wait takes no real time. Gates, watchdog and leases stay on.
+    clock: Clock | None = None
+    link_factory: Callable[[Source], Link] | None = None
+    metric_source: MetricSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +136,7 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
 
     def shared(source: Source) -> Link:
         if not links:
-            links.append(Link(source, req.repo))
+            links.append(req.link_factory(source) if req.link_factory else Link(source, req.repo))
         return links[0]
 
     settled = None
@@ -198,7 +209,7 @@ def _request(req: ApplyRequest, tell: Callable[[str], None]) -> Request:
     return Request(
         repo=req.repo, allow_dirty=req.allow_dirty, allow_unreachable=req.allow_unreachable,
         force=req.force, plan_file=req.plan_file, soak_s=req.soak_s,
-        wait_lease_s=req.wait_lock_s or 0.0, tell=tell,
+        wait_lease_s=req.wait_lock_s or 0.0, tell=tell, metric_source=req.metric_source,
     )  # fmt: skip
 
 
@@ -261,7 +272,7 @@ async def run_locked(
     renewer = asyncio.create_task(renew())
     try:
         done = await execute(
-            p, clock=SystemClock(), reporter=view.reporter, journal=state.journal,
+            p, clock=req.clock or SystemClock(), reporter=view.reporter, journal=state.journal,
             write_incident=incident_writer(state.path, req.repo), on_driver=on_driver,
             on_rollout_id=bind, internal_error=keep, holder=state.holder_id,
             on_boundary=req.boundary_hook,

@@ -30,7 +30,8 @@ from reconciler.engine.driver import (
     RunResult,
     Target,
 )
-from reconciler.engine.gatesetup import gate_runner
+from reconciler.engine.gaterun import GateRunner
+from reconciler.engine.gatesetup import gate_policy, gate_runner
 from reconciler.engine.leasecheck import describe_held, held_by_others, utcnow
 from reconciler.engine.rules import (
     RulesOutcome,
@@ -44,6 +45,7 @@ from reconciler.engine.rules import (
 )
 from reconciler.errors import BoxError, InputError
 from reconciler.journal.base import Holder, Journal
+from reconciler.metrics.source import MetricSource
 from reconciler.model.agent import Agent
 from reconciler.model.box import Health, RotationMark, Stamp
 from reconciler.model.fleet import Gate, WaveEntry
@@ -100,6 +102,9 @@ class Request:
     # first write, then refuse naming the holders (0: refuse at once). `tell` says so.
     wait_lease_s: float = 0.0
     tell: Callable[[str], None] | None = None
+    # For tests only (app.apply's test seam, tests/cli/test_progress_app.py): the gates'
+    # metric source instead of the one fleet.yaml names (None: fleet.yaml's).
+    metric_source: MetricSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +542,11 @@ async def execute(
     runner = None
     if p.request.gates:
         shas = {a: d.sha for a, d in p.desired.items()}
-        runner = gate_runner(p.source.repo, p.plan, shas, p.link.probe, p.link.timeout, clock)
+        if p.request.metric_source is not None:  # a test's samples
+            policy = gate_policy(p.source.repo, p.plan, shas)
+            runner = GateRunner(p.request.metric_source, policy, clock)
+        else:
+            runner = gate_runner(p.source.repo, p.plan, shas, p.link.probe, p.link.timeout, clock)
     driver = Driver(
         p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
         preflight=preflight_check(p), write_incident=write_incident,
