@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.engine.rules import Manifest
 from reconciler.testing.console import crashing_command
 from reconciler.testing.crashpoints import ENV
 from reconciler.testing.journeys import cli_env
@@ -211,3 +212,12 @@ def test_killed_in_the_rules_step_the_next_apply_converges(
 
     _apply(s, state_dir).expect(0, "alert rules shipped")
     _assert_on(s, to)
+
+
+def test_a_manifest_without_shas_is_still_read() -> None:
+    """An older manifest listing names only: its files are ours (sha unknown, "": the
+    restore then falls back to the bytes on disk); junk names are still dropped."""
+    old = json.dumps({"files": ["acme-a.rules.yml", "../x.rules.yml"], "groups": {"g": "1"}})
+    got = Manifest.parse(old.encode())
+    assert (got.files, got.groups) == ({"acme-a.rules.yml": ""}, {"g": "1"})
+    assert Manifest.parse(b'{"files": 3}').files == {}
