@@ -16,6 +16,21 @@ reload again: the step is `refused`, with Prometheus's own error. With
 `check_command` (e.g. promtool check rules) the box checks the new files before the
 reload, and a refusal names the rule and the parse error. Agents' waves are never
 undone for it.
+
+Crash safety. The manifest is the commit point: it records each file's sha256, and
+the rule files are written (one at a time) before it, the previous ones kept in the
+box's history by their sha first. So after a kill anywhere in the step the manifest
+names either the old rules or the new ones, and "before" (what a refusal restores)
+is taken by the manifest's shas, never from whatever is on disk: a file whose disk
+bytes match the manifest's sha is used as is, otherwise its bytes come from history
+by that sha (a run killed between its file writes and its manifest left newer bytes
+there); a file the manifest does not name (written by such a cut-short run) is
+removed on restore. A manifest of an older version without shas (or a sha found
+nowhere) falls back to the bytes on disk. The stamp comes last, so a run killed
+after its manifest or its reload leaves stamp != manifest: the next plan has a rules
+step, and `reconcile apply` re-ships (writing only what differs), reloads, verifies
+and stamps - the box converges on the new rules. Each step boundary
+(`RULES_BOUNDARIES`) is offered to `ShipOptions.on_boundary` (the crash tests).
 """
 
 from __future__ import annotations
@@ -57,6 +72,16 @@ HASH_LABEL: Final = GROUP_HASH_LABEL  # on a rule of each group (alerts/compile.
 POLL_S: Final = 0.25
 MAX_SAID: Final = 2000  # characters of a command's output kept in a refusal
 Status = Literal["shipped", "refused", "failed", "skipped"]
+# The step's boundaries, in order (`rules.write` once before each rule file written).
+RULES_BOUNDARIES: Final = (
+    "rules.lease",
+    "rules.write",
+    "rules.manifest",
+    "rules.reload",
+    "rules.verify",
+    "rules.stamp",
+    "rules.release",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +122,12 @@ class Manifest:
             return cls()
         files = doc.get("files") if isinstance(doc, dict) else None
         groups = doc.get("groups") if isinstance(doc, dict) else None
+        if isinstance(files, list):  # an older manifest: names only, no sha ("")
+            files = dict.fromkeys(files, "")
+        if not isinstance(files, dict):
+            files = {}
         return cls(
-            {k: v for k, v in (files or {}).items() if _plain_name(k) and isinstance(v, str)},
+            {k: v for k, v in files.items() if _plain_name(k) and isinstance(v, str)},
             {k: v for k, v in (groups or {}).items() if isinstance(v, str)},
         )
 
@@ -175,6 +204,8 @@ class ShipOptions:
     lease_ttl_s: float
     allowed_paths: tuple[str, ...]
     http_timeout_s: float = 10.0
+    # Told each step boundary (RULES_BOUNDARIES) before the step runs: the crash tests.
+    on_boundary: Callable[[str, str | None], None] | None = None
     # Prometheus's HTTP API (transport/promrules.py); unit tests of the step's edge cases
     # on a FakeBox pass stand-ins (the journey tests/alerts_ship/ uses a real Prometheus).
     post_reload: Callable[..., Awaitable[str | None]] = promrules.reload
@@ -209,10 +240,16 @@ class _Refused(Exception):
         self.error = error
 
 
+def _at(opts: ShipOptions, boundary: str) -> None:
+    if opts.on_boundary is not None:
+        opts.on_boundary(boundary, BOX_NAME)
+
+
 async def ship_rules(
     h: BoxHandle, target: RulesTarget, step: RulesStep, opts: ShipOptions, clock: Clock
 ) -> RulesOutcome:
     """Ship `target` to the Prometheus box behind `h` (see the module docstring)."""
+    _at(opts, "rules.lease")
     try:
         await take_lease(
             h, holder=opts.holder, rollout_id=opts.rollout_id, ttl_s=opts.lease_ttl_s,
@@ -223,9 +260,30 @@ async def ship_rules(
     try:
         return await _ship_leased(h, target, step, opts, clock)
     finally:
+        _at(opts, "rules.release")
         # An expired lease of ours is broken by the next run.
         with contextlib.suppress(BoxError, TransportError):
             await release_lease(h, rollout_id=opts.rollout_id, taken=True)
+
+
+async def _before(
+    h: BoxHandle, names: list[str], old: Manifest, on_disk: Mapping[str, bytes | None]
+) -> dict[str, bytes | None]:
+    """The rules the old manifest names, by its shas (see the module docstring): the disk
+    bytes when they match, else history's copy; None for a file it does not name."""
+
+    async def one(name: str) -> bytes | None:
+        if name not in old.files:
+            return None  # new, or left by a run killed before its manifest: removed
+        sha, data = old.files[name], on_disk.get(name)
+        if not sha or (data is not None and sha256_hex(data) == sha):
+            return data
+        kept = await h.box.read_file(h.paths.history_file(sha))
+        if kept is not None and sha256_hex(kept) == sha:
+            return kept
+        return data  # not in history either: the best there is
+
+    return dict(zip(names, await asyncio.gather(*map(one, names)), strict=True))
 
 
 async def _ship_leased(
@@ -244,23 +302,29 @@ async def _ship_leased(
             )  # fmt: skip
         old = Manifest.parse(now.file)
         names = sorted(set(old.files) | set(target.files))
-        before = dict(zip(names, await asyncio.gather(
+        on_disk = dict(zip(names, await asyncio.gather(
             *(h.box.read_file(rules_dir / n) for n in names)), strict=True))  # fmt: skip
+        before = await _before(h, names, old, on_disk)
     except (BoxError, TransportError) as exc:
         return RulesOutcome("failed", f"rules not shipped, nothing written: {exc}")
     try:
         await asyncio.gather(*(keep_in_history(h, b) for b in before.values() if b is not None))
         if now.file is not None:
             await keep_in_history(h, now.file)
+        for n, b in sorted(target.files.items()):  # one at a time: the crash tests cut in
+            if on_disk.get(n) != b:
+                _at(opts, "rules.write")
+                await h.box.write_atomic(rules_dir / n, b, mode=0o644)
         await asyncio.gather(
-            *(h.box.write_atomic(rules_dir / n, b, mode=0o644) for n, b in target.files.items()
-              if before.get(n) != b),
-            *(h.box.remove(rules_dir / n) for n in old.files if n not in target.files),
-        )  # fmt: skip
+            *(h.box.remove(rules_dir / n) for n in old.files if n not in target.files)
+        )
         manifest = target.manifest()
+        _at(opts, "rules.manifest")
         await h.box.write_atomic(h.paths.config, manifest, mode=0o644)
         await _check(h, box, [rules_dir / n for n in sorted(target.files)])
+        _at(opts, "rules.reload")
         await _reload(h, box, opts)
+        _at(opts, "rules.verify")
         await _verify(h, box, target, opts, clock)
     except _Refused as exc:
         restored = await _restore(h, rules_dir, before, now.file, box, opts)
@@ -282,6 +346,7 @@ async def _ship_leased(
         applied_at=rfc3339(clock.now()), rollout_id=opts.rollout_id, outcome="applied",
         fence=opts.fence,
     )  # fmt: skip
+    _at(opts, "rules.stamp")
     try:
         await write_stamp(h, stamp)
     except (BoxError, TransportError) as exc:

@@ -534,7 +534,7 @@ async def execute(
     if not p.plan.boxes and alert_only:  # alert-only: no agent is touched
         state = replace(Rollout.start(p.plan), phase=Phase.DONE)
         result = RunResult(Outcome.DONE, opts.rollout_id, state)
-        return await _ship_last(p, result, opts, clock)
+        return await _ship_last(p, result, opts, clock, on_boundary)
     committed = None
     if p.plan.boxes and all(b.delivery is Delivery.RESTORE for b in p.plan.boxes):
         # A revert: every box gets back a config it ran. Time from its commit counts.
@@ -560,10 +560,16 @@ async def execute(
     finally:
         if driver.gate_runner is not None:
             await driver.gate_runner.source.close()
-    return await _ship_last(p, result, driver.opts, clock)
+    return await _ship_last(p, result, driver.opts, clock, on_boundary)
 
 
-async def _ship_last(p: Prepared, result: RunResult, opts: Options, clock: Clock) -> RunResult:
+async def _ship_last(
+    p: Prepared,
+    result: RunResult,
+    opts: Options,
+    clock: Clock,
+    on_boundary: Callable[[str, str | None], None] | None = None,
+) -> RunResult:
     """The rollout's last steps, only after every agent wave passed: alertmanager.yml
     (so the routes exist before the alerts that name them), then the alert rules."""
     step, target, fleet = p.plan.rules, p.rules, p.source.repo.fleet
@@ -587,7 +593,7 @@ async def _ship_last(p: Prepared, result: RunResult, opts: Options, clock: Clock
     ship = ShipOptions(
         box=fleet.prometheus, rollout_id=result.rollout_id, holder=opts.holder,
         revision=opts.revision, fence=opts.fence, lease_ttl_s=opts.lease_ttl_s,
-        allowed_paths=opts.allowed_paths,
+        allowed_paths=opts.allowed_paths, on_boundary=on_boundary,
     )  # fmt: skip
     result.rules = await ship_rules(h, target, step, ship, clock)
     if shipped_am is not None:

@@ -13,12 +13,14 @@ import sys
 from reconciler.cli.app import main as cli_main
 from reconciler.engine.driver import BOUNDARIES, JOURNAL_BOUNDARIES, MOVE_BOUNDARIES
 from reconciler.engine.resume import RESUME_BOUNDARIES
+from reconciler.engine.rules import RULES_BOUNDARIES
 from reconciler.testing import crashpoints
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with the crash hook of RECONCILER_CRASH_AT (none when it is unset)."""
-    known = (*BOUNDARIES, *MOVE_BOUNDARIES, *JOURNAL_BOUNDARIES, *RESUME_BOUNDARIES)
+    known = (*BOUNDARIES, *MOVE_BOUNDARIES, *JOURNAL_BOUNDARIES, *RESUME_BOUNDARIES,
+             *RULES_BOUNDARIES)  # fmt: skip
     hook = crashpoints.hook(known)
     cli_main(sys.argv[1:] if argv is None else argv, boundary_hook=hook)
 
