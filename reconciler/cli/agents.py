@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, load_or_exit, out
+from reconciler.cli.common import Format, RepoOpt, format_option, load_or_exit, out, pick_format
 
 
 def agents(
@@ -19,12 +19,13 @@ def agents(
             "--selector", "-l", help="k=v[,k=v]: name, tier, shard, host or a label; globs allowed."
         ),
     ] = "",
-    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    format_name: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """List agents with their tier, shard and box.
 
     Example:  reconcile agents --repo fleet-config-example --selector tier=fast,shard=eu-west
     """
+    format = pick_format(format_name, "agents", Format.text, Format.json)
     from reconciler.config.select import parse_selector, select
 
     loaded = load_or_exit(repo)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, out
+from reconciler.cli.common import Format, RepoOpt, format_option, out, pick_format
 from reconciler.errors import Refused
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -31,7 +31,7 @@ def capacity(
     window: Annotated[
         str, typer.Option("--window", help="How long to watch the load (30s, 10m, 1h).")
     ] = "10m",
-    fmt: Annotated[Format, typer.Option("--format", help="text, json or markdown.")] = Format.text,
+    fmt_name: Annotated[str, format_option(Format.text, Format.json, Format.markdown)] = "text",
 ) -> None:
     """Per tier: λ, peak arrivals, service time, concurrency, and the agents needed.
 
@@ -42,6 +42,7 @@ def capacity(
 
     Example:  reconcile capacity --repo demo-fleet/fleet --tier fast --window 1m --format json
     """
+    fmt = pick_format(fmt_name, "capacity", Format.text, Format.json, Format.markdown)
     import asyncio
 
     from reconciler.app.capacity import CapacityRequest

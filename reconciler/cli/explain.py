@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.common import Format, RepoOpt, fail, load_or_exit, out
+from reconciler.cli.common import (
+    Format,
+    RepoOpt,
+    fail,
+    format_option,
+    load_or_exit,
+    out,
+    pick_format,
+)
 
 if TYPE_CHECKING:
     from reconciler.config.layer import FieldPath, Setting
@@ -50,7 +58,7 @@ def explain(
         str, typer.Argument(help="A dotted field: model, config.retry.max_attempts, user ...")
     ],
     repo: RepoOpt = Path(),
-    format: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    format_name: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Show FIELD's value for AGENT and the file:line chain that set and overrode it.
 
@@ -58,6 +66,7 @@ def explain(
 
     Example:  reconcile explain eu-west-fast-003 model --repo fleet-config-example
     """
+    format = pick_format(format_name, "explain", Format.text, Format.json)
     from reconciler.config.provenance import explain as explain_field
     from reconciler.config.provenance import resolve_field
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import Exit, Format, RepoOpt, err, out
+from reconciler.cli.common import Exit, Format, RepoOpt, err, format_option, out, pick_format
 
 secrets_app = typer.Typer(
     help=(
@@ -50,7 +50,7 @@ def set_(
 @secrets_app.command("list")
 def list_(
     repo: RepoOpt = Path(),
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt_name: Annotated[str, format_option(Format.text, Format.json)] = "text",
 ) -> None:
     """Each declared secret, its backend (env, file, age, missing) and keyed fingerprint.
 
@@ -61,6 +61,7 @@ def list_(
 
     Example:  reconcile secrets list --repo demo-fleet/fleet --format json
     """
+    fmt = pick_format(fmt_name, "secrets list", Format.text, Format.json)
     from reconciler.app import secrets as use
 
     done = use.list_secrets(repo)

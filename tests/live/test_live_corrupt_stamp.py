@@ -131,8 +131,12 @@ async def test_apply_refuses_a_box_with_a_corrupt_stamp_and_writes_nothing(
         "--state-dir", str(tmp_path / "state"),
     )  # fmt: skip
     assert run.code == 1, run.both
-    for name in (garbage, not_stamp):
-        assert f"{name}: stamp unreadable: {paths[name]}" in run.err, run.err
+    # one group for the one cause, every box named whole, one example verbatim, its fix
+    assert f"2 boxes: stamp unreadable: {', '.join(sorted((garbage, not_stamp)))}" in run.err
+    assert any(
+        f"e.g. {name}: stamp unreadable: {paths[name]}" in run.err for name in (garbage, not_stamp)
+    ), run.err
+    assert "repair or remove the box's stamp file" in run.err
     assert "nothing was touched" in run.err
     assert "Traceback" not in run.err
     assert _snapshot(fleet) == before

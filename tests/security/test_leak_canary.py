@@ -8,7 +8,7 @@ CLI as an operator drives it. Canary values are fresh `sk-demo-...` keys:
   auth errors, rollback, exit 3, incident; then diff (live and PR mode), history, status.
   The head is reverted after it (the boxes' value again).
 - (a) test_2: K1, issued at the demo provider: `rotate-secret` to it, stage in `--format
-  json`, promote in text, retire in markdown; then the read commands in their formats.
+  json`, promote in text, retire in json; then the read commands in their formats.
 - (c) test_3: K3, issued, committed as the head, with the error paths: a wrong age identity
   and a non-identity (K3 itself) in RECONCILER_AGE_IDENTITY, an unreachable box
   (`ssh-refused`), a failed reload (`crash-on-reload`, rollback).
@@ -232,7 +232,7 @@ def test_1_a_failing_rollout_of_a_bad_canary_leaks_nowhere(leaks: Leaks) -> None
     reports = sorted((leaks.state / "incidents").glob("*.md"))
     assert reports and all(p.with_suffix(".json").is_file() for p in reports), reports
     after = leaks.sweep(
-        each_format([*repo(leaks, "history"), *state])
+        each_format([*repo(leaks, "history"), *state], ("text", "json"))
         + each_format(repo(leaks, "status"), ("json",))
     )
     for r in after:
@@ -245,7 +245,7 @@ def test_1_a_failing_rollout_of_a_bad_canary_leaks_nowhere(leaks: Leaks) -> None
 
 
 def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
-    """rotate-secret to an issued canary (json, text, markdown), then reads: no hit anywhere."""
+    """rotate-secret to an issued canary (json, text, json), then reads: no hit anywhere."""
     demo = leaks.demo
     k1 = canary()
     leaks.canaries["K1 (rotated to)"] = k1
@@ -259,7 +259,7 @@ def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
         leaks.state,
     ]
     results = [leaks.cli(*rotate, "--dry-run", "--until", "stage")]
-    for until, fmt in (("stage", "json"), ("promote", "text"), ("retire", "markdown")):
+    for until, fmt in (("stage", "json"), ("promote", "text"), ("retire", "json")):
         results.append(leaks.cli(*rotate, "--yes", "--until", until, "--format", fmt))
     expect_ok(results)
     value.unlink()
@@ -268,7 +268,7 @@ def test_2_a_rotation_to_the_canary_leaks_nowhere(leaks: Leaks) -> None:
     # (diff in every format, live and PR mode, runs in test_1, where it has a change to show)
     reads = each_format([*repo(leaks, "rotate-secret", SECRET), "--status"], ("text", "json"))
     reads += each_format(repo(leaks, "diff"), ("json",))
-    reads += each_format(repo(leaks, "secrets", "list"))
+    reads += each_format(repo(leaks, "secrets", "list"), ("text", "json"))
     results += leaks.sweep(reads)
     expect_ok(results)
     for agent in demo.agents:  # the scan finds the value where it must be: the 0600 file
@@ -290,7 +290,7 @@ def test_3_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> No
     results: list[Result] = []
 
     # a bad backend: an identity that is not a recipient; the canary pasted as the identity
-    for identity, fmt in ((wrong, "text"), (k3, "markdown")):
+    for identity, fmt in ((wrong, "text"), (k3, "json")):
         env = cli_env() | {"RECONCILER_AGE_IDENTITY": identity}
         bad = [
             leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", fmt, env=env),
@@ -333,7 +333,7 @@ def test_3_error_paths_with_the_canary_resolved_leak_nowhere(leaks: Leaks) -> No
     for agent in demo.agents:
         demo.fault(agent, "crash-on-reload")
     try:
-        crashed = leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", "markdown")
+        crashed = leaks.cli(*repo(leaks, "apply"), "--yes", *state, "--format", "json")
     finally:
         demo.clear_all()
     with explained(crashed.describe()):
