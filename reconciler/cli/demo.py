@@ -335,7 +335,14 @@ def _step_bad_change(w: Walk) -> None:
 
 
 def _step_status(w: Walk) -> None:
-    _reconcile(w, "status", "--repo", str(w.repo), "--window", "3", ok=(0, 1))
+    code = _reconcile(w, "status", "--repo", str(w.repo), "--window", "3", ok=(0, 1, 2))
+    if code == 2:  # the bad head was rolled back: its boxes run the revision before it
+        err.print(
+            "exit 2: the tier fast boxes run the revision before the bad change, which the gates "
+            f"rolled back and blocked; `git -C {w.repo} revert --no-edit HEAD` makes the repo say "
+            "what they run (the rollback in git), then `reconcile apply` has nothing to write",
+            markup=False,
+        )
 
 
 def _step_next(w: Walk) -> None:
