@@ -114,7 +114,8 @@ def pick_format(value: str, command: str, *accepted: Format) -> Format:
     for f in accepted:
         if value == f.value:
             return f
-    names = " or ".join(f.value for f in accepted)
+    values = [f.value for f in accepted]
+    names = " or ".join(values) if len(values) < 3 else f"{', '.join(values[:-1])} or {values[-1]}"
     raise Refused(f"{command} --format {value}: {command} prints {names} only")
 
 
