@@ -2,7 +2,9 @@
 
 The product's own `prepare` + `execute` (the code `reconcile apply` runs), a demo
 fleet in the test's event loop, and the demo's faults fired at the first soak
-tick, when no box operation is in flight.
+tick, when no box operation is in flight. Gates and watchdog stay on; the soak is cut to
+0.5 s (ticks of 0.1 s) only so a fault lands in it quickly: the network paths are under
+test here, not the soak's length.
 """
 
 from __future__ import annotations
