@@ -16,9 +16,9 @@ from reconciler.config.repo import load_repo
 from reconciler.journal.base import Holder
 from reconciler.journal.pgwork import WorkQueue
 from reconciler.journal.postgres import PostgresJournal
-from reconciler.testing.journeys import assert_converged, demo_fleet, explained
 from reconciler.plan import make_plan
 from reconciler.repo import work_tree
+from reconciler.testing.journeys import assert_converged, demo_fleet, explained
 from reconciler.testing.postgres import PASSWORD, PgServer
 
 pytestmark = pytest.mark.timeout(300)
