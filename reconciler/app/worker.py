@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import signal
 import time
@@ -208,11 +209,21 @@ async def _serve_one(
         try:
             with journal.batch():
                 return await serve(queue, c, driver, name=holder, slots=slots, stop=stop,
-                                   commit=journal.commit, tell=tell)  # fmt: skip
+                                   commit=journal.commit, tell=tell,
+                                   orphaned=_orphaned(req))  # fmt: skip
         finally:
             await driver.keeper.close()
     finally:
         await link.close()
+
+
+def _orphaned(req: WorkerRequest) -> Callable[[], bool]:
+    """With --rollout: whether the process that started this worker (`apply --workers`'s
+    coordinator, or a shell) is gone, so a killed coordinator's workers leave at once."""
+    if req.rollout_id is None:
+        return lambda: False
+    parent = os.getppid()
+    return lambda: os.getppid() != parent
 
 
 class _Quiet:

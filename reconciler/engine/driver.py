@@ -277,6 +277,8 @@ class Driver:
         """Journal the intent of the step `name` (before it runs) and tell `on_boundary`."""
         if self.journal is not None and cmd is not None:
             body = {"boundary": name, **_plain(data)}
+            if self.serving:  # a worker's step: who ran it (a box taken over has two)
+                body["by"] = self.opts.holder
             rid = self.opts.rollout_id
             self._intents[(name, agent)] = self.journal.record_intent(rid, agent, cmd, body)
         self.on_boundary(name, agent)

@@ -248,15 +248,20 @@ async def serve(
     stop: asyncio.Event,
     commit: Callable[[], object],
     tell: Callable[[str], None],
+    orphaned: Callable[[], bool] = lambda: False,
 ) -> Served:
     """Claim and run the rollout's box operations until it is done, its coordinator is
-    gone, or `stop` is set; the boxes already claimed are finished first."""
+    gone (or `orphaned()`: the process that started this worker died), or `stop` is set;
+    the boxes already claimed are finished first."""
     rid = coordinator.rollout_id
     served = Served(rid)
     running: set[asyncio.Task[None]] = set()
     checked = 0.0
     pause = POLL_S
     while not stop.is_set():
+        if orphaned():
+            served.ended = "the coordinator that started this worker is gone"
+            break
         if time.monotonic() - checked > 1.0:
             checked = time.monotonic()
             now = queue.coordinator(rid)
