@@ -43,16 +43,16 @@ def main() -> int:
     trials = []
     try:
         url = server.url(server.create_database().rsplit("/", 1)[-1], password=False)
-        with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp:
-            with demo_fleet(Path(tmp) / "demo", args.boxes) as demo:
-                print(json.dumps({"boxes": args.boxes, "trials": args.trials, "seed": seed,
-                                  "workers": args.workers}), flush=True)  # fmt: skip
-                for i in range(args.trials):
-                    t = trial(demo, url, Path(tmp) / "state", i, rng,
-                              target=TARGETS[i % 2], workers=args.workers, soak=args.soak,
-                              timeout=1800)  # fmt: skip
-                    trials.append(t)
-                    print(t.line(), flush=True)
+        tmp = tempfile.mkdtemp(prefix="bench-chaos-")
+        with demo_fleet(Path(tmp) / "demo", args.boxes) as demo:
+            print(json.dumps({"boxes": args.boxes, "trials": args.trials, "seed": seed,
+                              "workers": args.workers}), flush=True)  # fmt: skip
+            for i in range(args.trials):
+                t = trial(demo, url, Path(tmp) / "state", i, rng,
+                          target=TARGETS[i % 2], workers=args.workers, soak=args.soak,
+                          timeout=1800)  # fmt: skip
+                trials.append(t)
+                print(t.line(), flush=True)
     finally:
         server.stop()
         summary = {
