@@ -4,14 +4,18 @@ A `StatusSession` keeps its connections open across refreshes (`--watch`, the be
 the first refresh scrapes the metrics twice over the window, every later one once, its
 rates taken against the previous refresh's scrape. Each refresh also says which boxes
 run other config than the repo's head, and which of those the last finished rollout
-left behind (its journal summary's `left_behind`).
+left behind (its journal summary's `left_behind`), and, from the state apply itself uses
+(`--state postgresql://...`, --state-dir, fleet.yaml `state:`), who holds the fleet lock
+and which rollouts are running or were cut short: an operator on another machine sees a
+rollout a laptop or a CI job runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,12 +23,20 @@ from reconciler.app.config import load_config
 from reconciler.app.state import open_state
 from reconciler.config.repo import Repo
 from reconciler.config.select import parse_selector, select
-from reconciler.errors import Refused
+from reconciler.errors import Refused, StateError
+from reconciler.journal.base import LockLease, RolloutRecord
 from reconciler.model.agent import Agent
+from reconciler.model.fleet import FleetFile
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.render import render_payload, sha256_hex
 from reconciler.repo import GitError, work_tree
-from reconciler.report.status import StatusReport, status_report
+from reconciler.report.status import (
+    LockOut,
+    RolloutOut,
+    StateOut,
+    StatusReport,
+    status_report,
+)
 from reconciler.secretstore import fleet_key
 from reconciler.status import Signals, assess, summarize
 from reconciler.transport.link import FleetLink, former_agents
@@ -89,20 +101,91 @@ def _head(root: Path) -> str | None:
         return None
 
 
-def _last_left_behind(s: StatusScope) -> tuple[str | None, list[str]]:
-    """The last finished rollout's id and the boxes it left behind (none without a journal)."""
-    fleet = s.repo.fleet
-    with open_state(fleet, s.request.state_dir) as state:
+def _when(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class StateSeen:
+    """What status read from the state: the last finished rollout's id and the boxes it left
+    behind, and the fleet lock and unfinished rollouts (`out` None: no journal here)."""
+
+    left_by: str | None = None
+    left: list[str] = field(default_factory=list)
+    out: StateOut | None = None
+
+
+def _left_behind(history: Sequence[RolloutRecord]) -> tuple[str | None, list[str]]:
+    """The last finished rollout's id and the boxes it left behind."""
+    for r in history:
+        if r.finished_at is None:
+            continue
+        left = (r.summary or {}).get("left_behind")
+        return r.rollout_id, [str(n) for n in left] if isinstance(left, list) else []
+    return None, []
+
+
+def _lock_out(lease: LockLease, now: datetime) -> LockOut:
+    return LockOut(
+        lock_id=lease.lock_id,
+        holder=str(lease.holder),
+        rollout_id=lease.holder.rollout_id,
+        since=_when(lease.since) or "",
+        expires=_when(lease.expires) or "",
+        heartbeat=_when(lease.heartbeat),
+        dead=lease.dead(now),
+    )
+
+
+def state_out(
+    where: str, lease: LockLease | None, unfinished: Sequence[RolloutRecord], now: datetime
+) -> StateOut:
+    """The lock and the unfinished rollouts as status shows them: a rollout is running when
+    a holder not known dead holds the fleet lock for it, else it was cut short."""
+    lock = None if lease is None else _lock_out(lease, now)
+    live = lock.rollout_id if lock is not None and lock.dead is None else None
+    return StateOut(
+        where=where,
+        lock=lock,
+        unfinished=[
+            RolloutOut(
+                rollout_id=r.rollout_id,
+                target_revision=r.target_revision,
+                holder=str(r.holder),
+                started_at=_when(r.started_at) or "",
+                boxes=len(r.pre_shas),
+                running=r.rollout_id == live,
+            )
+            for r in unfinished
+        ],
+    )
+
+
+def read_state(fleet: FleetFile, state_dir: Path | None) -> StateSeen:
+    """Read the state as apply would find it (reading creates no local file).
+
+    Raises:
+        StateError: the journal or the lock cannot be read (the message says where).
+    """
+    with open_state(fleet, state_dir) as state:
         journal = state.existing_journal()
         if journal is None:
-            return None, []
-        for r in journal.history(fleet.fleet_id, limit=20):
-            if r.finished_at is None:
-                continue
-            left = (r.summary or {}).get("left_behind")
-            names = [str(n) for n in left] if isinstance(left, list) else []
-            return r.rollout_id, names
-    return None, []
+            return StateSeen()
+        left_by, left = _left_behind(journal.history(fleet.fleet_id, limit=20))
+        lease = state.lock.holder(fleet.fleet_id)
+        unfinished = journal.unfinished(fleet.fleet_id)
+        out = state_out(state.where, lease, unfinished, datetime.now(UTC))
+    return StateSeen(left_by, left, out)
+
+
+async def _reread(fleet: FleetFile, state_dir: Path | None, was: StateSeen) -> StateSeen:
+    """A later refresh's read of the state (in a thread, beside the box reads); when it
+    fails, the last read's left-behind boxes and the error, so a --watch goes on."""
+    try:
+        return await asyncio.to_thread(read_state, fleet, state_dir)
+    except StateError as exc:
+        where = was.out.where if was.out is not None else "the state"
+        return StateSeen(was.left_by, was.left, StateOut(where=where, error=str(exc)))
 
 
 def _rates(
@@ -130,7 +213,7 @@ class StatusSession:
         self.link = FleetLink(s.repo.fleet.connection, self.root)
         self.desired = {a.name: sha256_hex(render_payload(a.config)) for a in s.agents}
         self.head = _head(self.root)
-        self.left_by, self.left = _last_left_behind(s)
+        self.state: StateSeen | None = None  # the first refresh reads it (errors stop it)
         self._scrape: dict[str, MetricSnapshot | Problem] | None = None
         self._former: tuple[frozenset[str], list[Agent]] | None = None
         self.refreshes = 0
@@ -164,7 +247,16 @@ class StatusSession:
     async def refresh(self) -> StatusReport:
         """One refresh: read, judge every agent, and report."""
         s = self.scope
-        live, rates = await self.read()
+        fleet, state_dir = s.repo.fleet, s.request.state_dir
+        if self.state is None:
+            self.state = read_state(fleet, state_dir)
+            live, rates = await self.read()
+        else:
+            state_task = asyncio.create_task(_reread(fleet, state_dir, self.state))
+            try:
+                live, rates = await self.read()
+            finally:
+                self.state = await state_task
         named = frozenset(b.stamp.revision for b in live.values() if b.stamp is not None)
         if self._former is None or self._former[0] != named:  # git reads, once per set
             self._former = (named, former_agents(self.root, live.values(), s.repo.agents.keys()))
@@ -213,6 +305,7 @@ def judge(
             )
         )
     checked = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = session.state or StateSeen()
     return status_report(
         s.repo.fleet.fleet_id,
         checked,
@@ -221,8 +314,9 @@ def judge(
         orphans,
         current=current,
         head_revision=session.head,
-        left_behind=session.left,
-        left_by=session.left_by,
+        left_behind=seen.left,
+        left_by=seen.left_by,
+        state=seen.out,
     )
 
 

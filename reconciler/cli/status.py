@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     Format,
     RepoOpt,
     StateDirOpt,
+    StateOpt,
     format_option,
     out,
     pick_format,
@@ -59,6 +60,7 @@ def status(
         typer.Option("--wide", help="Tier, shard, version, revision, errors and p95 columns too."),
     ] = False,
     state_dir: StateDirOpt = None,
+    state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     count: Annotated[
         int, typer.Option("--count", min=0, help="With --watch: stop after N refreshes (0: never).")
     ] = 0,
@@ -69,8 +71,13 @@ def status(
     (queue and no throughput), high error rate. Yellow: alive but degrading (missed
     heartbeat, errors or p95 latency up, loaded config not the applied one, drift,
     unmanaged). Idle agents are green. It also says which boxes run other config than the
-    repo's head, and which of them the last rollout left behind (its failure budget; read
-    from the journal in --state-dir).
+    repo's head, and which of them the last rollout left behind (its failure budget).
+
+    From the state apply itself uses (--state postgresql://..., else --state-dir, else
+    fleet.yaml `state:` or `state_dir`) it shows who holds the fleet lock, and one line per
+    rollout begun and not finished: running (its holder holds the lock), or cut short
+    (`reconcile resume` continues it). With a shared state, that is a rollout any machine
+    runs. JSON: the `state` object (schemas/status.schema.json).
 
     One line per agent: the name whole, the reasons cut with "…" at the terminal's width
     (80 when piped); --wide adds the other columns. Formats: text, json.
@@ -81,6 +88,7 @@ def status(
 
     Example:  reconcile status --repo demo-fleet/fleet --watch 5
               reconcile status --repo demo-fleet/fleet --format json | jq .out_of_date
+              reconcile status --state postgresql://reconciler@db.internal/reconciler
     """
     import asyncio
 

@@ -51,6 +51,52 @@ class GroupOut(BaseModel):
     red: int
 
 
+class LockOut(BaseModel):
+    """The fleet lock as the state holds it now (`status --format json`'s `state.lock`)."""
+
+    lock_id: str
+    holder: str = Field(description="user@host pid N")
+    rollout_id: str | None = Field(description="the rollout it is held for (None: not begun yet)")
+    since: str
+    expires: str
+    heartbeat: str | None = Field(default=None, description="its last renewal")
+    dead: str | None = Field(
+        default=None,
+        description="why its holder is certainly dead (the next apply or resume takes the "
+        "lock over); None: alive, or not known to be dead",
+    )
+
+
+class RolloutOut(BaseModel):
+    """A rollout begun and not finished (`status --format json`'s `state.unfinished`)."""
+
+    rollout_id: str
+    target_revision: str
+    holder: str = Field(description="who began it: user@host pid N")
+    started_at: str
+    boxes: int = Field(description="boxes in its plan")
+    running: bool = Field(
+        description="its holder holds the fleet lock and is not known dead; false: cut "
+        "short (`reconcile resume` continues it)"
+    )
+
+
+class StateOut(BaseModel):
+    """What status read from the journal and the lock (--state, --state-dir or fleet.yaml)."""
+
+    where: str = Field(
+        description="the state read: a postgresql:// URL (never with a password) or the "
+        "local state directory"
+    )
+    lock: LockOut | None = Field(default=None, description="the fleet lock (None: free)")
+    unfinished: list[RolloutOut] = Field(
+        default_factory=list, description="rollouts begun and not finished, oldest first"
+    )
+    error: str | None = Field(
+        default=None, description="why the state could not be read on this refresh"
+    )
+
+
 class StatusReport(BaseModel):
     """`reconcile status --format json` (schemas/status.schema.json); one per refresh with
     `--watch`."""
@@ -74,6 +120,11 @@ class StatusReport(BaseModel):
         description="out-of-date agents the last finished rollout left behind (its budget)",
     )
     left_by: str | None = Field(default=None, description="that rollout's id")
+    state: StateOut | None = Field(
+        default=None,
+        description="the fleet lock and the unfinished rollouts, from the state apply "
+        "uses (None: no journal here)",
+    )
     exit_code: int = Field(
         default=0, description="0 all green and current, 1 any red, 2 out of date or left behind"
     )
@@ -100,6 +151,7 @@ def status_report(
     head_revision: str | None = None,
     left_behind: Sequence[str] = (),
     left_by: str | None = None,
+    state: StateOut | None = None,
 ) -> StatusReport:
     """The report; `current`: agent -> runs the head's config; `left_behind`: the agents the
     last finished rollout (`left_by`) left on their old config (kept only while out of date)."""
@@ -143,6 +195,7 @@ def status_report(
         out_of_date=stale,
         left_behind=behind,
         left_by=left_by if behind else None,
+        state=state,
         exit_code=exit_code(summary.worst, stale, behind),
     )
 
@@ -237,6 +290,40 @@ def _agents(report: StatusReport, *, all_agents: bool, wide: bool) -> AgentLines
     return AgentLines(shown, wide=wide) if shown else None
 
 
+def state_lines(state: StateOut | None) -> list[Text]:
+    """One line for the fleet lock (naming the state read) and one per unfinished rollout:
+    what an operator on any machine sees of a rollout another one runs."""
+    if state is None:
+        return []
+    where = scrub(state.where)
+    if state.error is not None:
+        return [Text(f"state {where}: not read: {scrub(state.error)}", style="yellow")]
+    lock = state.lock
+    if lock is None:
+        lines = [Text(f"fleet lock: free (state {where})")]
+    else:
+        rollout = lock.rollout_id or "not begun yet"
+        line = f"fleet lock: held by {lock.holder}, rollout {rollout}, since {lock.since}"
+        if lock.dead is not None:
+            line += f"; its holder is dead ({lock.dead}): the next apply or resume takes it over"
+        lines = [Text(f"{line} (state {where})", style="yellow" if lock.dead else "")]
+    for r in state.unfinished:
+        what = (
+            f"revision {r.target_revision[:12]}, {r.boxes} boxes, started {r.started_at} "
+            f"by {r.holder}"
+        )
+        if r.running:
+            lines.append(Text(f"rollout {r.rollout_id} running: {what}", style="bold"))
+        else:
+            lines.append(
+                Text(
+                    f"rollout {r.rollout_id} cut short: {what}; `reconcile resume` continues it",
+                    style="yellow",
+                )
+            )
+    return lines
+
+
 def verdict(report: StatusReport) -> Text:
     """One line: every agent green and current, or what is not (never "green" when behind)."""
     parts: list[str] = []
@@ -260,14 +347,16 @@ def verdict(report: StatusReport) -> Text:
 def status_text(
     report: StatusReport, *, all_agents: bool = False, wide: bool = False
 ) -> RenderableType:
-    """Totals per shard and tier, then every agent that is not green and current (all with
-    all_agents), then one verdict line. `wide`: tier, shard, version, revision and metrics
+    """Totals per shard and tier, the fleet lock and any unfinished rollout (from the state),
+    then every agent that is not green and current (all with all_agents), then one verdict
+    line. `wide`: tier, shard, version, revision and metrics
     columns too, every cell whole: print it with a console as wide as the lines (80 columns
     keep the agent name whole and cut the reasons with an ellipsis)."""
     versions = ", ".join(f"{v}: {n}" for v, n in report.versions.items())
     parts: list[RenderableType] = [_groups(report), Text(f"agent versions: {versions}")]
     if report.orphans:
         parts.append(Text(f"orphans (stamped, not in the repo): {', '.join(report.orphans)}"))
+    parts.extend(state_lines(report.state))
     rows = _agents(report, all_agents=all_agents, wide=wide)
     if rows is not None:
         parts.append(rows)
@@ -283,6 +372,9 @@ def change_line(before: StatusReport | None, now: StatusReport) -> str:
         f"red {t.get('red', 0)} out-of-date {len(now.out_of_date)} "
         f"left-behind {len(now.left_behind)}"
     )
+    running = [r.rollout_id for r in (now.state.unfinished if now.state else []) if r.running]
+    if running:
+        head += f" running {', '.join(running)}"
     if before is None:
         return head
     was = {a.agent: a.color for a in before.agents}
