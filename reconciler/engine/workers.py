@@ -45,6 +45,9 @@ CLAIM_TTL_S: Final = 0.8 * HEARTBEAT_S  # a claim not renewed this long is free 
 UNCLAIMED_S: Final = 30.0  # work nobody claims this long: the coordinator runs it
 POLL_S: Final = 0.02  # how often the coordinator looks for results while some are due
 IDLE_POLL_S: Final = 0.25  # a worker with nothing to do looks for work this often
+# Rows one worker claims per look: the others get their share of a wave's work (a worker
+# claiming every queued row at once would leave the other processes idle).
+CLAIM_BURST: Final = 4
 
 # The options a worker needs to run the coordinator's box operations (never the fleet key:
 # the worker derives it from the repo, as the coordinator did).
@@ -271,12 +274,12 @@ async def serve(
             if now.age_s > COORDINATOR_STALE_S:
                 served.ended = f"the coordinator is gone (no heartbeat for {now.age_s:.0f}s)"
                 break
-        took = False
-        while len(running) < slots:
+        took = 0
+        while len(running) < slots and took < CLAIM_BURST:
             claim = queue.claim(rid, name, ttl_s=CLAIM_TTL_S)
             if claim is None:
                 break
-            took = True
+            took += 1
             if claim.attempts > 1:
                 served.reassigned += 1
                 tell(f"{claim.agent}: taking over its {claim.kind} (attempt {claim.attempts})")

@@ -267,6 +267,21 @@ class ProgressLines:
         left = f"; left behind: {', '.join(p.left_behind)}" if p.left_behind else ""
         return self._tag("rollout.finished", f"{p.outcome} (exit {p.exit_code}){left}")
 
+    def _workers_finished(self, f: Mapping[str, object], *_: object) -> list[str]:
+        workers = f.get("workers")
+        each = [w for w in workers if isinstance(w, Mapping)] if isinstance(workers, list) else []
+        noun = "worker process" if len(each) == 1 else "worker processes"
+        lines = self._tag("workers.finished", f"{len(each)} {noun}")
+        for w in each:
+            extra = [f"{w.get(k)} {k}" for k in ("reassigned", "lost") if w.get(k)]
+            code = w.get("exit_code")
+            lines.append(
+                f"  pid {w.get('pid')}: {w.get('boxes')} box operation(s), {w.get('cpu_s')} s CPU"
+                + (f", {', '.join(str(e) for e in extra)}" if extra else "")
+                + (f", exit {code}" if code else "")
+            )
+        return lines
+
     def _resume_started(self, f: Mapping[str, object], *_: object) -> list[str]:
         return self._tag("resume.started", self.progress.resume)
 
