@@ -332,5 +332,6 @@ def _workers(
 
     remote = QueuedBoxes(WorkQueue(state.url), version=__version__, holder=state.holder_id)
     local = LocalWorkers(req.workers, url=state.url, repo=req.repo.resolve(),
-                         logs=state.path / "workers", tell=view.tell)  # fmt: skip
+                         logs=state.path / "workers", tell=view.tell,
+                         over=lambda: remote.retired)  # fmt: skip
     return remote, local

@@ -3,7 +3,8 @@
 Each is `reconcile worker --rollout ID` in a process of its own (its own CPU, its own
 SSH connections), logging to STATE_DIR/workers/ID-K.log. One that dies while the
 rollout runs is started again (twice at most per slot; its boxes are claimed again by
-the others once its claims expire, and the coordinator runs what nobody takes). When the
+the others once its claims expire, and the coordinator runs what nobody takes); so is one
+that left the rollout before it was over (it judged the coordinator gone). When the
 rollout is over the workers leave it by themselves; `stop` waits for them, then ends any
 still running, and returns the JSON line each printed (its CPU seconds and boxes).
 """
@@ -43,7 +44,9 @@ class LocalWorkers:
 
     def __init__(
         self, count: int, *, url: str, repo: Path, logs: Path, tell: Callable[[str], None],
+        over: Callable[[], bool] = lambda: False,
     ) -> None:  # fmt: skip
+        self.over = over  # the rollout is over (workers that leave now are done)
         self.count = count
         self.url = url
         self.repo = repo
@@ -89,8 +92,10 @@ class LocalWorkers:
                     continue
                 code = slot.proc.returncode
                 self._collect(slot)
-                if code == 0:  # it left the rollout (over, or its coordinator gone)
+                if self.over():
                     continue
+                if code == 0:  # it left a rollout that is not over: it thought us gone
+                    code = "0 before the rollout ended"
                 if slot.restarts >= RESTARTS:
                     self.tell(f"worker {slot.index} exited with {code} again; not restarted "
                               "(the others and the coordinator take its boxes)")  # fmt: skip

@@ -32,7 +32,7 @@ from typing import Final
 
 from reconciler.engine.driver import Driver, Options
 from reconciler.engine.remote import BoxDone, Here, Note
-from reconciler.journal.liveness import HEARTBEAT_S
+from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
 from reconciler.journal.pgwork import Claim, Coordinator, WorkQueue
 from reconciler.rollout.commands import ApplyBox, RestoreBox
 from reconciler.rollout.events import ApplyStep, BoxFailed, BoxRestoreFailed, Event
@@ -40,7 +40,9 @@ from reconciler.rollout.records import JSONObject, command_from_record, event_fr
 from reconciler.rollout.watchdog import Limits
 
 BEAT_S: Final = 2.0  # the coordinator's heartbeat in the coordinators table
-COORDINATOR_STALE_S: Final = 5 * BEAT_S  # a coordinator this silent is gone
+# A coordinator this silent is gone (as a lock holder's heartbeat: a busy coordinator on a
+# loaded machine may miss a few beats; a worker leaving it too early stalls its rollout).
+COORDINATOR_STALE_S: Final = STALE_AFTER_S
 CLAIM_TTL_S: Final = 0.8 * HEARTBEAT_S  # a claim not renewed this long is free again
 UNCLAIMED_S: Final = 30.0  # work nobody claims this long: the coordinator runs it
 POLL_S: Final = 0.02  # how often the coordinator looks for results while some are due
@@ -126,6 +128,7 @@ class QueuedBoxes:
         self._here: Here | None = None
         self._note: Note | None = None
         self.ran_here = 0  # box operations the coordinator ran itself
+        self.retired = False  # the rollout is over: workers leaving it now are done
 
     def start(self, options: Options, note: Note, here: Here) -> None:
         self.rollout_id = options.rollout_id
@@ -196,6 +199,7 @@ class QueuedBoxes:
                 self.queue.beat(self.rollout_id)
 
     async def stop(self) -> None:
+        self.retired = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
