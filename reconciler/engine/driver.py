@@ -346,10 +346,10 @@ class Driver:
             )
             self.opts = replace(self.opts, rollout_id=rid)
             self.record.rollout_id = rid
-            if self.remote is not None:  # visible to workers before they are started
-                self.remote.start(self.opts, self.note, self._here)
-            if self.on_rollout_id is not None:
-                self.on_rollout_id(rid)
+        if self.remote is not None:  # visible to workers before they are started
+            self.remote.start(self.opts, self.note, self._here)
+        if self.journal is not None and self.on_rollout_id is not None:
+            self.on_rollout_id(self.opts.rollout_id)
         self._intent("rollout.begin", None)
         self.note(
             "rollout.started",
