@@ -105,6 +105,16 @@ def _figures_table(checks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+WAVE_NAMES_SHOWN = 12  # a 1,000-box wave's names belong in the JSON, not in the headline
+
+
+def _some(names: list[str]) -> str:
+    """The first names of a wave, then how many more (all of them are in the JSON)."""
+    more = len(names) - WAVE_NAMES_SHOWN
+    shown = ", ".join(names[:WAVE_NAMES_SHOWN])
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def render_incident_markdown(doc: dict[str, Any]) -> str:
     """The incident for humans: headline, what failed, what was restored, the timeline."""
     lines = [
@@ -112,7 +122,7 @@ def render_incident_markdown(doc: dict[str, Any]) -> str:
         "",
         f"- fleet: `{doc['fleet_id']}`, revision `{doc['revision']}`, plan `{doc['plan_id'][:12]}`",
         f"- trigger: {doc['trigger']}",
-        f"- failing wave: {doc['failing_wave']} ({', '.join(doc['failing_wave_agents'])})",
+        f"- failing wave: {doc['failing_wave']} ({_some(doc['failing_wave_agents'])})",
         f"- time to detect: {doc['time_to_detect_s']} s; "
         f"time to roll back: {doc['time_to_roll_back_s']} s",
         "",
