@@ -51,8 +51,8 @@ def worker(
     until SIGTERM. At its end it prints one JSON line on stdout: boxes run, CPU seconds.
 
     \b
-    Example (on a second machine, in a clone of the fleet repo at the same commit):
-      reconcile worker --repo fleet --state postgresql://rc@db.internal/reconciler
+    Example:  reconcile worker --repo fleet --state postgresql://rc@db.internal/reconciler
+    (on a second machine, in a clone of the fleet repo at the commit being rolled out)
     """
     import asyncio
     import json
