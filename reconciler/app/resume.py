@@ -75,6 +75,11 @@ async def settle_first(
         )
         if broken is not None:
             tell(f"took over the lock of a dead run: {broken.describe()}")
+        if state.url is not None:  # a dead coordinator's workers finish their boxes first
+            from reconciler.app.orphanwork import let_workers_finish  # noqa: PLC0415 (psycopg only when asked)
+
+            await let_workers_finish(state.url, fleet.fleet_id, wait_s=box_timeout(source.repo),
+                                     tell=tell)  # fmt: skip
         link = link_factory(source) if link_factory else Link(source, req.repo)
         opts = ResumeOptions(
             fleet_id=fleet.fleet_id,

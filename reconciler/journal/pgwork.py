@@ -113,6 +113,24 @@ class WorkQueue:
         )
         return len(rows)
 
+    def abandon(self, fleet_id: str) -> list[str]:
+        """The fleet's coordinators that died with their rollout unfinished (the caller holds
+        the fleet lock, so none is alive): each is marked done and its queued work dropped;
+        the box operations workers still hold are left to finish (see `claimed`). Their ids."""
+        rows = self._run(
+            "UPDATE coordinators SET done = TRUE WHERE fleet_id = %s AND NOT done"
+            " RETURNING rollout_id",
+            (fleet_id,),
+        )
+        gone = [str(r[0]) for r in rows]
+        if gone:
+            self._run(
+                "UPDATE box_work SET state = 'done', result = %s WHERE rollout_id = ANY(%s)"
+                " AND state = 'queued'",
+                (json.dumps({"dropped": True}), gone),
+            )
+        return gone
+
     def coordinator(self, rollout_id: str) -> Coordinator | None:
         rows = self._run(
             "SELECT rollout_id, fleet_id, version, revision, options,"

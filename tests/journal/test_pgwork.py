@@ -7,6 +7,7 @@ renewal or result is refused; a retired rollout drops its queued work.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from reconciler.app.orphanwork import let_workers_finish
 from reconciler.config.repo import load_repo
 from reconciler.journal.base import Holder
 from reconciler.journal.pgwork import WorkQueue
@@ -123,3 +125,29 @@ def test_a_silent_coordinator_is_not_live(pg_module_url: str, rid: str, queue: W
     assert queue.live(None, stale_s=10) == []
     queue.beat(rid)
     assert [c.rollout_id for c in queue.live(None, stale_s=10)] == [rid]
+
+
+async def test_a_settling_run_waits_for_the_dead_coordinators_workers(
+    pg_module_url: str, rid: str, queue: WorkQueue
+):
+    """The coordinator is dead (the settling run holds the lock): its queued work is dropped,
+    no worker claims more, and the box a worker still runs is waited for."""
+    running, queued = _post(queue, rid, 2)
+    held = queue.claim(rid, "w1", ttl_s=30)
+    assert held is not None and held.work_id == running
+    told: list[str] = []
+
+    async def finish_soon() -> None:
+        await asyncio.sleep(1.0)
+        assert queue.finish(held, {"event": "done"})
+
+    fleet_id = queue.coordinator(rid).fleet_id  # type: ignore[union-attr]
+    finisher = asyncio.ensure_future(finish_soon())
+    gone = await let_workers_finish(pg_module_url, fleet_id, wait_s=30, tell=told.append)
+    assert finisher.done()  # it returned only once the worker recorded its box
+    await finisher
+    assert gone == [rid]
+    assert told and "1 box operation(s)" in told[0]
+    assert queue.results([queued]) == {queued: {"dropped": True}}
+    assert queue.claim(rid, "w2", ttl_s=30) is None
+    assert queue.coordinator(rid).done  # type: ignore[union-attr]
