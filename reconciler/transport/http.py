@@ -148,6 +148,9 @@ class HttpProbe:
         )
         self.allowed_hosts = tuple(allowed_hosts)
         self.max_body = max_body
+        # A request's timeout starts once it has a connection slot: a box is judged on how
+        # it answers, not on how long our own queue was (1,000 health reads share 256).
+        self._slots = asyncio.Semaphore(max_connections)
 
     async def __aenter__(self) -> HttpProbe:
         return self
@@ -169,8 +172,9 @@ class HttpProbe:
         refusal = probe_refusal(url, host, self.allowed_hosts)
         if refusal is not None:
             raise TransportError(box, operation, refusal)
-        with _errors(box, operation, timeout):
-            return await get_bounded(self._client, url, timeout=timeout, limit=self.max_body)
+        async with self._slots:
+            with _errors(box, operation, timeout):
+                return await get_bounded(self._client, url, timeout=timeout, limit=self.max_body)
 
     async def fetch_health(
         self, url: str, *, timeout: float, box: str | None = None, host: str | None = None
