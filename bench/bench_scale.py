@@ -7,13 +7,14 @@
    change to every agent and `reconcile apply` (in-process, SQLite) while a sampler
    reads /proc every 50 ms: the demo processes' RSS and fds, the apply process's fds,
    and the TCP sockets to the fleet's ports (client side, TIME_WAIT included, and the
-   distinct local ports they hold). Per box = the slope between the two fleets (so an interpreter's base is not
-   charged to its boxes); the fixed part is kept as a base. The largest N is the least
-   of: file descriptors of the one process holding every box's client connections (the
-   in-process rollout, or one worker), ports (two listeners per box, exclusive; client
-   sockets share local ports across destinations, so they get a fixed reserve), memory (demo + client per box, bases for the demo
-   processes, the apply and 4 workers, 512 MiB for PostgreSQL, 10% headroom), the demo's
-   MAX_AGENTS and 10,000 (and --max-n). It prints which one caps N and why.
+   distinct local ports they hold). Per box = the slope between the two fleets (so an
+   interpreter's base is not charged to its boxes); the fixed part is kept as a base.
+   The largest N is the least of: file descriptors of the one process holding every
+   box's client connections (the in-process rollout, or one worker); ports (two
+   listeners per box, exclusive; client sockets share local ports across destinations,
+   so they get a fixed reserve); memory (demo + client per box, bases for the demo
+   processes, the apply and 4 workers, 512 MiB for PostgreSQL, 10% headroom); the
+   demo's MAX_AGENTS; 10,000 (and --max-n). It prints which one caps N and why.
 2. A real PostgreSQL (reconciler.testing.postgres.PgServer, stopped in `finally`), one
    database per fleet; for each N a multi-process demo fleet (runner.up, as bench_rollout
    and bench_status start theirs), its metric gates dropped (soak 0: nothing to measure;
@@ -40,6 +41,7 @@ one for the capacity), then a readable table. Asserts no time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -106,10 +108,8 @@ def run_tree(argv: list[str], env: dict[str, str] | None = None, watch: Any = No
         for line in proc.stdout:
             tail = [*tail[-20:], line]
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     events.append(json.loads(line))
-                except ValueError:
-                    pass
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
@@ -225,12 +225,13 @@ def limits() -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    mem = {ln.split(":")[0]: int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()}  # fmt: skip
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem = {ln.split(":")[0]: int(ln.split()[1]) // 1024 for ln in meminfo}
     return {
         "nofile_soft_was": soft, "nofile_hard": hard,
         "file_max": int(Path("/proc/sys/fs/file-max").read_text()),
         "port_range": [lo, hi], "ports": hi - lo + 1,
-        "mem_total_mb": round(mem["MemTotal"] / 1024), "mem_available_mb": round(mem["MemAvailable"] / 1024),  # fmt: skip
+        "mem_total_mb": mem["MemTotal"], "mem_available_mb": mem["MemAvailable"],
         "cores": os.cpu_count(), "demo_max_agents": MAX_AGENTS,
     }  # fmt: skip
 
@@ -306,7 +307,7 @@ def capacity(lim: dict[str, Any], cal: list[dict[str, float]], max_n: int | None
     return {
         "bench": "scale.capacity", **lim, "calibration": cal, "per_box": per, "base": base,
         "caps": {k: v[0] for k, v in caps.items()}, "largest_n": largest, "capped_by": by,
-        "why": why, "machine_n": min(v[0] for k, v in caps.items() if k in ("fds", "ports", "memory")),  # fmt: skip
+        "why": why, "machine_n": min(caps[k][0] for k in ("fds", "ports", "memory")),
         "demo_processes_at_largest": demo_processes(largest, per["demo_fds"], hard),
         "reasons": {k: v[1] for k, v in caps.items()},
     }  # fmt: skip
@@ -443,7 +444,9 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[-5:]))  # fmt: skip
     ap.add_argument("--sizes", type=int, nargs="+", help="fleet sizes (default: 1000, largest N)")
-    ap.add_argument("--workers", type=int, nargs="+", help="worker counts; 0 = in-process (default 1 2 4)")  # fmt: skip
+    ap.add_argument(
+        "--workers", type=int, nargs="+", help="worker counts; 0 = in-process (default 1 2 4)"
+    )
     ap.add_argument("--max-n", type=int, help="cap the largest N further (a quick run)")
     ap.add_argument("--calibrate", type=int, nargs=2, default=[25, 100], metavar=("N1", "N2"))
     ap.add_argument("--quick", action="store_true", help="N=50 and 200, workers 0 and 1")
