@@ -20,8 +20,9 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from reconciler import __version__
 from reconciler.app.report_diff import provenance
 from reconciler.app.resume import ResumeRequest, preview, settle_first
 from reconciler.app.state import StateDir, open_state, save_traceback, write_private
@@ -29,7 +30,15 @@ from reconciler.app.trace import BoundaryHook, Trace
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.driver import Driver, IncidentWriter, RunResult
 from reconciler.engine.resume import ResumeResult
-from reconciler.engine.session import Link, Prepared, Request, Source, execute, prepare
+from reconciler.engine.session import (
+    ApplyRefused,
+    Link,
+    Prepared,
+    Request,
+    Source,
+    execute,
+    prepare,
+)
 from reconciler.journal.base import LockError
 from reconciler.journal.liveness import HEARTBEAT_S, STALE_AFTER_S
 from reconciler.metrics.source import MetricSource
@@ -40,6 +49,10 @@ from reconciler.rollout.commands import WriteIncident
 from reconciler.rollout.reporter import Reporter
 from reconciler.rollout.runrecord import RunRecord
 from reconciler.secrets.redact import scrub
+
+if TYPE_CHECKING:
+    from reconciler.app.localworkers import LocalWorkers
+    from reconciler.engine.workers import QueuedBoxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,9 @@ class ApplyRequest:
     soak_s: float | None = None
     wait_lock_s: float | None = None
     boundary_hook: BoundaryHook | None = None
+    # Box operations run by this many worker processes (reconciler/app/localworkers.py),
+    # coordinated through the shared state (needs --state postgresql://…); 0: in this one.
+    workers: int = 0
     # For tests only, never set by the CLI: the rollout's clock instead of the system's,
     # the command's connections instead of SSH and HTTP as fleet.yaml says, and the gates'
     # metric source instead of fleet.yaml's. tests/cli/test_progress_app.py runs apply()
@@ -177,6 +193,12 @@ async def apply(req: ApplyRequest, view: ApplyView, trace: Trace | None = None) 
                 view.tell(f"alertmanager.yml: ship {p.alertmanager.marker} {when}")
             if req.dry_run or not p.has_work:
                 return ApplyResult(0, settled)
+            if req.workers and state.url is None:
+                raise ApplyRefused(
+                    f"--workers {req.workers} needs the shared state the workers claim box "
+                    "operations from: --state postgresql://USER@HOST:PORT/DATABASE or fleet.yaml "
+                    "`state:` (docs/team.md); nothing was touched"
+                )
             view.confirm(p)
             run = await run_locked(p, req, state, view, trace)
             if run.rules is not None:
@@ -252,8 +274,12 @@ async def run_locked(
                     )
                 return
 
+    remote, local = _workers(req, state, view)
+
     def bind(rid: str) -> None:
         current["lease"] = lock.bind(current["lease"], rid)
+        if local is not None:
+            local.start(rid)
 
     def on_driver(d: Driver) -> None:
         trace.driver = d
@@ -275,15 +301,36 @@ async def run_locked(
             p, clock=req.clock or SystemClock(), reporter=view.reporter, journal=state.journal,
             write_incident=incident_writer(state.path, req.repo), on_driver=on_driver,
             on_rollout_id=bind, internal_error=keep, holder=state.holder_id,
-            on_boundary=req.boundary_hook,
+            on_boundary=req.boundary_hook, remote=remote,
         )  # fmt: skip
         if not done.incident and trace.driver is not None:
             write_rollout_report(state.path, trace.driver.record, req.repo)
         return done
     finally:
         renewer.cancel()
+        if local is not None:
+            view.reporter.note("workers.finished", {"workers": list(await local.stop())})
+        if remote is not None:
+            remote.queue.close()
         for sig in SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().remove_signal_handler(sig)
         with contextlib.suppress(LockError):
             lock.release(current["lease"])
+
+
+def _workers(
+    req: ApplyRequest, state: StateDir, view: ApplyView
+) -> tuple[QueuedBoxes | None, LocalWorkers | None]:
+    """With --workers N: the coordinator's queue, and the N local workers to start once the
+    rollout has its id (None, None without)."""
+    if not req.workers or state.url is None:
+        return None, None
+    from reconciler.app.localworkers import LocalWorkers  # noqa: PLC0415 (psycopg only when asked)
+    from reconciler.engine.workers import QueuedBoxes  # noqa: PLC0415 (psycopg only when asked)
+    from reconciler.journal.pgwork import WorkQueue  # noqa: PLC0415 (psycopg only when asked)
+
+    remote = QueuedBoxes(WorkQueue(state.url), version=__version__, holder=state.holder_id)
+    local = LocalWorkers(req.workers, url=state.url, repo=req.repo.resolve(),
+                         logs=state.path / "workers", tell=view.tell)  # fmt: skip
+    return remote, local

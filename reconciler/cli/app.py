@@ -50,6 +50,8 @@ COMMANDS: tuple[LazyCommand, ...] = (
          "Break a fleet lock whose holder is dead (needs --force and the lock id)."),
     _cmd("resume", "resume",
          "Settle or roll back a rollout cut short by a crash or a signal (the boxes decide)."),
+    _cmd("worker", "worker",
+         "Run box operations for rollouts coordinated through the shared state (PostgreSQL)."),
     _cmd("history", "history",
          "Past rollouts: revision, outcome, duration, waves, time to detect and to roll back."),
     _cmd("diff", "diff",

@@ -50,6 +50,17 @@ def apply(
     soak: Annotated[
         float | None, typer.Option("--soak", help="Override the policy's soak seconds.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            max=64,
+            help="Run the box operations in N worker processes, coordinated through the shared "
+            "state (--state postgresql://…); workers on other machines (`reconcile worker`) "
+            "join in. 0: in this process.",
+        ),
+    ] = 0,
     state_dir: StateDirOpt = None,
     state_url: StateOpt = None,  # its callback selects the backend (app/state.py)
     fmt: Annotated[str, format_option(Format.text, Format.json)] = "text",
@@ -73,6 +84,7 @@ def apply(
       reconcile apply --repo demo-fleet/fleet --dry-run
       reconcile apply --repo demo-fleet/fleet --yes
       reconcile apply --repo demo-fleet/fleet --yes --format json | jq -c .event
+      reconcile apply --repo fleet --yes --workers 4 --state postgresql://rc@db/reconciler
     """
     import asyncio
 
@@ -85,7 +97,7 @@ def apply(
     req = ApplyRequest(
         repo=repo, state_dir=state_dir, dry_run=dry_run, allow_dirty=allow_dirty,
         allow_unreachable=allow_unreachable, force=force, plan_file=plan_file, soak_s=soak,
-        wait_lock_s=wait_lock, boundary_hook=state.boundary_hook,
+        wait_lock_s=wait_lock, boundary_hook=state.boundary_hook, workers=workers,
     )  # fmt: skip
     screen = ApplyScreen(form, dry_run=dry_run, yes=yes)
     try:

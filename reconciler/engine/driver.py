@@ -31,6 +31,7 @@ from reconciler.engine.boxops import BoxHandle, BoxOpError
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.gaterun import GateRunner, figures_json
 from reconciler.engine.keeper import LeaseKeeper
+from reconciler.engine.remote import BoxDone, RemoteBoxes
 from reconciler.engine.rules import RulesOutcome
 from reconciler.engine.steps import (
     ApplyJob,
@@ -213,11 +214,16 @@ class Driver:
         gate_runner: GateRunner | None = None,
         on_boundary: BoundaryHook | None = None,
         committed_at: float | None = None,
+        remote: RemoteBoxes | None = None,
+        serving: bool = False,
     ) -> None:
         """Every collaborator comes in here; nothing is assigned after construction.
 
         `gate_runner` measures the metric gates (None: the watchdog only); `on_boundary`
         is told before each journaled step; `committed_at` is a revert commit's time.
+        `remote`: box operations go to worker processes (engine/workers.py) instead of
+        running here. `serving`: this driver is a worker's (`apply_here`/`restore_here` are
+        called for another process's rollout; `run` is not).
         """
         self.plan = plan
         self.targets = targets
@@ -254,6 +260,9 @@ class Driver:
         # apply failed after a write: until its restore), while `run` runs.
         self.keeper = LeaseKeeper(clock, every_s=options.lease_heartbeat_s)
         self.realpaths = boxops.RealPaths()  # boxes sharing a login resolve a path once
+        self.remote = remote
+        self.serving = serving
+        self._kept_remote: set[str] = set()  # boxes where a worker kept the old secrets
 
     # -- bookkeeping --------------------------------------------------------------------
 
@@ -335,6 +344,8 @@ class Driver:
             )
             self.opts = replace(self.opts, rollout_id=rid)
             self.record.rollout_id = rid
+            if self.remote is not None:  # visible to workers before they are started
+                self.remote.start(self.opts, self.note, self._here)
             if self.on_rollout_id is not None:
                 self.on_rollout_id(rid)
         self._intent("rollout.begin", None)
@@ -352,6 +363,8 @@ class Driver:
                 result = await self._loop()
         finally:
             await self.keeper.close()
+            if self.remote is not None:
+                await self.remote.stop()
         for task in list(self._checks):
             task.cancel()
         await self._drop_kept_secrets()
@@ -411,10 +424,12 @@ class Driver:
                     await boxops.drop_kept_secrets(h, self.opts.rollout_id, self.opts.fleet_key)
 
         # a copy was kept only where the secrets file changed (steps.apply_box)
-        await asyncio.gather(*(
-            drop(a) for a, old in self._old_secrets.items()
+        kept = {
+            a
+            for a, old in self._old_secrets.items()
             if old is not None and old != self.targets[a].secrets
-        ))  # fmt: skip
+        } | self._kept_remote
+        await asyncio.gather(*(drop(a) for a in sorted(kept)))  # fmt: skip
 
     def _feed(self, ev: Event) -> list[Command]:
         if self.journal is not None:
@@ -529,6 +544,41 @@ class Driver:
     # -- apply one box ------------------------------------------------------------------
 
     async def _run_apply(self, cmd: ApplyBox) -> Event:
+        if self.remote is not None:
+            return self._told(await self.remote.apply(cmd))
+        return await self.apply_here(cmd)
+
+    async def _here(self, cmd: ApplyBox | RestoreBox, verdict_on: str | None) -> Event:
+        if isinstance(cmd, ApplyBox):
+            return await self.apply_here(cmd)
+        return await self.restore_here(cmd, verdict_on)
+
+    def _told(self, done: BoxDone) -> Event:
+        """A box operation a worker ran: what it tells, as if it ran here."""
+        ev, by = done.event, done.worker
+        if done.kept_secrets:
+            self._kept_remote.add(done.agent)
+        if done.told:
+            return ev
+        if isinstance(ev, BoxApplied):
+            self.note("box.applied", agent=ev.agent, wave=done.wave + 1, worker=by)
+        elif isinstance(ev, BoxFailed):
+            self.note("box.failed", agent=ev.agent, wave=done.wave + 1, step=str(ev.step),
+                      reason=ev.reason, worker=by)  # fmt: skip
+        elif isinstance(ev, BoxRestored):
+            self.record.restored_shas[ev.agent] = done.pre_sha
+            self.note("box.restored", agent=ev.agent, worker=by)
+        elif isinstance(ev, BoxRestoreFailed):
+            self.note("box.restore_failed", agent=ev.agent, reason=ev.reason, worker=by)
+        return ev
+
+    def kept_secrets(self, agent: str) -> bool:
+        """This driver kept the box's previous secrets file on it (dropped at the end)."""
+        old = self._old_secrets.get(agent)
+        return old is not None and old != self.targets[agent].secrets
+
+    async def apply_here(self, cmd: ApplyBox) -> Event:
+        """Run one box's apply in this process (the coordinator's own, or a worker's)."""
         reached = [ApplyStep.CONNECT]  # the steps begun; the last one is where it failed
         t = self.targets[cmd.agent]
         h = t.handle
@@ -642,14 +692,21 @@ class Driver:
         self.note("rollback.started", trigger=self.state.trigger or "", blocked=o.revision)
 
     async def _run_restore(self, cmd: RestoreBox) -> Event:
-        h = self.targets[cmd.agent].handle
         if self.state.verdict:
             if self._marking is None:
                 self._marking = asyncio.ensure_future(self._mark_blocked())
             await asyncio.shield(self._marking)
+        verdict_on = self.opts.revision if self.state.verdict and self.opts.verdict_blocks else None
+        if self.remote is not None:
+            return self._told(await self.remote.restore(cmd, verdict_on))
+        return await self.restore_here(cmd, verdict_on)
+
+    async def restore_here(self, cmd: RestoreBox, verdict_on: str | None) -> Event:
+        """Put one box back in this process (`verdict_on`: the revision a verdict blocks)."""
+        h = self.targets[cmd.agent].handle
         try:
             async with asyncio.timeout(self.opts.box_timeout_s):
-                await self._restore_steps(cmd, h)
+                await self._restore_steps(cmd, h, verdict_on)
         except (BoxOpError, TransportError, ContractError, TimeoutError) as exc:
             reason = _reason(exc, self.opts.box_timeout_s)
             self._fail_open(cmd, reason)
@@ -659,14 +716,14 @@ class Driver:
         self.note("box.restored", agent=cmd.agent)
         return BoxRestored(cmd.agent)
 
-    async def _restore_steps(self, cmd: RestoreBox, h: BoxHandle) -> None:
+    async def _restore_steps(self, cmd: RestoreBox, h: BoxHandle, verdict_on: str | None) -> None:
         plan_step = self.plan.box(cmd.agent)
+        # a worker that did not apply this box itself finds the old secrets kept on it
+        look = self.serving and cmd.agent not in self._old_secrets
         job = RestoreJob(
             pre_sha=cmd.pre_sha, pre_revision=plan_step.stamp_revision,
             activation=cmd.activation, old_secrets=self._old_secrets.get(cmd.agent),
-            verdict_on=self.opts.revision
-            if self.state.verdict and self.opts.verdict_blocks
-            else None,
+            look_for_kept_secrets=look, verdict_on=verdict_on,
         )  # fmt: skip
         boundary = self._steps("restore", cmd, cmd.agent)
         former = self.targets[cmd.agent].former

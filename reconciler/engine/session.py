@@ -33,6 +33,7 @@ from reconciler.engine.driver import (
 from reconciler.engine.gaterun import GateRunner
 from reconciler.engine.gatesetup import gate_policy, gate_runner
 from reconciler.engine.leasecheck import describe_held, held_by_others, utcnow
+from reconciler.engine.remote import RemoteBoxes
 from reconciler.engine.rules import (
     RulesOutcome,
     RulesTarget,
@@ -385,20 +386,32 @@ async def _rules_step(link: Link, source: Source, target: RulesTarget) -> RulesS
 
 def targets_of(p: Prepared) -> dict[str, Target]:
     """Each plan box's bytes and secrets file; MissingSecretError (ApplyRefused) names the gap."""
-    repo = p.source.repo
-    override = p.request.secret_slots or {}
+    return targets_for(p.source, p.plan, p.desired, p.link, p.request, p.moved)
+
+
+def targets_for(
+    source: Source,
+    plan: Plan,
+    desired: Mapping[str, Desired],
+    link: Link,
+    req: Request,
+    moved: Mapping[str, Agent],
+) -> dict[str, Target]:
+    """`targets_of` from its parts (a worker has the journal's plan, not a `Prepared`)."""
+    repo = source.repo
+    override = req.secret_slots or {}
     names: set[str] = set()
-    for agent in p.plan.agents:
-        names |= p.desired[agent].secrets
+    for agent in plan.agents:
+        names |= desired[agent].secrets
     try:
-        values = resolve_values(names - set(override), repo.fleet, p.request.repo, p.request.env)
+        values = resolve_values(names - set(override), repo.fleet, req.repo, req.env)
     except MissingSecretError as exc:
         raise ApplyRefused(str(exc)) from None
-    key = fleet_key(repo.fleet, p.request.repo, p.request.env)
-    marks = dict(p.request.rotation or {})
+    key = fleet_key(repo.fleet, req.repo, req.env)
+    marks = dict(req.rotation or {})
     out: dict[str, Target] = {}
-    for agent in p.plan.agents:
-        want = p.desired[agent]
+    for agent in plan.agents:
+        want = desired[agent]
         slots = slots_for(want.secrets, values, override)
         secrets = render_secrets_file(slots) if want.secrets else None
         fp = fingerprint(secrets, key) if secrets is not None and key else None
@@ -406,10 +419,10 @@ def targets_of(p: Prepared) -> dict[str, Target]:
         if secrets is not None and key:
             state = SecretState(fp, prints_of(slots, key), {n: m for n, m in marks.items()
                                                              if n in want.secrets})  # fmt: skip
-        former = p.link.box(p.moved[agent]) if p.plan.box(agent).moved else None
+        former = link.box(moved[agent]) if plan.box(agent).moved else None
         out[agent] = Target(
-            p.link.box(repo.agents[agent].agent), want.data, secrets, fp, state,
-            p.request.rotation_done & want.secrets, former=former,
+            link.box(repo.agents[agent].agent), want.data, secrets, fp, state,
+            req.rotation_done & want.secrets, former=former,
         )  # fmt: skip
     return out
 
@@ -508,9 +521,11 @@ async def execute(
     internal_error: InternalErrorSink | None = None,
     holder: str | None = None,
     on_boundary: Callable[[str, str | None], None] | None = None,
+    remote: RemoteBoxes | None = None,
 ) -> RunResult:
     """Carry the plan out (secrets resolved first: a missing one stops before any write),
-    then ship the alert rules when they changed and the agents' rollout finished."""
+    then ship the alert rules when they changed and the agents' rollout finished.
+    `remote`: the box operations go to worker processes (engine/workers.py)."""
     targets = targets_of(p)
     fleet = p.source.repo.fleet
     opts = Options(
@@ -551,7 +566,7 @@ async def execute(
         p.plan, targets, opts, clock=clock, reporter=reporter, journal=journal,
         preflight=preflight_check(p), write_incident=write_incident,
         on_rollout_id=on_rollout_id, internal_error=internal_error, gate_runner=runner,
-        on_boundary=on_boundary, committed_at=committed,
+        on_boundary=on_boundary, committed_at=committed, remote=remote,
     )  # fmt: skip
     if on_driver is not None:
         on_driver(driver)

@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 from reconciler.journal.base import JournalError
 from reconciler.journal.urls import PASSWORD_ENV, shown
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: the workers' tables (coordinators, box_work)
 SCHEMA_LOCK_KEY: Final = 0x7265636F6E63  # "reconc": serialises schema creation
 
 SCHEMA: Final = """
@@ -72,7 +72,33 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE TABLE IF NOT EXISTS fences (
     fleet_id TEXT PRIMARY KEY,
     counter  BIGINT NOT NULL
-)
+);
+CREATE OR REPLACE FUNCTION reconciler_now() RETURNS DOUBLE PRECISION LANGUAGE sql VOLATILE
+    AS 'SELECT extract(epoch FROM clock_timestamp())::double precision';
+CREATE TABLE IF NOT EXISTS coordinators (
+    rollout_id TEXT PRIMARY KEY REFERENCES rollouts (rollout_id),
+    fleet_id   TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    revision   TEXT NOT NULL,
+    options    TEXT NOT NULL,
+    heartbeat  DOUBLE PRECISION NOT NULL,
+    done       BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE IF NOT EXISTS box_work (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rollout_id    TEXT NOT NULL REFERENCES coordinators (rollout_id),
+    agent         TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('apply', 'restore')),
+    command       TEXT NOT NULL,
+    extra         TEXT NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'claimed', 'done')),
+    token         BIGINT NOT NULL DEFAULT 0,
+    worker        TEXT,
+    claimed_until DOUBLE PRECISION,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    result        TEXT
+);
+CREATE INDEX IF NOT EXISTS box_work_open ON box_work (rollout_id, state, id)
 """
 
 
@@ -134,6 +160,8 @@ def _create(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None:
         version = row[0] if row is not None else None
         if version is None:
             conn.execute("INSERT INTO reconciler_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif isinstance(version, int) and version < SCHEMA_VERSION:  # tables added above
+            conn.execute("UPDATE reconciler_schema SET version = %s", (SCHEMA_VERSION,))
         elif isinstance(version, int) and version > SCHEMA_VERSION:
             raise JournalError(
                 f"{shown(url)}: journal schema {version} is newer than this reconciler's "
