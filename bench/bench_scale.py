@@ -4,7 +4,7 @@
    the ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range), MemAvailable,
    and the demo's own MAX_AGENTS. What a box costs is measured on two small demo
    fleets (--calibrate, default 25 and 100 boxes, one demo process each), each given a
-   change to every agent and `reconcile apply` (in-process, SQLite) while a sampler
+   change to every agent and `reconcile apply` (in-process, PostgreSQL) while a sampler
    reads /proc every 50 ms: the demo processes' RSS and fds, the apply process's fds,
    and the TCP sockets to the fleet's ports (client side, TIME_WAIT included, and the
    distinct local ports they hold). Per box = the slope between the two fleets (so an
@@ -18,7 +18,8 @@
 2. A real PostgreSQL (reconciler.testing.postgres.PgServer, stopped in `finally`), one
    database per fleet; for each N a multi-process demo fleet (runner.up, as bench_rollout
    and bench_status start theirs), its metric gates dropped (soak 0: nothing to measure;
-   `without_gates` is for benchmarks only), brought to its head with one apply.
+   `without_gates` is for benchmarks only), brought to one revision with one in-process
+   apply (a calibration fleet is that apply; --quick runs on its calibration fleets).
 3. For each N (default 1000 and the largest N) and each worker count (default 1 2 4;
    0 = no --workers flag: today's in-process rollout): a change to every agent
    (_base.yaml log_level) committed, the raw write floor measured on the same fleet
@@ -236,26 +237,74 @@ def limits() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def calibrate_one(n: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-scale-cal-") as tmp:
-        root = Path(tmp)
-        up = runner.up(root / "demo", n, workers=1)
+@dataclass
+class Fleet:
+    """A running demo fleet of `n`, its gates dropped, with its own database on the server."""
+
+    n: int
+    tmp: tempfile.TemporaryDirectory[str]
+    up: runner.UpResult
+    state: list[str]
+    env: dict[str, str]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.tmp.name) / "demo"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "fleet"
+
+    def close(self) -> None:
         try:
-            repo = root / "demo" / "fleet"
-            ports = {p for a in up.info.agents.values() for p in (a["ssh_port"], a["http_port"])}
-            sampler = Sampler(up.workers, ports)
-            sampler.sample(None)
-            idle = dict(sampler.peaks)
-            without_gates(repo)
-            change_every_agent(repo)  # the head's own change plus this one: every box is written
-            ran = run_tree(apply_argv(repo, ["--state-dir", str(root / "state")], 0), watch=sampler)
-            if ran.exit != 0:
-                raise SystemExit(f"bench_scale: calibration apply of {n} exited {ran.exit}:\n"
-                                 f"{ran.stderr_tail}{ran.stdout_tail}")  # fmt: skip
+            runner.down(self.root)
         finally:
-            runner.down(root / "demo")
-    return {"n": n, "idle_demo_rss_mb": idle["demo_rss_mb"], "idle_demo_fds": idle["demo_fds"],
-            **sampler.peaks, "client_rss_mb": ran.maxrss_mb, "apply_s": ran.seconds}  # fmt: skip
+            self.tmp.cleanup()
+
+
+def open_fleet(n: int, demo_procs: int, pg: PgServer) -> Fleet:
+    db = f"scale_{n}_{os.urandom(3).hex()}"
+    pg.create_database(db)
+    tmp = tempfile.TemporaryDirectory(prefix="bench-scale-")
+    t0 = time.perf_counter()
+    try:
+        up = runner.up(Path(tmp.name) / "demo", n, workers=demo_procs, timeout_s=600)
+    except BaseException:
+        tmp.cleanup()
+        raise
+    say(f"demo up {n} in {len(up.workers)} process(es): {time.perf_counter() - t0:.1f}s")
+    fleet = Fleet(n, tmp, up, ["--state", pg.url(db, password=False)],
+                  {**os.environ, "PGPASSWORD": PASSWORD})  # fmt: skip
+    try:
+        without_gates(fleet.repo)
+    except BaseException:
+        fleet.close()
+        raise
+    return fleet
+
+
+def warm_up(fleet: Fleet, sample: bool) -> dict[str, float] | None:
+    """Bring every box to one revision (the head's own change and one to every agent), in
+    process; with `sample`, what the rollout cost in RSS, fds and sockets (a calibration)."""
+    sampler = None
+    idle: dict[str, float] = {}
+    if sample:
+        agents = fleet.up.info.agents.values()
+        ports = {p for a in agents for p in (a["ssh_port"], a["http_port"])}
+        sampler = Sampler(fleet.up.workers, ports)
+        sampler.sample(None)
+        idle = dict(sampler.peaks)
+    change_every_agent(fleet.repo)
+    ran = run_tree(apply_argv(fleet.repo, fleet.state, 0), env=fleet.env, watch=sampler)
+    say(f"warm-up apply {fleet.n}: exit {ran.exit}, {ran.seconds:.1f}s")
+    if ran.exit != 0:
+        raise SystemExit(f"bench_scale: the warm-up apply of {fleet.n} exited {ran.exit}:\n"
+                         f"{ran.stderr_tail}{ran.stdout_tail}")  # fmt: skip
+    if sampler is None:
+        return None
+    return {"n": fleet.n, "idle_demo_rss_mb": idle["demo_rss_mb"],
+            "idle_demo_fds": idle["demo_fds"], **sampler.peaks,
+            "client_rss_mb": ran.maxrss_mb, "apply_s": ran.seconds}  # fmt: skip
 
 
 def slope(a: dict[str, float], b: dict[str, float], key: str) -> tuple[float, float]:
@@ -372,6 +421,7 @@ def one_run(n: int, w: int, repo: Path, state: list[str], env: dict[str, str]) -
         "cpu_workers": workers, "workers_line": workers is not None,
         "workers_outside_tree": outside,
         "cpu_worker_ms_per_box": [round(float(x.get("cpu_s", 0.0)) * ms, 2) for x in workers or []],
+        "worker_boxes": [x.get("boxes") for x in workers or []],
         "floor_cpu_ms_per_box": round(f_cpu * ms, 2) if f_cpu else None,
         "floor_process_cpu_ms_per_box": round(fl.cpu_s * ms, 2),
         "cpu_vs_floor": round(total / f_cpu, 2) if f_cpu else None,
@@ -383,40 +433,23 @@ def one_run(n: int, w: int, repo: Path, state: list[str], env: dict[str, str]) -
     }  # fmt: skip
 
 
-def bench_size(n: int, workers: list[int], pg: PgServer, demo_procs: int) -> list[dict[str, Any]]:
-    """One demo fleet of `n` (in `demo_procs` processes), a database, a run per worker count."""
+def bench_size(fleet: Fleet, workers: list[int]) -> list[dict[str, Any]]:
+    """One run per worker count on `fleet` (warmed up): one JSON line each."""
     rows = []
-    db = f"scale_{n}"
-    pg.create_database(db)
-    state = ["--state", pg.url(db, password=False)]
-    env = {**os.environ, "PGPASSWORD": PASSWORD}
-    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        root = Path(tmp) / "demo"
-        t0 = time.perf_counter()
-        runner.up(root, n, workers=demo_procs, timeout_s=600)
-        say(f"demo up {n}: {time.perf_counter() - t0:.1f}s")
-        try:
-            repo = root / "fleet"
-            without_gates(repo)
-            warm = run_tree(apply_argv(repo, state, 0), env=env)  # to the head, from one revision
-            say(f"warm-up apply {n}: exit {warm.exit}, {warm.seconds:.1f}s")
-            if warm.exit != 0:
-                say(warm.stderr_tail or warm.stdout_tail)
-            for w in workers:
-                row = one_run(n, w, repo, state, env)
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-        finally:
-            runner.down(root)
+    for w in workers:
+        row = one_run(fleet.n, w, fleet.repo, fleet.state, fleet.env)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
 
 
 def show_table(rows: list[dict[str, Any]]) -> None:
     head = ("N", "W", "floor s", "apply s", "x floor", "CPU ms/box", "coord ms/box",
-            "workers ms/box", "floor ms/box", "CPU x floor", "exit")  # fmt: skip
+            "workers ms/box (boxes run)", "floor ms/box", "CPU x floor", "exit")  # fmt: skip
     out = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
-        wk = ", ".join(f"{x:g}" for x in r["cpu_worker_ms_per_box"]) or "-"
+        pairs = zip(r["cpu_worker_ms_per_box"], r["worker_boxes"], strict=True)
+        wk = ", ".join(f"{x:g} ({b})" for x, b in pairs) or "-"
         coord = (
             f"{r['cpu_coordinator_ms_per_box']:g}"
             if r["workers_line"] or r["workers"] == 0
@@ -448,36 +481,51 @@ def main() -> None:
         "--workers", type=int, nargs="+", help="worker counts; 0 = in-process (default 1 2 4)"
     )
     ap.add_argument("--max-n", type=int, help="cap the largest N further (a quick run)")
-    ap.add_argument("--calibrate", type=int, nargs=2, default=[25, 100], metavar=("N1", "N2"))
+    ap.add_argument("--calibrate", type=int, nargs=2, metavar=("N1", "N2"),
+                    help="calibration fleets (default 25 100; --quick: 50 200)")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="N=50 and 200, workers 0 and 1")
     ap.add_argument("--capacity-only", action="store_true", help="print the capacity and stop")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally blocks run on a kill
     t0 = time.perf_counter()
     lim = limits()
-    cal = [calibrate_one(n) for n in sorted(a.calibrate)]
-    cap = capacity(lim, cal, a.max_n)
-    print(json.dumps(cap), flush=True)
-    show_capacity(cap)
-    if a.capacity_only:
-        return
-    largest = cap["largest_n"]
-    sizes = a.sizes or ([50, 200] if a.quick else sorted({min(1000, largest), largest}))
-    workers = a.workers or ([0, 1] if a.quick else [1, 2, 4])
-    if any(n > largest for n in sizes):
-        raise SystemExit(f"bench_scale: --sizes {sizes}: this machine holds {largest:,} "
-                         f"({cap['capped_by']}: {cap['why']})")  # fmt: skip
-    if any(w > 0 for w in workers) and not has_workers_flag():
-        say("bench_scale: `reconcile apply` has no --workers in this build; "
-            f"running only workers=0 (asked for {workers})")  # fmt: skip
-        workers = [0]
+    asked = a.sizes or ([50, 200] if a.quick else [])
+    calibrate = sorted(a.calibrate or ([50, 200] if a.quick else [25, 100]))
+    fleets: dict[int, Fleet] = {}
     rows: list[dict[str, Any]] = []
     pg = PgServer.start()
     try:
+        cal = []
+        for n in calibrate:  # one demo process each: its base is one interpreter's
+            fleets[n] = open_fleet(n, 1, pg)
+            cal.append(warm_up(fleets[n], sample=True))
+            if n not in asked or a.capacity_only:  # else it is reused below
+                fleets.pop(n).close()
+        cap = capacity(lim, [c for c in cal if c], a.max_n)
+        print(json.dumps(cap), flush=True)
+        show_capacity(cap)
+        if a.capacity_only:
+            return
+        largest = cap["largest_n"]
+        sizes = asked or sorted({min(1000, largest), largest})
+        workers = a.workers or ([0, 1] if a.quick else [1, 2, 4])
+        if any(n > largest for n in sizes):
+            raise SystemExit(f"bench_scale: --sizes {sizes}: this machine holds {largest:,} "
+                             f"({cap['capped_by']}: {cap['why']})")  # fmt: skip
+        if any(w > 0 for w in workers) and not has_workers_flag():
+            say("bench_scale: `reconcile apply` has no --workers in this build; "
+                f"running only workers=0 (asked for {workers})")  # fmt: skip
+            workers = [0]
         for n in sizes:
-            procs = demo_processes(n, cap["per_box"]["demo_fds"], lim["nofile_hard"])
-            rows += bench_size(n, workers, pg, procs)
+            if n not in fleets:
+                procs = demo_processes(n, cap["per_box"]["demo_fds"], lim["nofile_hard"])
+                fleets[n] = open_fleet(n, procs, pg)
+                warm_up(fleets[n], sample=False)
+            rows += bench_size(fleets[n], workers)
+            fleets.pop(n).close()
     finally:
+        for f in fleets.values():
+            f.close()
         pg.stop()
     show_table(rows)
     say(f"bench_scale: {time.perf_counter() - t0:.0f}s")
