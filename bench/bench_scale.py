@@ -422,6 +422,8 @@ def one_run(n: int, w: int, repo: Path, state: list[str], env: dict[str, str]) -
         "workers_outside_tree": outside,
         "cpu_worker_ms_per_box": [round(float(x.get("cpu_s", 0.0)) * ms, 2) for x in workers or []],
         "worker_boxes": [x.get("boxes") for x in workers or []],
+        # box operations the coordinator ran itself (nobody claimed them in time)
+        "coordinator_boxes": n - sum(int(x.get("boxes", 0)) for x in workers or []),
         "floor_cpu_ms_per_box": round(f_cpu * ms, 2) if f_cpu else None,
         "floor_process_cpu_ms_per_box": round(fl.cpu_s * ms, 2),
         "cpu_vs_floor": round(total / f_cpu, 2) if f_cpu else None,
@@ -444,17 +446,14 @@ def bench_size(fleet: Fleet, workers: list[int]) -> list[dict[str, Any]]:
 
 
 def show_table(rows: list[dict[str, Any]]) -> None:
-    head = ("N", "W", "floor s", "apply s", "x floor", "CPU ms/box", "coord ms/box",
+    head = ("N", "W", "floor s", "apply s", "x floor", "CPU ms/box", "coord ms/box (boxes run)",
             "workers ms/box (boxes run)", "floor ms/box", "CPU x floor", "exit")  # fmt: skip
     out = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         pairs = zip(r["cpu_worker_ms_per_box"], r["worker_boxes"], strict=True)
         wk = ", ".join(f"{x:g} ({b})" for x, b in pairs) or "-"
-        coord = (
-            f"{r['cpu_coordinator_ms_per_box']:g}"
-            if r["workers_line"] or r["workers"] == 0
-            else "-"
-        )
+        known = r["workers_line"] or r["workers"] == 0
+        coord = f"{r['cpu_coordinator_ms_per_box']:g} ({r['coordinator_boxes']})" if known else "-"
         out.append(" | ".join(str(x) for x in (
             f"{r['n']:,}", r["workers"], r["floor_s"], r["apply_s"], r["vs_floor"],
             r["cpu_total_ms_per_box"], coord, wk, r["floor_cpu_ms_per_box"], r["cpu_vs_floor"],
