@@ -22,7 +22,7 @@
    apply (a calibration fleet is that apply; --quick runs on its calibration fleets).
 3. For each N (default 1000 and the largest N) and each worker count (default 1 2 4;
    0 = no --workers flag: today's in-process rollout): a change to every agent
-   (_base.yaml log_level) committed, the raw write floor measured on the same fleet
+   (_base.yaml retry.backoff_s) committed, the raw write floor measured on the same fleet
    (bench/floor_ssh.py --write), then `reconcile apply --yes --soak 0 --format json
    --state URL [--workers W]`. Wall time and its ratio to the floor; CPU per box: the
    apply process tree's total (os.wait4: includes its reaped children), each worker's
@@ -106,11 +106,16 @@ def run_tree(argv: list[str], env: dict[str, str] | None = None, watch: Any = No
         assert proc.stdout is not None
         events: list[dict[str, Any]] = []
         tail: list[str] = []
-        for line in proc.stdout:
-            tail = [*tail[-20:], line]
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    events.append(json.loads(line))
+        try:
+            for line in proc.stdout:
+                tail = [*tail[-20:], line]
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        events.append(json.loads(line))
+        except BaseException:  # the bench is stopped: so is the child, before its fleet
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
@@ -127,12 +132,16 @@ def kind(ev: dict[str, Any]) -> str:
 
 
 def change_every_agent(repo: Path) -> str:
-    """Flip _base.yaml's log_level (info <-> debug) and commit: every agent's config changes."""
+    """Flip _base.yaml's retry.backoff_s (2 <-> 3) and commit: every agent's config changes.
+
+    Not log_level: shards/eu-west.yaml sets its own, so a third of the agents would not
+    change (bench_profile chose backoff_s for the same reason).
+    """
     text = (repo / "agents" / "_base.yaml").read_text(encoding="utf-8")
-    old, new = ("log_level: info", "log_level: debug")
+    old, new = ("backoff_s: 2\n", "backoff_s: 3\n")
     if old not in text:
         old, new = new, old
-    return edit(repo, "agents/_base.yaml", old, new, f"bench_scale: every agent {new}")
+    return edit(repo, "agents/_base.yaml", old, new, f"bench_scale: every agent {new.strip()}")
 
 
 def apply_argv(repo: Path, state: list[str], workers: int) -> list[str]:
