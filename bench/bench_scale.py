@@ -67,7 +67,6 @@ from reconciler.testing.postgres import PASSWORD, PgServer
 
 HERE = Path(__file__).resolve().parent
 CEILING = 10_000
-MIB = 1024 * 1024
 PG_RESERVE_MB = 512
 CLIENT_PORT_RESERVE = 1024  # local ports left for client sockets once the listeners are bound
 MAX_WORKERS_SIZED = 4  # memory is sized for a coordinator and this many workers
@@ -349,7 +348,8 @@ def capacity(lim: dict[str, Any], cal: list[dict[str, float]], max_n: int | None
         " must be unique), so they do not scale the port need",
     )
     mb_per_box = per["demo_rss_mb"] + per["client_rss_mb"]
-    bases = base["demo_rss_mb"] * 8 + base["client_rss_mb"] * (1 + MAX_WORKERS_SIZED)
+    demo_procs = demo_processes(CEILING, per["demo_fds"], hard)
+    bases = base["demo_rss_mb"] * demo_procs + base["client_rss_mb"] * (1 + MAX_WORKERS_SIZED)
     usable = lim["mem_available_mb"] * 0.9 - PG_RESERVE_MB - bases
     caps["memory"] = (
         int(usable / max(mb_per_box, 1e-3)),
