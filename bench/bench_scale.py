@@ -71,6 +71,7 @@ PG_RESERVE_MB = 512
 CLIENT_PORT_RESERVE = 1024  # local ports left for client sockets once the listeners are bound
 MAX_WORKERS_SIZED = 4  # memory is sized for a coordinator and this many workers
 COORD_TARGET_MS = 10.0
+WARM_UP_ATTEMPTS = 3  # a warm-up rolled back (a box judged dead under load) is run again
 CPU_VS_FLOOR_TARGET = 2.0
 _TCP_LIVE_STATES = {"01", "02", "03", "04", "05", "07", "08", "09", "0B"}  # not TIME_WAIT/LISTEN
 
@@ -128,6 +129,15 @@ def run_tree(argv: list[str], env: dict[str, str] | None = None, watch: Any = No
 
 def kind(ev: dict[str, Any]) -> str:
     return str(ev.get("event") or ev.get("kind") or "")
+
+
+def failure(events: list[dict[str, Any]]) -> str:
+    """The first event that says why a rollout did not finish clean ('' when none did)."""
+    for ev in events:
+        k = kind(ev)
+        if k.endswith((".failed", ".refused")) or "rollback" in k:
+            return json.dumps(ev)[:400]
+    return ""
 
 
 def change_every_agent(repo: Path) -> str:
@@ -303,11 +313,17 @@ def warm_up(fleet: Fleet, sample: bool) -> dict[str, float] | None:
         sampler.sample(None)
         idle = dict(sampler.peaks)
     change_every_agent(fleet.repo)
-    ran = run_tree(apply_argv(fleet.repo, fleet.state, 0), env=fleet.env, watch=sampler)
-    say(f"warm-up apply {fleet.n}: exit {ran.exit}, {ran.seconds:.1f}s")
-    if ran.exit != 0:
-        raise SystemExit(f"bench_scale: the warm-up apply of {fleet.n} exited {ran.exit}:\n"
-                         f"{ran.stderr_tail}{ran.stdout_tail}")  # fmt: skip
+    for attempt in range(1, WARM_UP_ATTEMPTS + 1):
+        ran = run_tree(apply_argv(fleet.repo, fleet.state, 0), env=fleet.env, watch=sampler)
+        say(f"warm-up apply {fleet.n}: exit {ran.exit}, {ran.seconds:.1f}s {failure(ran.events)}")
+        if ran.exit == 0:
+            break
+        if attempt == WARM_UP_ATTEMPTS:
+            raise SystemExit(f"bench_scale: the warm-up apply of {fleet.n} exited {ran.exit}:\n"
+                             f"{ran.stderr_tail}{ran.stdout_tail}")  # fmt: skip
+        if sampler is not None:
+            sampler = Sampler(sampler.demo_pids, sampler.fleet_ports)  # measure a clean one
+            sampler.sample(None)
     if sampler is None:
         return None
     return {"n": fleet.n, "idle_demo_rss_mb": idle["demo_rss_mb"],
@@ -439,6 +455,7 @@ def one_run(n: int, w: int, repo: Path, state: list[str], env: dict[str, str]) -
         "apply_peak_rss_mb": round(ran.maxrss_mb, 1),
         "targets": {"coordinator_ms_per_box_max": COORD_TARGET_MS,
                     "cpu_vs_floor_max": CPU_VS_FLOOR_TARGET},
+        "failure": failure(ran.events),
         "error": "" if ran.exit == 0 else (ran.stderr_tail or ran.stdout_tail),
         "floor_error": "" if fl.exit == 0 else fl.stderr_tail,
     }  # fmt: skip
