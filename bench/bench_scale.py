@@ -153,8 +153,8 @@ def change_every_agent(repo: Path) -> str:
     return edit(repo, "agents/_base.yaml", old, new, f"bench_scale: every agent {new.strip()}")
 
 
-def apply_argv(repo: Path, state: list[str], workers: int) -> list[str]:
-    extra = ["--workers", str(workers)] if workers > 0 else []
+def apply_argv(repo: Path, state: list[str], workers: int, *more: str) -> list[str]:
+    extra = [*(["--workers", str(workers)] if workers > 0 else []), *more]
     return [RECONCILE, "apply", "--repo", str(repo), *state, "--yes", "--soak", "0",
             "--format", "json", *extra]  # fmt: skip
 
@@ -314,7 +314,9 @@ def warm_up(fleet: Fleet, sample: bool) -> dict[str, float] | None:
         idle = dict(sampler.peaks)
     change_every_agent(fleet.repo)
     for attempt in range(1, WARM_UP_ATTEMPTS + 1):
-        ran = run_tree(apply_argv(fleet.repo, fleet.state, 0), env=fleet.env, watch=sampler)
+        again = ("--force",) if attempt > 1 else ()  # the head it rolled back, once more
+        argv = apply_argv(fleet.repo, fleet.state, 0, *again)
+        ran = run_tree(argv, env=fleet.env, watch=sampler)
         say(f"warm-up apply {fleet.n}: exit {ran.exit}, {ran.seconds:.1f}s {failure(ran.events)}")
         if ran.exit == 0:
             break
