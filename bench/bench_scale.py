@@ -22,7 +22,7 @@
    apply (a calibration fleet is that apply; --quick runs on its calibration fleets).
 3. For each N (default 1000 and the largest N) and each worker count (default 1 2 4;
    0 = no --workers flag: today's in-process rollout): a change to every agent
-   (_base.yaml retry.backoff_s) committed, the raw write floor measured on the same fleet
+   (_base.yaml retry.backoff_s + 1) committed, the raw write floor measured on the same fleet
    (bench/floor_ssh.py --write), then `reconcile apply --yes --soak 0 --format json
    --state URL [--workers W]`. Wall time and its ratio to the floor; CPU per box: the
    apply process tree's total (os.wait4: includes its reaped children), each worker's
@@ -141,15 +141,16 @@ def failure(events: list[dict[str, Any]]) -> str:
 
 
 def change_every_agent(repo: Path) -> str:
-    """Flip _base.yaml's retry.backoff_s (2 <-> 3) and commit: every agent's config changes.
+    """Raise _base.yaml's retry.backoff_s by one and commit: every agent's config changes,
+    to a value no earlier revision had (so even after a rolled-back run every box is written).
 
     Not log_level: shards/eu-west.yaml sets its own, so a third of the agents would not
     change (bench_profile chose backoff_s for the same reason).
     """
     text = (repo / "agents" / "_base.yaml").read_text(encoding="utf-8")
-    old, new = ("backoff_s: 2\n", "backoff_s: 3\n")
-    if old not in text:
-        old, new = new, old
+    found = re.search(r"^    backoff_s: (\d+)$", text, re.MULTILINE)
+    assert found, "agents/_base.yaml has no retry.backoff_s"
+    old, new = found.group(0), f"    backoff_s: {int(found.group(1)) + 1}"
     return edit(repo, "agents/_base.yaml", old, new, f"bench_scale: every agent {new.strip()}")
 
 
