@@ -256,6 +256,10 @@ def limits() -> dict[str, Any]:
     }  # fmt: skip
 
 
+class WarmUpFailed(RuntimeError):
+    """The fleet could not be brought to one revision: its size is skipped."""
+
+
 @dataclass
 class Fleet:
     """A running demo fleet of `n`, its gates dropped, with its own database on the server."""
@@ -322,8 +326,9 @@ def warm_up(fleet: Fleet, sample: bool) -> dict[str, float] | None:
         if ran.exit == 0:
             break
         if attempt == WARM_UP_ATTEMPTS:
-            raise SystemExit(f"bench_scale: the warm-up apply of {fleet.n} exited {ran.exit}:\n"
-                             f"{ran.stderr_tail}{ran.stdout_tail}")  # fmt: skip
+            raise WarmUpFailed(f"bench_scale: the warm-up apply of {fleet.n} exited {ran.exit} "
+                               f"{WARM_UP_ATTEMPTS} times: {failure(ran.events)}\n"
+                               f"{ran.stderr_tail}")  # fmt: skip
         if sampler is not None:
             sampler = Sampler(sampler.demo_pids, sampler.fleet_ports)  # measure a clean one
             sampler.sample(None)
@@ -548,7 +553,12 @@ def main() -> None:
             if n not in fleets:
                 procs = demo_processes(n, cap["per_box"]["demo_fds"], lim["nofile_hard"])
                 fleets[n] = open_fleet(n, procs, pg)
-                warm_up(fleets[n], sample=False)
+                try:
+                    warm_up(fleets[n], sample=False)
+                except WarmUpFailed as exc:
+                    say(f"{exc}\nN={n} skipped")
+                    fleets.pop(n).close()
+                    continue
             rows += bench_size(fleets[n], workers)
             fleets.pop(n).close()
     finally:
