@@ -113,8 +113,12 @@ def run_tree(argv: list[str], env: dict[str, str] | None = None, watch: Any = No
                     with contextlib.suppress(ValueError):
                         events.append(json.loads(line))
         except BaseException:  # the bench is stopped: so is the child, before its fleet
-            proc.terminate()
-            proc.wait(timeout=30)
+            proc.terminate()  # an apply stops between boxes; killed if it takes too long
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             raise
         _, status, ru = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
