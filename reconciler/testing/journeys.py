@@ -498,6 +498,11 @@ def _http_json(
             return exc.code, {"error": raw.decode(errors="replace")}
 
 
+# Parsed demo files by their content's sha256: a 1,000-box fleet's truths() parsed the
+# whole run/*.json and shards/*.yaml once per box (minutes); each content is parsed once.
+_PARSED: dict[str, dict[str, Any]] = {}
+
+
 def _loopback(url: str) -> str:
     if not re.match(r"^http://127\.0\.0\.1:\d+/", url):
         raise JourneyError(f"a demo URL off loopback: {url}")
@@ -554,11 +559,15 @@ class Demo:
         return str(self.info["head_commit"])
 
     def _specs(self) -> dict[str, dict[str, Any]]:
-        specs = {}
-        for path in sorted((self.dir / "run").glob("worker-*.json")):
-            for box in json.loads(path.read_text(encoding="utf-8"))["boxes"]:
-                specs[box["spec"]["name"]] = box["spec"]
-        return specs
+        texts = tuple(p.read_bytes() for p in sorted((self.dir / "run").glob("worker-*.json")))
+        key = hashlib.sha256(b"\0".join(texts)).hexdigest()
+        if key not in _PARSED:  # parsed once per content: truths() asks for every box
+            specs = {}
+            for text in texts:
+                for box in json.loads(text)["boxes"]:
+                    specs[box["spec"]["name"]] = box["spec"]
+            _PARSED[key] = specs
+        return _PARSED[key]
 
     def files(self, agent: str) -> BoxFiles:
         """Where the box keeps its config, stamp, secrets, history and lease (local paths)."""
@@ -572,13 +581,21 @@ class Demo:
 
     def health_url(self, agent: str) -> str:
         """The agent's `health_url` as its shard file in the repo's work tree sets it."""
-        y = YAML(typ="safe")
-        for path in sorted((self.repo / "shards").glob("*.yaml")):
-            doc = y.load(path.read_text(encoding="utf-8")) or {}
-            for entry in doc.get("agents") or []:
-                if entry.get("name") == agent and entry.get("health_url"):
-                    return _loopback(str(entry["health_url"]))
-        raise JourneyError(f"no health_url for {agent} in {self.repo / 'shards'}")
+        texts = tuple(p.read_bytes() for p in sorted((self.repo / "shards").glob("*.yaml")))
+        key = "shards:" + hashlib.sha256(b"\0".join(texts)).hexdigest()
+        if key not in _PARSED:  # parsed once per content: truths() asks for every box
+            y = YAML(typ="safe")
+            urls: dict[str, Any] = {}
+            for text in texts:
+                doc = y.load(text.decode("utf-8")) or {}
+                for entry in doc.get("agents") or []:
+                    if entry.get("health_url") and entry.get("name") not in urls:
+                        urls[str(entry.get("name"))] = _loopback(str(entry["health_url"]))
+            _PARSED[key] = urls
+        url = _PARSED[key].get(agent)
+        if url is None:
+            raise JourneyError(f"no health_url for {agent} in {self.repo / 'shards'}")
+        return str(url)
 
     def _token(self) -> str:
         """The demo's control token (DIR/control.token), for its POSTs."""
