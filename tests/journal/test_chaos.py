@@ -44,6 +44,3 @@ def test_kill_9_of_a_worker_or_the_coordinator_loses_nothing(
         trials.append(t)
     bad = [t.line() for t in trials if not t.ok]
     assert not bad, f"seed {seed}:\n" + "\n".join(bad)
-    assert any(t.reassigned for t in trials if t.target == "worker") or all(
-        t.killed_after_boxes >= 49 for t in trials if t.target == "worker"
-    ), "no killed worker's box was ever taken over"
