@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from reconciler.testing.ports import free_port
 from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
 
 SSHD = Path("/usr/sbin/sshd")
@@ -52,13 +53,6 @@ STARTUP_FILES = (
 
 class OpenSshUnavailable(RuntimeError):
     """sshd cannot be started here (not root, not installed, or it failed to listen)."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -133,7 +127,7 @@ class OpenSshBox:
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         last = ""
         for _ in range(5):
-            self.port = _free_port()
+            self.port = free_port()
             self._write_config()
             self._spawn()
             if self._wait_listening():

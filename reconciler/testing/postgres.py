@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Final
 
 import psycopg
+
+from reconciler.testing.ports import free_port
 
 ROLE: Final = "reconciler"
 PASSWORD: Final = "test-only-" + uuid.uuid4().hex[:12]
@@ -45,13 +46,6 @@ def bin_dir() -> Path:
             "apt-get install postgresql (scripts/test does)"
         )
     return found[-1].parent
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -80,7 +74,7 @@ class PgServer:
         """
         as_root = os.geteuid() == 0
         root = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
-        server = cls(root=root, port=_free_port(), bin=bin_dir(), as_root=as_root)
+        server = cls(root=root, port=free_port(), bin=bin_dir(), as_root=as_root)
         try:
             server._init_and_start()
         except BaseException:

@@ -41,7 +41,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +51,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from reconciler.testing.ports import free_port
 
 VERSION = "realagent/2"
 PID_FILE = "agent.pid"
@@ -275,14 +276,6 @@ _FETCH = (
     "import sys, urllib.request as u; "
     "sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())"
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RealAgent:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from reconciler.testing.journeys import Demo, JourneyError, demo_fleet, wait_until
+from reconciler.testing.ports import free_port
 
 BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 AGENTS = 6  # three of tier fast, three of tier smart
@@ -79,12 +79,6 @@ class Setup:
     ssh: dict[str, Any]  # the SSH box: port, key, known_hosts
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ssh_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One loopback SSH/SFTP server in its own process (stopped when stdin closes)."""
@@ -129,7 +123,7 @@ def _start_prometheus(demo: Demo, work: Path) -> Prom:
         "scrape_configs:\n  - job_name: demo\n    static_configs:\n" + targets,
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [BINARY, f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", "--log.level=warn"],

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 from reconciler.testing.journeys import Demo, demo_fleet, wait_until
+from reconciler.testing.ports import free_port
 
 BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 CANARY_HOOK = "http://127.0.0.1:9/hook/canary-am-7f3e9c21d4"
@@ -60,12 +60,6 @@ class Setup:
     state: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, ssh_box: dict[str, Any]) -> Iterator[Setup]:
     if not Path(BINARY).exists():
@@ -75,7 +69,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, ssh_box: dict[str, Any]) -> 
     work.mkdir()
     config = work / "alertmanager.yml"
     config.write_text(INITIAL, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [BINARY, f"--config.file={config}", f"--storage.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",

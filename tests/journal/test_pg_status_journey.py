@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.testing.journeys import Demo, demo_fleet, explained
+from reconciler.testing.ports import closed_port
 from reconciler.testing.postgres import PASSWORD, PgServer
 
 pytestmark = pytest.mark.timeout(240)
@@ -29,13 +29,6 @@ pytestmark = pytest.mark.timeout(240)
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with demo_fleet(tmp_path_factory.mktemp("pg-status") / "demo", 4) as fleet:
         yield fleet
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_status_elsewhere_shows_the_laptops_running_rollout_then_that_it_was_cut_short(
@@ -87,7 +80,7 @@ def test_status_elsewhere_shows_the_laptops_running_rollout_then_that_it_was_cut
         assert "`reconcile resume` continues it" in after.stdout
         assert PASSWORD not in after.output
 
-    nowhere = f"postgresql://reconciler@127.0.0.1:{_closed_port()}/reconciler?connect_timeout=3"
+    nowhere = f"postgresql://reconciler@127.0.0.1:{closed_port()}/reconciler?connect_timeout=3"
     bad = demo.reconcile("status", "--window", "1", "--state", nowhere)
     with explained(bad.describe()):
         bad.expect(1, "error:").refuse("Traceback")

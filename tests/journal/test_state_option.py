@@ -4,23 +4,15 @@ nothing but the URL (no repo checkout)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from reconciler.journal import Holder, LockLost
 from reconciler.journal.pglock import PostgresLock
 from reconciler.testing.journeys import cli_env, run
+from reconciler.testing.ports import closed_port
 from reconciler.testing.postgres import PASSWORD, PgServer
 
 from .conftest import empty
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_a_state_that_is_not_a_postgresql_url_is_refused(tmp_path) -> None:
@@ -30,7 +22,7 @@ def test_a_state_that_is_not_a_postgresql_url_is_refused(tmp_path) -> None:
 
 
 def test_an_unreachable_database_is_named_without_its_password(tmp_path) -> None:
-    url = f"postgresql://ops:pw-very-secret@127.0.0.1:{_closed_port()}/reconciler"
+    url = f"postgresql://ops:pw-very-secret@127.0.0.1:{closed_port()}/reconciler"
     done = run("unlock", "--state", url, "--force", "abc", cwd=tmp_path, timeout=60)
     assert done.rc != 0 and "Traceback" not in done.output, done.describe()
     assert "cannot open the shared state" in done.output, done.describe()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from reconciler.model.fleet import FleetFile
 from reconciler.report.status import StateOut, StatusReport, change_line, state_lines
 from reconciler.rollout import Outcome
 from reconciler.status import Color
+from reconciler.testing.ports import closed_port
 from reconciler.testing.postgres import PASSWORD
 
 from .conftest import Backend
@@ -148,9 +148,7 @@ async def test_a_later_refresh_that_cannot_read_the_state_says_so_and_keeps_the_
 ) -> None:
     """--watch goes on when the database is gone: the refresh names the state and why, and
     keeps the boxes the last read said were left behind."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    port = closed_port()
     url = f"postgresql://reconciler@127.0.0.1:{port}/reconciler?connect_timeout=2"
     fleet = FleetFile.model_validate({"fleet_id": FLEET, "state": url, "state_dir": str(tmp_path)})
     was = StateSeen("r-1", ["agent-01"], StateOut(where=shown(url)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from reconciler.testing.ports import closed_port
 from reconciler.transport.base import ConnectError, OperationTimeout, RemoteError
 from reconciler.transport.http import HttpProbe
 
@@ -98,9 +98,7 @@ async def test_slow_endpoint_is_an_operation_timeout(base_url: str) -> None:
 
 async def test_refused_port_is_a_connect_error() -> None:
     """Nothing listening on the port gives ConnectError."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     async with HttpProbe() as probe:
         with pytest.raises(ConnectError):
             await probe.fetch_text(f"http://127.0.0.1:{port}/metrics", timeout=2, box="a1")

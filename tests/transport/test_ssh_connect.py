@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from reconciler.testing.ports import closed_port
 from reconciler.testing.sshserver import ClientKey, LoopbackSshServer
 from reconciler.transport.base import AuthError, BoxTransport, ConnectError
 from reconciler.transport.ssh import SshOptions, SshPool, SshTarget
@@ -33,12 +33,6 @@ async def silent_port() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_silent_server_is_bounded_by_the_connect_timeout(
     target: SshTarget, silent_port: int, sleeps: Sleeps
 ) -> None:
@@ -58,7 +52,7 @@ async def test_refused_port_gives_connect_error_after_bounded_retries(
 ) -> None:
     """Connection refused is retried with doubling backoff, then ConnectError."""
     with pytest.raises(ConnectError) as err:
-        await pool.box(replace(target, port=_closed_port())).run(["true"], timeout=5)
+        await pool.box(replace(target, port=closed_port())).run(["true"], timeout=5)
     assert err.value.box == "box-1"
     assert err.value.operation == "connect"
     assert "after 3 attempts" in str(err.value)
