@@ -30,13 +30,17 @@ from reconciler.config.errors import ConfigErrors
 from reconciler.config.repo import Repo, load_repo
 from reconciler.diff import AgentStatus, FleetDiff, diff_live, diff_repos
 from reconciler.diff.cost import Traffic, usage_traffic
+from reconciler.diff.model import FieldChange, SecretFileChange
+from reconciler.diff.secretfiles import changed_secrets, recipients_change, secret_file_changes
 from reconciler.engine.gatesetup import metric_source
 from reconciler.errors import Refused
 from reconciler.metrics.source import SourceError
 from reconciler.metrics.usage import live_traffic, prometheus_traffic
 from reconciler.model.live import BoxState, LiveBox
-from reconciler.repo import GitError, read_revision
+from reconciler.repo import GitError, read_revision, read_secret_files
+from reconciler.secrets.desired import referenced
 from reconciler.secretstore import desired_fingerprints, fleet_key
+from reconciler.secretstore.revisions import compare_encrypted, revision_fingerprints
 from reconciler.transport.base import TransportError
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.link import FleetLink, former_agents
@@ -218,6 +222,47 @@ def as_compiled(loaded: Repo, live: dict[str, LoadedAlert]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _PrSecrets:
+    files: tuple[SecretFileChange, ...]
+    recipients: tuple[FieldChange, ...]
+    base: dict[str, str] | None  # agent -> secrets-file fingerprint (None: not checked)
+    head: dict[str, str] | None
+
+
+def _secret_files(root: Path, base: str, head: str, base_repo: Repo, head_repo: Repo) -> _PrSecrets:
+    """The encrypted secret files the pull request changes, its recipients list change and,
+    when this machine holds the fleet key and values, each agent's secrets-file fingerprint
+    on both sides. The key, identity and value settings are the BASE revision's."""
+    try:
+        was, now = read_secret_files(root, base).files, read_secret_files(root, head).files
+    except GitError as exc:  # the revisions were just read: only a racing change gets here
+        raise Refused(f"secret files: {exc}") from None
+    except ConfigErrors as exc:
+        raise Refused(
+            f"{len(exc.errors)} problem(s) with the secret files of the revisions",
+            tuple(str(e) for e in exc.errors),
+        ) from None
+    kinds = changed_secrets(was, now)
+    sides = {
+        n: (was.get(f"secrets/{n}.age"), now.get(f"secrets/{n}.age")) for n, k in kinds.items()
+    }
+    checks = compare_encrypted(sides, base_repo.fleet, root.resolve())
+    users: dict[str, int] = {}
+    for repo in (base_repo, head_repo):  # the head's count wins (a removed secret: the base's)
+        for name in kinds:
+            count = sum(name in refs for refs in referenced(repo).values())
+            if count or name not in users:
+                users[name] = count
+    where = root.resolve()
+    return _PrSecrets(
+        files=secret_file_changes(kinds, checks, users),
+        recipients=recipients_change(was, now),
+        base=revision_fingerprints(base_repo, was, base_repo.fleet, where),
+        head=revision_fingerprints(head_repo, now, base_repo.fleet, where),
+    )
+
+
 async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
     """The fleet diff of the request's mode (see the module docstring)."""
     cost_now = _costs(req.costs) if req.costs is not None else None
@@ -247,6 +292,8 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
     base_repo, base_label = load_revision(req.repo, req.base, "base")
     head_repo, head_label = load_revision(req.repo, req.head or "HEAD", "head")
 
+    secrets = _secret_files(req.repo, req.base, req.head or "HEAD", base_repo, head_repo)
+
     def run(traffic: dict[str, Traffic] | None = None) -> FleetDiff:
         return diff_repos(
             base_repo,
@@ -255,6 +302,10 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
             head_label=head_label,
             cost_per_day=cost_now,
             traffic=traffic,
+            base_secrets=secrets.base,
+            head_secrets=secrets.head,
+            secret_files=secrets.files,
+            recipients=secrets.recipients,
         )
 
     fleet_diff = run()

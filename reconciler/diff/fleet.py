@@ -36,6 +36,7 @@ from reconciler.diff.model import (
     ChangeKind,
     FieldChange,
     FleetDiff,
+    SecretFileChange,
     SecretsChange,
 )
 from reconciler.diff.values import ValueChange, canonical, diff_values
@@ -125,6 +126,8 @@ def diff_repos(
     base_secrets: Mapping[str, str] | None = None,
     head_secrets: Mapping[str, str] | None = None,
     traffic: Mapping[str, Traffic] | None = None,
+    secret_files: tuple[SecretFileChange, ...] = (),
+    recipients: tuple[FieldChange, ...] = (),
 ) -> FleetDiff:
     """Pull-request mode: what merging `head` over `base` changes, agent by agent.
 
@@ -134,6 +137,8 @@ def diff_repos(
             price table (a change adding a model adds its price in the same change).
         base_secrets, head_secrets: each agent's secrets-file fingerprint on each side
             (from the fleet key and values), when the caller has them; never values.
+        secret_files, recipients: the encrypted secret files that differ, and the
+            recipients list when it does (diff/secretfiles.py); [access] for the latter.
     """
     flows = _traffic(cost_per_day, traffic)
     prices = head.fleet.prices
@@ -195,9 +200,10 @@ def diff_repos(
         agents=tuple(agents),
         unchanged=unchanged,
         fleet_settings=tuple(c for c in fleet if not c.access),
-        fleet_access=tuple(c for c in fleet if c.access),
+        fleet_access=tuple(c for c in fleet if c.access) + recipients,
         cost=fleet_total([a.cost for a in agents]),
         alerts=diff_alerts(base, head),
+        secret_files=secret_files,
     )
 
 

@@ -217,6 +217,36 @@ class AlertChange(_Frozen):
     )
 
 
+class SecretValueCheck(enum.StrEnum):
+    """What a pull-request diff could tell of an encrypted secret file that changed."""
+
+    CHANGED = "changed"  # both sides decrypted here: the value differs
+    SAME = "same"  # both sides decrypted here: re-encrypted, the same value
+    NOT_CHECKED = "not checked"  # no identity here, or a side would not decrypt (`note`)
+
+
+class SecretFileChange(_Frozen):
+    """One `secrets/NAME.age` that differs between the revisions (pull-request mode).
+
+    Its value never shows: only whether it changed, when this machine can decrypt both
+    sides, and how many agents' payloads refer to the secret (apply writes a changed value
+    to each of their secrets files: a rollout)."""
+
+    name: str = Field(description="The secret's name, as `{secret: NAME}` refers to it.")
+    path: str = Field(description="The file in the repo, e.g. secrets/NAME.age.")
+    kind: Literal[ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED]
+    value: SecretValueCheck
+    agents: int = Field(description="Agents whose payload refers to the secret (head's).")
+    note: str | None = Field(
+        default=None, description="Why the value was not checked (never a value)."
+    )
+
+    @property
+    def rollout(self) -> bool:
+        """Whether merging can change what the agents' secrets files hold."""
+        return self.value is not SecretValueCheck.SAME and self.agents > 0
+
+
 class FleetDiff(_Frozen):
     """The whole diff: every agent that differs (sorted by name), plus fleet-wide changes."""
 
@@ -257,13 +287,21 @@ class FleetDiff(_Frozen):
         "the loaded rules are known), by name.",
     )
 
+    secret_files: tuple[SecretFileChange, ...] = Field(
+        default=(),
+        description="Encrypted secret files (secrets/NAME.age) added, removed or rewritten "
+        "(pull-request mode), by name; values never shown.",
+    )
+
     @property
     def has_changes(self) -> bool:
-        """Whether anything differs (what `--exit-code` reports as 2)."""
+        """Whether anything differs (what `--exit-code` reports as 2); a secret file
+        re-encrypted with the same value changes nothing on the fleet."""
         return (
             bool(self.fleet_settings)
             or bool(self.fleet_access)
             or bool(self.alerts)
+            or any(f.value is not SecretValueCheck.SAME for f in self.secret_files)
             or any(a.changed for a in self.agents)
         )
 

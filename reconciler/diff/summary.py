@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.diff.model import AgentStatus, FleetDiff
+from reconciler.diff.model import AgentStatus, FleetDiff, SecretValueCheck
 
 
 class Summary(BaseModel):
@@ -36,6 +36,11 @@ class Summary(BaseModel):
     fleet_settings: int = Field(description="fleet.yaml fields that change (not [access]).")
     fleet_access: int = Field(description="Fleet-wide [access] changes (fleet.yaml, schema).")
     alerts: int = Field(default=0, description="Alert rules added, removed or changed.")
+    secret_files: int = Field(
+        default=0,
+        description="Encrypted secret files whose value changed or could not be compared "
+        "(pull-request mode).",
+    )
     has_changes: bool
 
 
@@ -69,5 +74,6 @@ def summarise(diff: FleetDiff) -> Summary:
         fleet_settings=len(diff.fleet_settings),
         fleet_access=len(diff.fleet_access),
         alerts=len(diff.alerts),
+        secret_files=sum(f.value is not SecretValueCheck.SAME for f in diff.secret_files),
         has_changes=diff.has_changes,
     )

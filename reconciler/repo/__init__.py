@@ -24,11 +24,20 @@ if TYPE_CHECKING:
         WorkTree,
         commit_time,
         read_revision,
+        read_secret_files,
         work_tree,
     )
 
 _GIT_NAMES = frozenset(
-    {"GitError", "Revision", "WorkTree", "commit_time", "read_revision", "work_tree"}
+    {
+        "GitError",
+        "Revision",
+        "WorkTree",
+        "commit_time",
+        "read_revision",
+        "read_secret_files",
+        "work_tree",
+    }
 )
 
 
@@ -48,6 +57,7 @@ __all__ = [
     "commit_time",
     "read_repo_file",
     "read_revision",
+    "read_secret_files",
     "read_work_tree",
     "work_tree",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def _repo(path: Path) -> git.Repo:
 
 def read_revision(path: Path, rev: str) -> Revision:
     """The config files of `rev` (any git revision syntax), read from git objects."""
+    return _read(path, rev, wanted)
+
+
+def _secret_file(rel: str) -> bool:
+    return rel == "secrets/recipients.txt" or (
+        rel.startswith("secrets/") and rel.endswith(".age") and rel.count("/") == 1
+    )
+
+
+def read_secret_files(path: Path, rev: str) -> Revision:
+    """The encrypted secret files of `rev` (secrets/NAME.age, secrets/recipients.txt):
+    ciphertext and public keys, read from git objects like the config files."""
+    return _read(path, rev, _secret_file)
+
+
+def _read(path: Path, rev: str, wanted: Callable[[str], bool]) -> Revision:
     repo = _repo(path)
     try:
         commit = repo.commit(rev)

@@ -35,6 +35,8 @@ from reconciler.report.diff_values import (
     group_cost,
     missing_text,
     plural,
+    secret_file_text,
+    secret_files_line,
     secrets_text,
     show,
     signed,
@@ -240,6 +242,9 @@ def _review_notes(diff: FleetDiff, s: Summary) -> list[str]:
             f" (`fleet.review.cost_impacting_approvers`{rules})."
             f" Estimated cost change: {delta_words(diff, s.cost_delta_per_day)}.",
         ]
+    secrets = secret_files_line(diff)
+    if secrets:
+        lines += ["", "> [!WARNING]", f"> {html.escape(secrets, quote=False)}"]
     lines += _cost_lines(diff)
     return lines
 
@@ -357,6 +362,9 @@ def _render(diff: FleetDiff, s: Summary, groups: list[Group], level: _Level) -> 
         lines += ["", "#### Alerts (Prometheus rules, no agent rollout)", ""]
         lines += ["| alert | change | compiled expression |", "|---|---|---|"]
         lines += [_alert_row(c) for c in diff.alerts]
+    if diff.secret_files:
+        lines += ["", "#### Secrets (encrypted files in `secrets/`, values never shown)", ""]
+        lines += [f"- {html.escape(secret_file_text(c), quote=False)}" for c in diff.secret_files]
     lines += ["", *_elision_notes(groups, shown, level)]
     lines.append(
         "<sub>Secrets show only as `{secret: NAME}` references and keyed fingerprints,"

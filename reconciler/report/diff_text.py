@@ -21,6 +21,8 @@ from reconciler.report.diff_values import (
     fleet_cost_lines,
     group_cost,
     plural,
+    secret_file_text,
+    secret_files_line,
     secrets_text,
     status_word,
     where_text,
@@ -61,6 +63,9 @@ def headline(diff: FleetDiff, s: Summary) -> list[str]:
         lines.append(f"Restart required: {plural(s.restart_required, 'agent')}.")
     if s.alerts:
         lines.append(f"Alerts: {plural(s.alerts, 'alert rule')} added, removed or changed.")
+    secrets = secret_files_line(diff)
+    if secrets:
+        lines.append(secrets)
     if s.unknown or s.foreign:
         lines.append(
             f"Not compared: {s.unknown} unknown (unreachable or unreadable stamp),"
@@ -181,4 +186,7 @@ def render_text(diff: FleetDiff, *, names_limit: int = 12) -> str:
     if diff.alerts:
         lines += ["", "Alerts (Prometheus rules, no agent rollout):"]
         lines += [f"  {line}" for c in diff.alerts for line in alert_lines(c)]
+    if diff.secret_files:
+        lines += ["", "Secrets (encrypted files in secrets/, values never shown):"]
+        lines += [f"  {secret_file_text(c)}" for c in diff.secret_files]
     return "\n".join(lines) + "\n"

@@ -23,7 +23,9 @@ from reconciler.diff.model import (
     CostTotal,
     FieldChange,
     FleetDiff,
+    SecretFileChange,
     SecretsChange,
+    SecretValueCheck,
 )
 
 ARROW = "→"
@@ -255,3 +257,36 @@ def alert_lines(c: AlertChange) -> list[str]:
     else:
         lines.append(f"    {c.new_expr if c.new_expr is not None else c.old_expr}")
     return lines
+
+
+def secret_file_text(c: SecretFileChange) -> str:
+    """One encrypted secret file that changed, in words (never a value)."""
+    who = plural(c.agents, "agent")
+    if c.value is SecretValueCheck.SAME:
+        what = "re-encrypted, same value: nothing changes on the boxes"
+    elif c.kind is ChangeKind.REMOVED:
+        what = f"removed; {who} still refer to it" if c.agents else "removed; no agent refers to it"
+    elif c.value is SecretValueCheck.CHANGED:
+        what = (
+            f"new value: apply writes it to the secrets file of {who} (a rollout)"
+            if c.agents
+            else "new value; no agent refers to it yet"
+        )
+    else:
+        why = f" ({c.note})" if c.note else ""
+        what = (
+            f"value not compared{why}: apply writes whatever it holds to the secrets file of {who}"
+        )
+    return f"{c.kind} {c.path}: {what}"
+
+
+def secret_files_line(diff: FleetDiff) -> str | None:
+    """The headline's line on encrypted secret files, when any may change a value."""
+    moving = [c for c in diff.secret_files if c.value is not SecretValueCheck.SAME]
+    if not moving:
+        return None
+    names = ", ".join(c.name for c in moving)
+    return (
+        f"Secrets: {plural(len(moving), 'encrypted secret file')} changed ({names}): merging"
+        " rolls new values out to the agents that refer to them; values are never shown."
+    )
