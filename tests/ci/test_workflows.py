@@ -49,7 +49,7 @@ INTERFACE: Mapping[tuple[str, ...], Mapping[str, Any]] = {
     },
     ("pr", "comment"): {"--pr": ANY, "--body-file": ANY, "--summary": FLAG},
     ("review",): {"--base": ANY, "--head": ANY, "--pr": ANY, "--codeowners": FLAG, "--out": ANY},
-    ("drift-issue",): {"--exit-code-from": ANY, "--body-file": ANY},
+    ("drift-issue",): {"--exit-code-from": ANY, "--body-file": ANY, "--error-file": ANY},
     ("apply",): {
         "--yes": FLAG,
         "--dry-run": FLAG,
@@ -328,7 +328,10 @@ def test_drift_check_is_scheduled_and_drives_one_issue() -> None:
     assert drift["permissions"] == {"contents": "read", "issues": "write"}
     texts = [c.text() for c in calls_in(FLEET_WORKFLOWS / "drift.yml")]
     assert "reconcile diff --exit-code --format markdown" in texts
-    assert "reconcile drift-issue --exit-code-from $DIFF_EXIT --body-file drift.md" in texts
+    assert (
+        "reconcile drift-issue --exit-code-from $DIFF_EXIT --body-file drift.md"
+        " --error-file drift.err" in texts
+    )
     [issue_step] = [s for _, s in steps(drift) if "drift-issue" in s.get("run", "")]
     assert issue_step["env"]["DIFF_EXIT"] == "${{ steps.diff.outputs.code }}"
 

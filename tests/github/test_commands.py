@@ -203,6 +203,29 @@ def test_drift_issue_opened_updated_and_closed(github: FakeGitHub, tmp_path: Pat
     assert wrong.exit_code == 1 and "--exit-code-from 3" in wrong.output
 
 
+def test_drift_issue_says_the_check_failed_when_diff_could_not_compare(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    """A config error on main makes diff exit 1 with no report: the issue says the check
+    failed and quotes the error, never "some boxes could not be read"."""
+    repo = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, repo)
+    tier = repo / "agents" / "tier-fast.yaml"
+    tier.write_text(tier.read_text().replace("max_tokens: 512", "max_tokens: lots"))
+    drift = cli("diff", "--exit-code", "--format", "markdown", "--repo", repo)
+    assert drift.exit_code == 1 and drift.stdout == ""
+    report, errors = tmp_path / "drift.md", tmp_path / "drift.err"
+    report.write_text(drift.stdout, encoding="utf-8")
+    errors.write_text(drift.stderr, encoding="utf-8")
+    done = cli("drift-issue", "--exit-code-from", "1", "--body-file", report,
+               "--error-file", errors)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    [issue] = github.issues()
+    assert issue["title"] == "Fleet drift check failed: reconcile diff could not compare"
+    assert "could not be read" not in issue["body"]
+    assert "agents/tier-fast.yaml" in issue["body"] and "max_tokens" in issue["body"]
+
+
 # -- validate --format github ---------------------------------------------------------------------
 
 
