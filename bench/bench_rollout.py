@@ -2,7 +2,7 @@
 
 For each size (default 200 then 1000) a multi-process demo fleet starts
 (`reconcile demo up`'s code path), fleet.yaml's metric gates are dropped (soak
-0: nothing to measure) and a change to every agent (_base.yaml log_level) is
+0: nothing to measure) and a change to every agent (_base.yaml retry.backoff_s) is
 committed. Then, in one run:
 
 1. floor: bench/floor_ssh.py --write on the same fleet (plain asyncssh, full
@@ -119,8 +119,10 @@ def bench(n: int) -> dict[str, Any]:
             # Bring the fleet to the head first (the demo's own change), so the bench's
             # change touches every box from one common revision.
             first = reconcile("apply", *common, "--yes", "--soak", "0")
-            base = edit(repo, "agents/_base.yaml", "log_level: info", "log_level: debug",
-                        "bench: every agent logs at debug")  # fmt: skip
+            # retry.backoff_s: no shard or tier sets its own (log_level: eu-west does, so a
+            # third of the agents would not change).
+            base = edit(repo, "agents/_base.yaml", "    backoff_s: 2\n", "    backoff_s: 3\n",
+                        "bench: every agent backs off 3 s")  # fmt: skip
             fl = floor(repo)
             roll = reconcile("apply", *common, "--yes", "--soak", "0")
             git(repo, "revert", "--no-edit", base)
