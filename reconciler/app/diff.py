@@ -33,9 +33,11 @@ from reconciler.diff.cost import Traffic, usage_traffic
 from reconciler.diff.model import FieldChange, SecretFileChange
 from reconciler.diff.secretfiles import changed_secrets, recipients_change, secret_file_changes
 from reconciler.engine.gatesetup import metric_source
+from reconciler.engine.session import find_moves
 from reconciler.errors import Refused
 from reconciler.metrics.source import SourceError
 from reconciler.metrics.usage import live_traffic, prometheus_traffic
+from reconciler.model.agent import Agent
 from reconciler.model.live import BoxState, LiveBox
 from reconciler.repo import GitError, read_revision, read_secret_files
 from reconciler.secrets.desired import referenced
@@ -109,10 +111,15 @@ def _costs(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in doc.items()}
 
 
-async def _read_live(loaded: Repo, root: Path, link: FleetLink) -> list[LiveBox]:
+async def _read_live(
+    loaded: Repo, root: Path, link: FleetLink
+) -> tuple[list[LiveBox], dict[str, Agent]]:
+    """Every box as it runs (a box not yet moved to its new config path: read at the old
+    one, and named in the second result), then the orphans."""
     agents = [ea.agent for ea in loaded.agents.values()]
     key = fleet_key(loaded.fleet, root)
     live = await link.read(agents, loaded.fleet.fleet_id, key)
+    moves = await find_moves(link, root, live, agents, loaded.fleet.fleet_id, key)
     former = former_agents(root, live.values(), loaded.agents.keys())
     orphans = await link.orphans(agents, loaded.fleet.fleet_id, former)
     boxes = list(live.values())
@@ -120,7 +127,7 @@ async def _read_live(loaded: Repo, root: Path, link: FleetLink) -> list[LiveBox]
         boxes.append(
             LiveBox(o.agent, BoxState.MANAGED, reason=f"orphan at {o.host}:{o.port} {o.stamp_path}")
         )
-    return boxes
+    return boxes, moves
 
 
 def _to_price(d: FleetDiff) -> list[str]:
@@ -274,11 +281,11 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
         tell(f"reading {len(loaded.agents)} boxes ...")
         desired = desired_fingerprints(loaded, root)
         async with FleetLink(loaded.fleet.connection, root) as link:
-            boxes = await _read_live(loaded, root, link)
+            boxes, moves = await _read_live(loaded, root, link)
             live_alerts = await _live_alerts(loaded, tell)
             fleet_diff = diff_live(
                 loaded, boxes, head_label="work tree", desired_secrets=desired,
-                cost_per_day=cost_now, live_alerts=live_alerts,
+                cost_per_day=cost_now, live_alerts=live_alerts, moves=moves,
             )  # fmt: skip
             to_price = _to_price(fleet_diff)
             if to_price and req.cost_window_s != 0 and loaded.fleet.prices is not None:
@@ -287,6 +294,7 @@ async def diff(req: DiffRequest, tell: Tell) -> DiffResult:
                     fleet_diff = diff_live(
                         loaded, boxes, head_label="work tree", desired_secrets=desired,
                         cost_per_day=cost_now, traffic=traffic, live_alerts=live_alerts,
+                        moves=moves,
                     )  # fmt: skip
         return DiffResult(fleet_diff, tuple(b for b in boxes if b.state is BoxState.UNKNOWN))
     base_repo, base_label = load_revision(req.repo, req.base, "base")

@@ -113,7 +113,8 @@ def drift_issue(
     if req.exit_code not in (0, 1, 2):
         raise Refused(
             f"--exit-code-from {req.exit_code}: `reconcile diff --exit-code` exits 0 (no "
-            "drift), 2 (drift) or 1 (boxes unreadable, or diff failed); anything else is not a drift result"
+            "drift), 2 (drift) or 1 (boxes unreadable, or diff failed); anything else is not"
+            " a drift result"
         )
     body = _body(req, environ) if req.exit_code else ""
     with GitHub(env_from(environ), transport=transport) as gh:

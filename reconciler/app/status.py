@@ -23,6 +23,7 @@ from reconciler.app.config import load_config
 from reconciler.app.state import open_state
 from reconciler.config.repo import Repo
 from reconciler.config.select import parse_selector, select
+from reconciler.engine.session import find_moves
 from reconciler.errors import Refused, StateError
 from reconciler.journal.base import LockLease, RolloutRecord
 from reconciler.model.agent import Agent
@@ -257,6 +258,8 @@ class StatusSession:
                 live, rates = await self.read()
             finally:
                 self.state = await state_task
+        # A box not yet moved to its new config path is read at its old one (not "unmanaged").
+        await find_moves(self.link, self.root, live, s.agents, fleet.fleet_id, self.key)
         named = frozenset(b.stamp.revision for b in live.values() if b.stamp is not None)
         if self._former is None or self._former[0] != named:  # git reads, once per set
             self._former = (named, former_agents(self.root, live.values(), s.repo.agents.keys()))

@@ -21,6 +21,7 @@ from reconciler.config.secretscan import secret_field
 from reconciler.diff.access import is_agent_access
 from reconciler.diff.model import REDACTED, ChangeKind, FieldChange
 from reconciler.diff.values import ValueChange, diff_values, has_secret_ref, is_secret_ref
+from reconciler.model.agent import Agent
 
 # reconciler's own fields compared between two repos; `name` is the identity, `config`
 # is the payload (diffed on its own).
@@ -136,4 +137,25 @@ def settings_changes(base: EffectiveAgent, head: EffectiveAgent) -> tuple[FieldC
                 access=is_agent_access(change.path),
             )
         )
+    return tuple(out)
+
+
+def move_changes(head: EffectiveAgent, moved_from: Agent) -> tuple[FieldChange, ...]:
+    """Live mode: the box still runs at the old config (and secrets) path of `moved_from`;
+    the repo wants `head`'s. [access], and a rollout to the new path (never "added")."""
+    out = []
+    for field in ("config_path", "secrets_path"):
+        old, new = getattr(moved_from, field), getattr(head.agent, field)
+        if old != new:
+            out.append(
+                FieldChange(
+                    path=(field,),
+                    kind=ChangeKind.CHANGED,
+                    old=old,
+                    new=new,
+                    source=source_of(head, (field,)) or entry_of(head),
+                    old_source="on the box",
+                    access=True,
+                )
+            )
     return tuple(out)

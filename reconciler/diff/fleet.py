@@ -27,7 +27,7 @@ from reconciler.config.errors import ConfigError
 from reconciler.config.load import load_yaml
 from reconciler.config.repo import FLEET_FILE, PAYLOAD_SCHEMA_FILE, EffectiveAgent, Repo
 from reconciler.diff.access import COST_MARKER, is_fleet_access
-from reconciler.diff.agent import payload_changes, settings_changes
+from reconciler.diff.agent import move_changes, payload_changes, settings_changes
 from reconciler.diff.alerts import diff_alerts, diff_alerts_live
 from reconciler.diff.cost import Traffic, estimate, fleet_total
 from reconciler.diff.model import (
@@ -40,6 +40,7 @@ from reconciler.diff.model import (
     SecretsChange,
 )
 from reconciler.diff.values import ValueChange, canonical, diff_values
+from reconciler.model.agent import Agent
 from reconciler.model.live import BoxState, LiveBox, SecretsCheck
 from reconciler.render.canonical import render_payload, sha256_hex
 
@@ -237,8 +238,9 @@ def _live_one(
     cache: _Cache,
     cost: Traffic | None,
     secrets: Mapping[str, str] | None,
+    moved_from: Agent | None = None,
 ) -> AgentDiff:
-    """One agent of the repo against its box."""
+    """One agent of the repo against its box (read at its old path when `moved_from`)."""
     desired = ea.agent.config
     common: dict[str, Any] = {"agent": ea.name, "tier": ea.agent.tier, "shard": ea.agent.shard}
     if box is None:
@@ -267,6 +269,7 @@ def _live_one(
     return AgentDiff(
         status=status,
         reason=reason,
+        access=() if moved_from is None else move_changes(ea, moved_from),
         format_only=not changes and box.config_sha256 not in (None, want_sha),
         changes=changes,
         secrets=_secrets(ea.name, on_box, secrets),
@@ -316,6 +319,7 @@ def diff_live(
     desired_secrets: Mapping[str, str] | None = None,
     traffic: Mapping[str, Traffic] | None = None,
     live_alerts: Mapping[str, str] | None = None,
+    moves: Mapping[str, Agent] | None = None,
 ) -> FleetDiff:
     """Live mode: what applying `repo` would change on the boxes as they run now.
 
@@ -326,6 +330,9 @@ def diff_live(
         traffic: each box's measured traffic (its metrics over a window), for cost figures.
         live_alerts: the alert rules a Prometheus has loaded (name -> PromQL), when the
             caller read them; without them alerts are not compared.
+        moves: agents whose box was found at an old config path (the agent as it was
+            there; its LiveBox in `boxes` is the one read at that path): a move, shown as
+            [access] old path -> new path, never as a new box.
     """
     costs = _traffic(cost_per_day, traffic)
     by_agent = {box.agent: box for box in boxes}
@@ -338,7 +345,8 @@ def diff_live(
             assert box is not None  # noqa: S101 (the name came from the boxes)
             diff = _orphan(box, repo, cache, costs.get(name))
         else:
-            diff = _live_one(ea, box, repo, cache, costs.get(name), desired_secrets)
+            was = (moves or {}).get(name)
+            diff = _live_one(ea, box, repo, cache, costs.get(name), desired_secrets, was)
         if diff.changed or diff.status is not AgentStatus.UNCHANGED:
             agents.append(diff)
         else:

@@ -187,7 +187,7 @@ class Prepared:
 
 
 async def find_moves(
-    link: Link, root: Path, live: dict[str, LiveBox], agents: Sequence[Agent], fleet_id: str,
+    link: FleetLink, root: Path, live: dict[str, LiveBox], agents: Sequence[Agent], fleet_id: str,
     key: bytes | None,
 ) -> dict[str, Agent]:  # fmt: skip
     """The agents whose box is still at an old config path: that path's stamp names this

@@ -134,6 +134,27 @@ def work_tree(path: Path) -> WorkTree:
     return WorkTree(head.sha, dirty=True, dirty_hash=h.hexdigest()[:12], files=current)
 
 
+def path_change_revisions(path: Path, limit: int = 3) -> list[str]:
+    """Where agents' files may have been before a move: HEAD, and the last `limit` commits
+    whose config files change a `config_path` or `secrets_path` line, with the parent of
+    each (the revision before the move). Empty when `path` is not a git repo or has no HEAD.
+    """
+    try:
+        repo = _repo(path)
+        out = repo.git.log(
+            f"-n{limit}", "--format=%H %P", "-G", "(config_path|secrets_path)", "HEAD",
+            "--", "agents", "shards",
+        )  # fmt: skip
+        head = repo.head.commit.hexsha
+    except (GitError, git.GitCommandError, ValueError):
+        return []
+    found = [head]
+    for line in out.splitlines():
+        shas = line.split()
+        found += shas[:2]  # the commit and its first parent
+    return list(dict.fromkeys(found))
+
+
 def commit_time(path: Path, rev: str) -> float | None:
     """When `rev` was committed (unix seconds), or None when it is not a commit of the repo."""
     try:

@@ -19,7 +19,7 @@ from reconciler.model.agent import Agent
 from reconciler.model.box import Health
 from reconciler.model.fleet import Connection
 from reconciler.model.live import BoxState, LiveBox
-from reconciler.repo import GitError, read_revision
+from reconciler.repo import GitError, path_change_revisions, read_revision
 from reconciler.transport.base import TransportError
 from reconciler.transport.http import HttpProbe
 from reconciler.transport.live import Box, Orphan, find_orphans, read_fleet
@@ -202,12 +202,15 @@ def former_paths(
 
     Only for agents whose box at its current path has no stamp (a move not yet applied).
     Each candidate is the current agent with that revision's config_path and secrets_path;
-    the caller reads it and keeps the one whose stamp names this agent and fleet.
+    the caller reads it and keeps the one whose stamp names this agent and fleet. Besides
+    the stamps' revisions (none when every box moved: no box has a stamp at its new path),
+    HEAD and the recent commits that change a path (git log -G) are looked at.
     """
     unstamped = {n for n, a in agents.items() if n in live and live[n].state is BoxState.UNMANAGED}
     if not unstamped:
         return {}
-    return past_paths(root, live.values(), {n: agents[n] for n in unstamped})
+    history = path_change_revisions(root)
+    return past_paths(root, live.values(), {n: agents[n] for n in unstamped}, history)
 
 
 def past_paths(
