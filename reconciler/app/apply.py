@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pydantic import JsonValue
+
 from reconciler import __version__
 from reconciler.app.report_diff import provenance
 from reconciler.app.resume import ResumeRequest, preview, settle_first
@@ -308,9 +310,11 @@ async def run_locked(
         return done
     finally:
         renewer.cancel()
-        if local is not None:
-            view.reporter.note("workers.finished", {"workers": list(await local.stop())})
         if remote is not None:
+            workers: list[JsonValue] = list(await local.stop()) if local is not None else []
+            view.reporter.note(
+                "workers.finished", {"workers": workers, "coordinator_ran": remote.ran_here}
+            )
             remote.queue.close()
         for sig in SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -271,7 +271,14 @@ class ProgressLines:
         workers = f.get("workers")
         each = [w for w in workers if isinstance(w, Mapping)] if isinstance(workers, list) else []
         noun = "worker process" if len(each) == 1 else "worker processes"
-        lines = self._tag("workers.finished", f"{len(each)} {noun}")
+        ran = f.get("coordinator_ran")
+        itself = (
+            f"; the coordinator ran {ran} box operation(s) itself (no worker claimed them in"
+            " time: are the workers running, and on this revision?)"
+            if isinstance(ran, int) and ran
+            else ""
+        )
+        lines = self._tag("workers.finished", f"{len(each)} {noun}{itself}")
         for w in each:
             extra = [f"{w.get(k)} {k}" for k in ("reassigned", "lost") if w.get(k)]
             code = w.get("exit_code")

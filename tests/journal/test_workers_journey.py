@@ -38,10 +38,14 @@ def url(pg_server: PgServer, monkeypatch) -> str:
     return pg_server.url(pg_server.create_database().rsplit("/", 1)[-1], password=False)
 
 
-def _workers_line(events: list[dict]) -> list[dict]:
+def _finished(events: list[dict]) -> dict:
     done = [e for e in events if e.get("event") == "workers.finished"]
     assert done, "no workers.finished event"
-    return done[-1]["workers"]
+    return done[-1]
+
+
+def _workers_line(events: list[dict]) -> list[dict]:
+    return _finished(events)["workers"]
 
 
 def test_two_workers_apply_every_box_and_the_coordinator_none(demo, url, tmp_path):
@@ -64,6 +68,7 @@ def test_two_workers_apply_every_box_and_the_coordinator_none(demo, url, tmp_pat
         assert sum(w["boxes"] for w in workers) == len(fast), workers
         assert all(w["cpu_s"] > 0 and w["exit_code"] == 0 for w in workers), workers
         assert {w["pid"] for w in workers}.isdisjoint({run.events[0].get("pid")})
+        assert _finished(run.events)["coordinator_ran"] == 0
 
 
 def test_a_failed_wave_is_rolled_back_by_the_workers(demo, url, tmp_path):

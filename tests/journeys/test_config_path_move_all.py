@@ -47,7 +47,8 @@ def test_moving_every_agent_is_a_move_not_an_adoption(demo, state_dir):
             ], a
     text = demo.reconcile("diff", "--cost-window", "0")
     with explained(text.describe()):
-        text.expect(0, rf"{len(demo.agents)} moved", rf"{OLD} → {NEW}").refuse(r"added", "Traceback")
+        text.expect(0, rf"{len(demo.agents)} moved", rf"{OLD} → {NEW}")
+        text.refuse(r"added", "Traceback")
 
     status = demo.reconcile("status", "--window", "1")
     with explained(status.describe()):
