@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,25 +135,40 @@ def work_tree(path: Path) -> WorkTree:
     return WorkTree(head.sha, dirty=True, dirty_hash=h.hexdigest()[:12], files=current)
 
 
+# How far back a move is looked for: a box still at a path from further back than this many
+# commits has not been applied to for that long (and `git log -G` reads every commit's diff).
+PATH_HISTORY_COMMITS = 200
+
+
 def path_change_revisions(path: Path, limit: int = 3) -> list[str]:
     """Where agents' files may have been before a move: HEAD, and the last `limit` commits
-    whose config files change a `config_path` or `secrets_path` line, with the parent of
-    each (the revision before the move). Empty when `path` is not a git repo or has no HEAD.
+    (of the last PATH_HISTORY_COMMITS) whose config files change a `config_path` or
+    `secrets_path` line, with the parent of each (the revision before the move). Empty when
+    `path` is not a git repo or has no HEAD. Asked once per HEAD (cached).
     """
     try:
-        repo = _repo(path)
-        out = repo.git.log(
-            f"-n{limit}", "--format=%H %P", "-G", "(config_path|secrets_path)", "HEAD",
-            "--", "agents", "shards",
-        )  # fmt: skip
-        head = repo.head.commit.hexsha
+        head = _repo(path).head.commit.hexsha
     except (GitError, git.GitCommandError, ValueError):
         return []
+    return list(_path_changes(str(path.resolve()), head, limit))
+
+
+@functools.lru_cache(maxsize=8)
+def _path_changes(path: str, head: str, limit: int) -> tuple[str, ...]:
+    repo = _repo(Path(path))
+    try:
+        recent = repo.git.rev_list(f"-n{PATH_HISTORY_COMMITS + 1}", head).split()
+        span = f"{recent[-1]}..{head}" if len(recent) > PATH_HISTORY_COMMITS else head
+        out = repo.git.log(
+            f"-n{limit}", "--format=%H %P", "-G", "(config_path|secrets_path)", span,
+            "--", "agents", "shards",
+        )  # fmt: skip
+    except git.GitCommandError:
+        return (head,)
     found = [head]
     for line in out.splitlines():
-        shas = line.split()
-        found += shas[:2]  # the commit and its first parent
-    return list(dict.fromkeys(found))
+        found += line.split()[:2]  # the commit and its first parent
+    return tuple(dict.fromkeys(found))
 
 
 def commit_time(path: Path, rev: str) -> float | None:

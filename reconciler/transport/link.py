@@ -8,6 +8,7 @@ One connection per box, reused for every operation of the command.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -173,10 +174,24 @@ def _stamped_repos(root: Path, live: Iterable[LiveBox], more: Iterable[str] = ()
     named = {b.stamp.revision for b in live if b.stamp is not None} | set(more)
     revisions = sorted({r.split("+", 1)[0] for r in named if r and r != "unmanaged"})
     for rev in revisions:
-        try:
-            yield load_repo(read_revision(root, rev).files)
-        except (GitError, ConfigErrors):
-            continue
+        full = len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
+        old = _repo_at(str(root), rev) if full else _load_at(str(root), rev)
+        if old is not None:
+            yield old
+
+
+@functools.lru_cache(maxsize=4)
+def _repo_at(root: str, sha: str) -> Repo | None:
+    """The repo at a full commit sha: one state for good, so loaded once (status refreshes
+    and a move's lookups ask again); a name that can move (HEAD) is never cached."""
+    return _load_at(root, sha)
+
+
+def _load_at(root: str, rev: str) -> Repo | None:
+    try:
+        return load_repo(read_revision(Path(root), rev).files)
+    except (GitError, ConfigErrors):
+        return None
 
 
 def former_agents(root: Path, live: Iterable[LiveBox], current: Collection[str]) -> list[Agent]:
