@@ -251,16 +251,10 @@ def _secret_files(root: Path, base: str, head: str, base_repo: Repo, head_repo: 
             tuple(str(e) for e in exc.errors),
         ) from None
     kinds = changed_secrets(was, now)
-    sides = {
-        n: (was.get(f"secrets/{n}.age"), now.get(f"secrets/{n}.age")) for n, k in kinds.items()
-    }
+    sides = {n: (was.get(f"secrets/{n}.age"), now.get(f"secrets/{n}.age")) for n in kinds}
     checks = compare_encrypted(sides, base_repo.fleet, root.resolve())
-    users: dict[str, int] = {}
-    for repo in (base_repo, head_repo):  # the head's count wins (a removed secret: the base's)
-        for name in kinds:
-            count = sum(name in refs for refs in referenced(repo).values())
-            if count or name not in users:
-                users[name] = count
+    refs = referenced(head_repo).values()  # who gets the value once merged
+    users = {name: sum(name in names for names in refs) for name in kinds}
     where = root.resolve()
     return _PrSecrets(
         files=secret_file_changes(kinds, checks, users),

@@ -236,7 +236,7 @@ class SecretFileChange(_Frozen):
     path: str = Field(description="The file in the repo, e.g. secrets/NAME.age.")
     kind: Literal[ChangeKind.ADDED, ChangeKind.REMOVED, ChangeKind.CHANGED]
     value: SecretValueCheck
-    agents: int = Field(description="Agents whose payload refers to the secret (head's).")
+    agents: int = Field(description="Agents whose payload refers to the secret at the head.")
     note: str | None = Field(
         default=None, description="Why the value was not checked (never a value)."
     )
