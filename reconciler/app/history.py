@@ -9,7 +9,7 @@ from reconciler.app.state import open_state
 from reconciler.engine.resume import read_boxes
 from reconciler.engine.session import Link, Request, Source, read_source
 from reconciler.model.box import Stamp
-from reconciler.report.history import HistoryRow, rows_from_journal, rows_from_stamps
+from reconciler.report.history import HistoryRow, rows_from_journal, rows_from_stamps, waves_begun
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,13 @@ async def history(req: HistoryRequest) -> HistoryResult:
         with open_state(fleet, req.state_dir) as state:
             journal = state.existing_journal()
             if journal is not None:
-                rows = rows_from_journal(journal.history(fleet.fleet_id, limit=req.limit))
+                records = journal.history(fleet.fleet_id, limit=req.limit)
+                begun = {
+                    r.rollout_id: waves_begun(x.body for x in journal.steps(r.rollout_id))
+                    for r in records
+                    if r.outcome is None or (r.summary or {}).get("resumed") is True
+                }
+                rows = rows_from_journal(records, begun)
     if rows:
         return HistoryResult(rows)
     stamps, unread = await _stamps(source, req.repo)

@@ -76,14 +76,38 @@ class Journaled(Protocol):
     def plan(self) -> Plan: ...
 
 
-def rows_from_journal(records: Iterable[Journaled]) -> list[HistoryRow]:
-    """One row per journaled rollout, newest first as given."""
+def waves_begun(bodies: Iterable[Mapping[str, object]]) -> int:
+    """How many waves a rollout's journal records show begun: one more than the highest
+    wave any journaled command names (a box applied, a watch, a soak, gates); 0: none."""
+    highest = -1
+    for body in bodies:
+        command = body.get("command")
+        wave = command.get("wave") if isinstance(command, Mapping) else None
+        if isinstance(wave, int) and not isinstance(wave, bool):
+            highest = max(highest, wave)
+    return highest + 1
+
+
+def rows_from_journal(
+    records: Iterable[Journaled], begun: Mapping[str, int] | None = None
+) -> list[HistoryRow]:
+    """One row per journaled rollout, newest first as given.
+
+    `begun`: waves begun per rollout id, from its journal records (`waves_begun`), for the
+    rollouts whose summary does not count them: one cut short (no summary yet) or settled
+    by a resume (the summary is the resume's, which began no wave). A resumed rollout's
+    duration runs from its start to its settling, not the resume's own seconds.
+    """
     rows = []
     for r in records:
         s: Mapping[str, object] = r.summary or {}
-        duration = _num(s, "duration_s")
+        resumed = s.get("resumed") is True
+        duration = None if resumed else _num(s, "duration_s")
         if duration is None and r.finished_at is not None:
             duration = round((r.finished_at - r.started_at).total_seconds(), 3)
+        reached = _int(s, "waves_reached")
+        if begun is not None and r.rollout_id in begun:
+            reached = max(reached or 0, begun[r.rollout_id])
         rows.append(
             HistoryRow(
                 rollout_id=r.rollout_id,
@@ -91,13 +115,13 @@ def rows_from_journal(records: Iterable[Journaled]) -> list[HistoryRow]:
                 outcome=str(r.outcome) if r.outcome is not None else "unfinished",
                 started_at=rfc3339(r.started_at),
                 duration_s=duration,
-                waves_reached=_int(s, "waves_reached"),
+                waves_reached=reached,
                 waves_total=_int(s, "waves_total") or len(r.plan.waves),
                 time_to_detect_s=_num(s, "time_to_detect_s"),
                 time_to_roll_back_s=_num(s, "time_to_roll_back_s"),
                 time_from_commit_s=_num(s, "time_from_commit_s"),
                 boxes=_int(s, "boxes") or len(r.plan.boxes),
-                resumed=s.get("resumed") is True,
+                resumed=resumed,
                 source="journal",
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -44,8 +45,20 @@ async def test_policy_finish_settles_then_apply_carries_on(
     old, new = old_shas(fleet), head_shas(fleet)
     code, _, _ = await cli(*apply_args(fleet, tmp_path), crash_at="apply.verify:2")
     assert code == -9
+    history = ("history", "--repo", str(fleet.repo), "--state-dir", str(tmp_path), "--format",
+               "json")  # fmt: skip
+    code, out, err = await cli(*history)
+    assert code == 0, err
+    cut = json.loads(out)["rollouts"][0]  # killed in its second wave: two waves begun
+    assert (cut["outcome"], cut["waves_reached"], cut["waves_total"]) == ("unfinished", 2, 2)
     code, _, err = await cli(*apply_args(fleet, tmp_path))
     assert code == 0, err
     assert "settled" in err
+    code, out, err = await cli(*history)
+    assert code == 0, err
+    settled = next(r for r in json.loads(out)["rollouts"] if r["rollout_id"] == cut["rollout_id"])
+    # the waves the rollout began before the kill, not the resume's none; its whole span
+    assert settled["resumed"] and settled["waves_reached"] == 2, settled
+    assert settled["duration_s"] is not None and settled["duration_s"] > 0.5, settled
     where = assert_converged(fleet, old, new)
     assert all(where[n] == "new" for n in fleet.names if old[n] != new[n])
