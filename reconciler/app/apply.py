@@ -311,9 +311,17 @@ async def run_locked(
     finally:
         renewer.cancel()
         if remote is not None:
-            workers: list[JsonValue] = list(await local.stop()) if local is not None else []
+            mine = await local.stop() if local is not None else []
+            here = {str(w.get("worker")) for w in mine}
+            elsewhere: list[JsonValue] = [  # workers on other machines (`reconcile worker`)
+                {"worker": name, "boxes": n}
+                for name, n in sorted(remote.ran_by.items())
+                if name not in here
+            ]
+            workers: list[JsonValue] = list(mine)
             view.reporter.note(
-                "workers.finished", {"workers": workers, "coordinator_ran": remote.ran_here}
+                "workers.finished",
+                {"workers": workers, "elsewhere": elsewhere, "coordinator_ran": remote.ran_here},
             )
             remote.queue.close()
         for sig in SIGNALS:

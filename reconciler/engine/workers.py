@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -128,6 +129,7 @@ class QueuedBoxes:
         self._here: Here | None = None
         self._note: Note | None = None
         self.ran_here = 0  # box operations the coordinator ran itself
+        self.ran_by: Counter[str] = Counter()  # box operations each worker ran, by its name
         self.retired = False  # the rollout is over: workers leaving it now are done
 
     def start(self, options: Options, note: Note, here: Here) -> None:
@@ -163,7 +165,9 @@ class QueuedBoxes:
             for work_id, data in self.queue.results(list(self._due)).items():
                 due = self._due.pop(work_id, None)
                 if due is not None and not due.future.done():
-                    due.future.set_result(done_from(data))
+                    done = done_from(data)
+                    self.ran_by[done.worker] += 1
+                    due.future.set_result(done)
             now = time.monotonic()
             for due in [d for d in self._due.values() if now - d.posted > self.unclaimed_s]:
                 due.posted = now  # looked at again after another wait

@@ -278,7 +278,12 @@ class ProgressLines:
             if isinstance(ran, int) and ran
             else ""
         )
-        lines = self._tag("workers.finished", f"{len(each)} {noun}{itself}")
+        others = f.get("elsewhere")
+        away = [w for w in others if isinstance(w, Mapping)] if isinstance(others, list) else []
+        also = f" here, {len(away)} elsewhere" if away else ""
+        lines = self._tag("workers.finished", f"{len(each)} {noun}{also}{itself}")
+        for w in away:
+            lines.append(f"  {w.get('worker')}: {w.get('boxes')} box operation(s)")
         for w in each:
             extra = [f"{w.get(k)} {k}" for k in ("reassigned", "lost") if w.get(k)]
             code = w.get("exit_code")

@@ -4,10 +4,14 @@ The demo fleet as `reconcile demo up` starts it (its own fleet.yaml: gates on, s
 soak). `apply --workers 2 --state URL` is the coordinator; its two `reconcile worker`
 processes claim the box operations and run them. Checked on every box: the end state,
 and that the workers (not the coordinator) wrote it; a failed wave is rolled back by the
-workers; a worker refuses a coordinator of another version or revision.
+workers; a standing-by worker in its own clone (another machine) joins a rollout; a worker
+refuses a coordinator of another version or revision.
 """
 
 from __future__ import annotations
+
+import signal
+import subprocess
 
 import pytest
 
@@ -18,7 +22,7 @@ from reconciler.journal.pgwork import WorkQueue
 from reconciler.journal.postgres import PostgresJournal
 from reconciler.plan import make_plan
 from reconciler.repo import work_tree
-from reconciler.testing.journeys import assert_converged, demo_fleet, explained
+from reconciler.testing.journeys import Background, assert_converged, demo_fleet, explained
 from reconciler.testing.postgres import PASSWORD, PgServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -69,6 +73,37 @@ def test_two_workers_apply_every_box_and_the_coordinator_none(demo, url, tmp_pat
         assert all(w["cpu_s"] > 0 and w["exit_code"] == 0 for w in workers), workers
         assert {w["pid"] for w in workers}.isdisjoint({run.events[0].get("pid")})
         assert _finished(run.events)["coordinator_ran"] == 0
+
+
+def test_a_standing_worker_in_another_clone_joins_the_rollout(demo, url, tmp_path):
+    """`reconcile worker --state URL` standing by in its own clone of the fleet repo (as on a
+    second machine: its own checkout, only the URL and the password from the environment)
+    runs box operations of the coordinator's rollout beside apply's own worker; every box
+    converges and the coordinator's `workers.finished` names the other worker's share."""
+    head = demo.commit_tier_config("fast", "prompt", "Answer in three lines.\n", "fast: three")
+    fast = demo.tier("fast")
+    clone = tmp_path / "machine-b"
+    subprocess.run(["git", "clone", "-q", str(demo.repo), str(clone)], check=True)
+    with Background("worker", "--repo", clone, "--state", url) as standing:
+        run = demo.reconcile(
+            "apply", "--yes", "--format", "json", "--soak", SOAK, "--workers", "1",
+            "--state", url, "--state-dir", tmp_path / "state", timeout=180,
+        )  # fmt: skip
+        standing.send(signal.SIGTERM)  # it finishes what it holds (nothing now) and exits
+        b = standing.finish(timeout=60)
+    with explained(run.describe(), b.describe()):
+        run.refuse("Traceback")
+        run.expect(0)
+        b.expect(0)
+        assert_converged(demo, head, agents=fast)
+        (served,) = [e for e in b.events if "boxes" in e]  # its one JSON line at the end
+        assert served["boxes"] >= 1 and served["rollouts"], served
+        finished = _finished(run.events)
+        assert finished["elsewhere"] == [{"worker": served["worker"], "boxes": served["boxes"]}]
+        local = sum(w["boxes"] for w in finished["workers"])
+        assert local + served["boxes"] == len(fast), finished
+        applied = {e["agent"]: e["worker"] for e in run.events if e.get("event") == "box.applied"}
+        assert sum(w == served["worker"] for w in applied.values()) == served["boxes"], applied
 
 
 def test_a_failed_wave_is_rolled_back_by_the_workers(demo, url, tmp_path):
