@@ -46,7 +46,8 @@ BEAT_S: Final = 2.0  # the coordinator's heartbeat in the coordinators table
 COORDINATOR_STALE_S: Final = STALE_AFTER_S
 CLAIM_TTL_S: Final = 0.8 * HEARTBEAT_S  # a claim not renewed this long is free again
 UNCLAIMED_S: Final = 30.0  # work nobody claims this long: the coordinator runs it
-POLL_S: Final = 0.02  # how often the coordinator looks for results while some are due
+POLL_S: Final = 0.02  # how soon the coordinator looks for results after a post or a result
+POLL_MAX_S: Final = 0.32  # ... backing off to this while its looks find nothing new
 IDLE_POLL_S: Final = 0.25  # a worker with nothing to do looks for work this often
 # Rows one worker claims per look: the others get their share of a wave's work (a worker
 # claiming every queued row at once would leave the other processes idle).
@@ -125,6 +126,7 @@ class QueuedBoxes:
         self.rollout_id = ""
         self._due: dict[int, _Due] = {}
         self._wake = asyncio.Event()
+        self._pause = POLL_S  # the wait before the next look for results
         self._tasks: list[asyncio.Task[None]] = []
         self._here: Here | None = None
         self._note: Note | None = None
@@ -153,16 +155,22 @@ class QueuedBoxes:
                                   {"verdict_on": verdict_on})  # fmt: skip
         future: asyncio.Future[BoxDone] = asyncio.get_running_loop().create_future()
         self._due[work_id] = _Due(work_id, cmd, verdict_on, time.monotonic(), future)
+        self._pause = POLL_S
         self._wake.set()
         return await future
 
     async def _poll(self) -> None:
+        """Feed the results workers recorded to their waiting operations. Each look is a
+        query over every due id, on the coordinator's one database session: soon after a
+        post or a result, less often (up to POLL_MAX_S) while looks find nothing."""
         while True:
             if not self._due:
                 self._wake.clear()
                 await self._wake.wait()
-            await asyncio.sleep(POLL_S)
-            for work_id, data in self.queue.results(list(self._due)).items():
+            await asyncio.sleep(self._pause)
+            found = self.queue.results(list(self._due))
+            self._pause = POLL_S if found else min(self._pause * 2, POLL_MAX_S)
+            for work_id, data in found.items():
                 due = self._due.pop(work_id, None)
                 if due is not None and not due.future.done():
                     done = done_from(data)
