@@ -153,9 +153,11 @@ def settled(result: ResumeResult | None) -> None:
     for agent, why in sorted(result.failed.items()):
         err.print(f"{agent}: not put back: {why}", style="bold red", markup=False)
     how = "rolled back" if result.rolled_back else "settled"
+    outcome = str(result.outcome)
+    also = "" if outcome.replace("-", " ") == how else f" ({outcome})"  # not said twice
     tell(
         f"rollout {result.rollout_id} (found from the {result.source}): {how}, "
-        f"{len(result.restored)} box(es) restored: {result.outcome}"
+        f"{len(result.restored)} box(es) restored{also}"
     )
 
 
