@@ -803,8 +803,9 @@ class Driver:
                          flowing=self._flowing):  # fmt: skip
                 break
             left = max(cmd.seconds, window) - elapsed
-            if cmd.seconds > elapsed:
-                self.note("soak.tick", wave=cmd.wave + 1, remaining_s=round(left, 1))
+            if cmd.seconds > elapsed:  # the soak asked for (the stall window is not it)
+                self.note("soak.tick", wave=cmd.wave + 1,
+                          remaining_s=round(cmd.seconds - elapsed, 1))  # fmt: skip
             await self.clock.sleep(min(pause, left))
             pause = min(pause * 2, interval)
             agents = self._watched()

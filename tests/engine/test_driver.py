@@ -134,6 +134,8 @@ class TestSoak:
         assert result.outcome is Outcome.DONE
         assert fleet.clock.elapsed == 20
         assert not fleet.notes("soak.problem")
+        # the time left is the soak's, not the 60 s stall window's (the plan said 10 s)
+        assert fleet.notes("soak.tick")[0]["remaining_s"] == 10
 
     async def test_working_boxes_end_a_zero_soak_after_one_sample(self) -> None:
         """Soak 0 (a revert's waves): once every box was seen processing since its watch
