@@ -312,7 +312,7 @@ async def run_locked(
         renewer.cancel()
         if remote is not None:
             mine = await local.stop() if local is not None else []
-            here = {str(w.get("worker")) for w in mine}
+            here = {str(w.get("worker")) for w in mine} | (local.names() if local else set())
             elsewhere: list[JsonValue] = [  # workers on other machines (`reconcile worker`)
                 {"worker": name, "boxes": n}
                 for name, n in sorted(remote.ran_by.items())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from reconciler.journal.base import Holder
 from reconciler.journal.db import private_dir
 from reconciler.rollout.reporter import JsonValue
 
@@ -56,6 +58,7 @@ class LocalWorkers:
         self._slots = [_Slot(i + 1) for i in range(count)]
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._started: list[int] = []  # every worker pid started, restarts and the dead too
 
     def start(self, rollout_id: str) -> None:
         """Start the workers for `rollout_id` (announced in the shared state already)."""
@@ -80,6 +83,12 @@ class LocalWorkers:
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(os.environ),
             start_new_session=True,  # the operator's Ctrl-C goes to the coordinator only
         )  # fmt: skip
+        self._started.append(slot.proc.pid)
+
+    def names(self) -> set[str]:
+        """The name each worker started here gives itself (app/worker.py), a dead one too."""
+        me = Holder.here()
+        return {f"{dataclasses.replace(me, pid=pid)} worker" for pid in self._started}
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.poll() is None]

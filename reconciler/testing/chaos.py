@@ -60,6 +60,9 @@ class Trial:
     forced: bool = False
     converged: bool = False
     not_converged: list[str] = field(default_factory=list)
+    # workers the killed run's `workers.finished` called "elsewhere" (a worker kill: its
+    # own killed worker must not be one of them)
+    elsewhere: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
 
@@ -201,7 +204,11 @@ def _kill(bg: Background, t: Trial, rng: random.Random, timeout: float) -> None:
             raise JourneyError("no worker process to kill")
         t.killed_pid = rng.choice(live)
         os.kill(t.killed_pid, signal.SIGKILL)
-        t.run_exit = bg.finish(timeout=timeout).rc
+        done = bg.finish(timeout=timeout)
+        t.run_exit = done.rc
+        for ev in done.events:
+            if ev.get("event") == "workers.finished":
+                t.elsewhere = [str(w.get("worker")) for w in ev.get("elsewhere") or []]
         return
     t.killed_pid = bg.pid
     bg.send(signal.SIGKILL)

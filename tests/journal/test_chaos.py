@@ -44,3 +44,5 @@ def test_kill_9_of_a_worker_or_the_coordinator_loses_nothing(
         trials.append(t)
     bad = [t.line() for t in trials if not t.ok]
     assert not bad, f"seed {seed}:\n" + "\n".join(bad)
+    # a killed local worker is still counted as apply's own, not as a worker elsewhere
+    assert not [t.line() for t in trials if t.elsewhere], f"seed {seed}"
