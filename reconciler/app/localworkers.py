@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import subprocess
@@ -88,7 +87,7 @@ class LocalWorkers:
     def names(self) -> set[str]:
         """The name each worker started here gives itself (app/worker.py), a dead one too."""
         me = Holder.here()
-        return {f"{dataclasses.replace(me, pid=pid)} worker" for pid in self._started}
+        return {me.worker_name(pid) for pid in self._started}
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.poll() is None]

@@ -82,7 +82,7 @@ class WorkerResult:
 
 async def run_worker(req: WorkerRequest, tell: Tell) -> WorkerResult:
     """Serve rollouts as the request says (see the module docstring)."""
-    holder = f"{Holder.here()} worker"
+    holder = Holder.here().worker_name()
     result = WorkerResult(holder=holder)
     url = req.url or state_url_of(
         None, read_source(Request(req.repo, allow_dirty=True)).repo.fleet.state

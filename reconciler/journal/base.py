@@ -77,6 +77,11 @@ class Holder:
     def __str__(self) -> str:
         return f"{self.user}@{self.host} pid {self.pid}"
 
+    def worker_name(self, pid: int | None = None) -> str:
+        """How a `reconcile worker` process of this user and machine names itself (its own
+        pid, or `pid`: a worker another process started)."""
+        return f"{dataclasses.replace(self, pid=self.pid if pid is None else pid)} worker"
+
 
 @dataclass(frozen=True, slots=True)
 class LockLease:
